@@ -1,0 +1,29 @@
+//! # muttr-node: the Muttr seed
+//!
+//! A *seed* is a node of Muttr's distributed hash table: it stores PGP-encrypted messages for
+//! other seeds, keyed by the SHA-1 of the message text, and finds them again with Kademlia over
+//! JSON-in-UDP datagrams (whitepaper "Seed-to-Seed Communication", `PROFILE.md` §1–§3).
+//!
+//! The crate follows one idea: every protocol rule lives in code that does no IO and reads no
+//! clock. Thin async drivers own the sockets and timers, so the same seed runs on real tokio
+//! sockets and inside the simulator.
+//!
+//! ## Module map
+//! | module | what it holds |
+//! |---|---|
+//! | [`id`] | 160-bit identifiers, XOR distance, bucket index, `NodeId::from_addr` (P-W3) |
+//! | [`wire`] | the eight message types, strict decoding with a rule id per error, encoding |
+//! | [`config`] | every protocol constant (P-K2) in one `Config`, loadable from TOML |
+//! | [`value`] | what a value is (P-V1), its key (P-V2), the STORE admission test (P-V3) |
+//! | [`net`] | the IO boundary: `Transport`/`DatagramSocket` traits, tokio UDP, the injected `Clock` |
+//! | [`store`] | the `ValueStore` trait (P-V4 quotas), in-memory and durable stores |
+
+pub mod config;
+pub mod id;
+pub mod net;
+pub mod store;
+pub mod value;
+pub mod wire;
+
+pub use config::Config;
+pub use id::{Distance, Key, NodeId};
