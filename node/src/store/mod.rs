@@ -1,6 +1,6 @@
 //! The value store: what a seed holds for the DHT (PROFILE §3, P-V4).
 //!
-//! The sans-IO core ([`crate::kad`]) admits a STORE with [`crate::value::check_store`] (P-V3)
+//! The sans-IO core (`crate::kad`) admits a STORE with [`crate::value::check_store`] (P-V3)
 //! and then hands it to a [`ValueStore`], which enforces the quotas of P-V4 and keeps the value
 //! until it expires. Two stores implement the trait:
 //! - `MemStore`: in memory, for tests, the simulator and seeds that may forget on restart;
