@@ -16,10 +16,12 @@
 //! | [`config`] | every protocol constant (P-K2) in one `Config`, loadable from TOML |
 //! | [`value`] | what a value is (P-V1), its key (P-V2), the STORE admission test (P-V3) |
 //! | [`net`] | the IO boundary: `Transport`/`DatagramSocket` traits, tokio UDP, the injected `Clock` |
+//! | [`kad`] | the sans-IO Kademlia core: routing table, lookups, request handling, timers |
 //! | [`store`] | the `ValueStore` trait (P-V4 quotas), in-memory and durable stores |
 
 pub mod config;
 pub mod id;
+pub mod kad;
 pub mod net;
 pub mod store;
 pub mod value;

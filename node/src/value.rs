@@ -130,6 +130,47 @@ fn check_encrypted_packets(binary: &[u8]) -> Result<(), ValueError> {
     Ok(())
 }
 
+/// A well-formed encrypted OpenPGP message, armored, whose ciphertext is pseudo-random bytes
+/// drawn from `rng`: one SKESK v4 packet (AES-256, iterated and salted SHA-256 S2K) followed by
+/// one SEIP v1 packet of `ciphertext_len` bytes.
+///
+/// Seeds store and route values without decrypting them, so to a seed this is exactly a real
+/// message; unlike one made by an OpenPGP library (which draws session keys and salts from the
+/// operating system), it is a pure function of the RNG, which keeps simulations and load tests
+/// reproducible. It decrypts under no key: use the `crypto` module for messages meant to be read.
+pub fn opaque_message<R: rand::Rng + ?Sized>(rng: &mut R, ciphertext_len: usize) -> String {
+    fn packet(tag: u8, body: &[u8], out: &mut Vec<u8>) {
+        out.push(0xc0 | tag); // new-format header
+        let len = body.len();
+        if len < 192 {
+            out.push(len as u8);
+        } else if len < 8384 {
+            let l = len - 192;
+            out.push(((l >> 8) + 192) as u8);
+            out.push((l & 0xff) as u8);
+        } else {
+            out.push(0xff);
+            out.extend_from_slice(&(len as u32).to_be_bytes());
+        }
+        out.extend_from_slice(body);
+    }
+    let mut salt = [0u8; 8];
+    rng.fill(&mut salt);
+    // version 4, AES-256 (9), S2K iterated+salted (3) with SHA-256 (8), salt, count 0xff.
+    let mut skesk = vec![4, 9, 3, 8];
+    skesk.extend_from_slice(&salt);
+    skesk.push(0xff);
+    // SEIP v1: version byte, then the ciphertext (block-size prefix + data + MDC when real).
+    let mut seip = vec![1u8; 1 + ciphertext_len.max(16 + 2 + 22)];
+    rng.fill(&mut seip[1..]);
+    let mut binary = Vec::new();
+    packet(3, &skesk, &mut binary);
+    packet(18, &seip, &mut binary);
+    let mut w = armor::Writer::new(Vec::new(), armor::Kind::Message).expect("in-memory armor");
+    std::io::Write::write_all(&mut w, &binary).expect("in-memory write");
+    String::from_utf8(w.finalize().expect("in-memory armor")).expect("armor is ASCII")
+}
+
 /// Why a STORE is refused (P-V3, P-V4). Each answers `success: false` and stores nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreRefusal {
@@ -321,6 +362,20 @@ j5QIq9VOCUsBEBC2KCVvAqBaMK4qqGxpo7JBq9ttuQ/TBNrvnaE=
             refusal(&to_hex(cut)),
             StoreRefusal::Value(ValueError::NoArmor)
         );
+    }
+
+    #[test]
+    fn opaque_messages_are_valid_and_reproducible() {
+        use rand::SeedableRng;
+        let mut a = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut b = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for len in [0, 100, 191, 192, 5_000, 9_000] {
+            let m = opaque_message(&mut a, len);
+            assert_eq!(m, opaque_message(&mut b, len));
+            let bin = validate(&to_hex(&m)).unwrap_or_else(|e| panic!("len {len}: {e}"));
+            assert!(bin.len() > len);
+        }
+        assert_ne!(opaque_message(&mut a, 64), opaque_message(&mut a, 64));
     }
 
     #[test]

@@ -3,8 +3,13 @@
 //! The sans-IO core (`crate::kad`) admits a STORE with [`crate::value::check_store`] (P-V3)
 //! and then hands it to a [`ValueStore`], which enforces the quotas of P-V4 and keeps the value
 //! until it expires. Two stores implement the trait:
-//! - `MemStore`: in memory, for tests, the simulator and seeds that may forget on restart;
+//! - [`MemStore`]: in memory, for tests, the simulator and seeds that may forget on restart;
 //! - a durable store (see its module) for seeds that must serve what they held after a restart.
+
+mod mem;
+pub mod quota;
+
+pub use mem::MemStore;
 
 use crate::id::{Key, NodeId};
 

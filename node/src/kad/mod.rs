@@ -1,0 +1,968 @@
+//! The sans-IO Kademlia core of a seed (PROFILE §1–§3).
+//!
+//! [`Node`] holds the whole protocol state of one seed — routing table, value store, requests
+//! in flight, lookups, timers — and does no IO and reads no clock. Its owner (the async
+//! [`crate::driver`], a test harness, the simulator) feeds it:
+//! - [`Node::handle_datagram`] for every datagram received, with its source address;
+//! - [`Node::handle_timeout`] when the time returned by [`Node::poll_timeout`] has come;
+//! - [`Node::handle_command`] for what its user wants (bootstrap, publish, find);
+//!
+//! and drains its outputs: [`Node::poll_transmit`] (datagrams to send) and [`Node::poll_event`]
+//! (commands completed). Time is always passed in as `now_ms`, milliseconds since the Unix
+//! epoch (P-W5), which serves both the protocol timers and the STORE checks of P-V3. The only
+//! randomness (rpcIDs, refresh targets) comes from a ChaCha8 generator seeded at construction,
+//! so a run is a pure function of its inputs.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | [`table`] | the routing table (k-buckets, ping-before-evict, replacement cache, closest-k) |
+//! | [`lookup`] | the iterative FIND_NODE / FIND_VALUE state machine |
+//! | `mod.rs` | [`Node`]: request handling, commands, timers, statistics |
+
+pub mod lookup;
+pub mod table;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::id::{Key, NodeId, canonical_ip};
+use crate::store::{PutOutcome, StoreError, StoredValue, ValueStore};
+use crate::value::{self, StoreRefusal};
+use crate::wire::{self, Body, Contact, FindValueResult, Message, MessageType};
+
+pub use lookup::{Lookup, LookupKind, LookupResult};
+pub use table::{RoutingTable, Update};
+
+/// How often the node does its housekeeping (expiry, refresh, replication and republication
+/// checks), in ms. Expiry is therefore exact to within a minute, which is far below the 24 h
+/// lifetime of a value, and the node wakes up at most once a minute when idle.
+pub const HOUSEKEEPING_INTERVAL_MS: u64 = 60_000;
+
+/// Most sources tracked by the per-source rate limiter at once. When full, entries from
+/// earlier seconds are forgotten; a flood from many spoofed sources therefore costs bounded
+/// memory.
+pub const MAX_RATE_SOURCES: usize = 16_384;
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// The encoded message.
+    pub bytes: Vec<u8>,
+}
+
+/// Identifies a command given to [`Node::handle_command`].
+pub type CommandId = u64;
+
+/// What the node's user can ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Join the network through these seeds: a lookup of our own ID starting from them.
+    Bootstrap(Vec<SocketAddr>),
+    /// Store a value (hex of an armored encrypted message, P-V1) at the k closest nodes of its
+    /// key (P-K5), keep it, and republish it every `republish_interval`.
+    Publish(String),
+    /// Find the value at a key.
+    FindValue(Key),
+    /// Find the k closest nodes to an ID.
+    FindNode(NodeId),
+    /// Check whether a seed answers.
+    Ping(SocketAddr),
+}
+
+/// The outcome of a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishReport {
+    /// The value's key (P-V2).
+    pub key: Key,
+    /// How many remote nodes answered the STORE with success.
+    pub stored_at: usize,
+    /// How many STOREs were sent.
+    pub store_requests: usize,
+    /// Hops of the lookup that found the closest nodes.
+    pub hops: u32,
+    /// Requests sent by that lookup.
+    pub messages: u32,
+}
+
+/// The result of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandResult {
+    /// Bootstrap finished; the routing table holds this many contacts.
+    Bootstrapped {
+        /// Contacts in the routing table.
+        contacts: usize,
+    },
+    /// Publish finished.
+    Published(PublishReport),
+    /// FindValue or FindNode finished (`value` is `None` when not found).
+    Found(LookupResult),
+    /// Ping finished.
+    Pinged {
+        /// Whether the seed answered.
+        alive: bool,
+    },
+    /// The command could not run.
+    Failed(String),
+}
+
+/// Something the node reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A command completed.
+    Completed {
+        /// The command.
+        id: CommandId,
+        /// Its result.
+        result: CommandResult,
+    },
+}
+
+/// Counters of a node, for logs, the simulator and the conformance of P-W6 ("counts it").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Invalid datagrams dropped, by [`wire::WireError::kind`] (P-W6), plus
+    /// `unmatched_reply`, `rate_limited`.
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// Requests answered, by type.
+    pub requests: BTreeMap<&'static str, u64>,
+    /// STOREs accepted (new values).
+    pub stores_accepted: u64,
+    /// STOREs refused, by PROFILE rule.
+    pub stores_refused: BTreeMap<&'static str, u64>,
+    /// Senders not added to the routing table because their claimed address was not the
+    /// datagram's source (P-W7).
+    pub spoofed_senders: u64,
+    /// Requests that timed out.
+    pub timeouts: u64,
+    /// Lookups started / finished.
+    pub lookups_started: u64,
+    /// Lookups finished.
+    pub lookups_finished: u64,
+    /// Values removed by expiry.
+    pub expired: u64,
+}
+
+impl Stats {
+    fn drop(&mut self, kind: &'static str) {
+        *self.dropped.entry(kind).or_default() += 1;
+    }
+
+    /// Total datagrams dropped for any reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+}
+
+/// What to do when a lookup finishes.
+#[derive(Debug, Clone)]
+enum After {
+    /// Report the lookup to a FindValue/FindNode command.
+    Report,
+    /// Report a bootstrap.
+    Bootstrap,
+    /// STORE this value at the closest nodes found.
+    Store(StoredValue),
+    /// Nothing (refresh).
+    Nothing,
+}
+
+#[derive(Debug)]
+enum Op {
+    Lookup {
+        cmd: Option<CommandId>,
+        lookup: Lookup,
+        after: After,
+    },
+    Storing {
+        cmd: Option<CommandId>,
+        key: Key,
+        waiting: usize,
+        sent: usize,
+        stored_at: usize,
+        hops: u32,
+        messages: u32,
+    },
+    Ping {
+        cmd: CommandId,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Op(u64),
+    EvictionPing,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    to: SocketAddr,
+    node: NodeId,
+    request: MessageType,
+    purpose: Purpose,
+    timed_out: bool,
+    /// The entry of this request in `Node::deadlines`.
+    deadline: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Published {
+    value: String,
+    republish_at: u64,
+}
+
+/// One seed's protocol state. See the module docs.
+#[derive(Debug)]
+pub struct Node<S: ValueStore> {
+    config: Config,
+    local: Contact,
+    table: RoutingTable,
+    store: S,
+    rng: ChaCha8Rng,
+    now: u64,
+    pending: BTreeMap<String, Pending>,
+    deadlines: BTreeSet<(u64, String)>,
+    ops: BTreeMap<u64, Op>,
+    next_op: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    published: BTreeMap<Key, Published>,
+    next_housekeeping: u64,
+    next_replicate: u64,
+    rate: BTreeMap<IpAddr, (u64, u32)>,
+    stats: Stats,
+}
+
+impl<S: ValueStore> Node<S> {
+    /// A node reached at `local` (its ID is `local.node_id`, P-W3), holding values in `store`.
+    pub fn new(config: Config, local: Contact, store: S, rng_seed: u64, now_ms: u64) -> Node<S> {
+        let table = RoutingTable::new(local.node_id, config.k, config.replacement_cache);
+        let replicate = config.replicate_interval.as_millis() as u64;
+        Node {
+            table,
+            local,
+            store,
+            rng: ChaCha8Rng::seed_from_u64(rng_seed),
+            now: now_ms,
+            pending: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            ops: BTreeMap::new(),
+            next_op: 1,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            published: BTreeMap::new(),
+            next_housekeeping: now_ms + HOUSEKEEPING_INTERVAL_MS,
+            next_replicate: now_ms + replicate,
+            rate: BTreeMap::new(),
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    /// The node's own contact.
+    pub fn local(&self) -> Contact {
+        self.local
+    }
+
+    /// The routing table.
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// The value store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The value store, mutably (to flush it on shutdown).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Consumes the node, returning its store (a restart keeps what was held).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Requests in flight (waiting for a reply or in their late-reply grace).
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Operations (lookups, stores, pings) in progress.
+    pub fn operations(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must next be called (ms since the epoch).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let next_deadline = self.deadlines.first().map(|(t, _)| *t);
+        Some(match next_deadline {
+            Some(t) => t.min(self.next_housekeeping),
+            None => self.next_housekeeping,
+        })
+    }
+
+    fn advance(&mut self, now_ms: u64) {
+        // Time never goes backwards inside the core, whatever the caller does.
+        self.now = self.now.max(now_ms);
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        self.config.response_timeout.as_millis() as u64
+    }
+
+    // ---------------------------------------------------------------- datagrams
+
+    /// Handles one datagram from `from`.
+    pub fn handle_datagram(&mut self, now_ms: u64, from: SocketAddr, bytes: &[u8]) {
+        self.advance(now_ms);
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        let from = SocketAddr::new(canonical_ip(from.ip()), from.port());
+        let msg = match wire::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.drop(e.kind());
+                tracing::debug!(%from, rule = e.rule(), error = %e, "dropped invalid datagram");
+                return;
+            }
+        };
+        if msg.is_request() && !self.admit(from.ip()) {
+            self.stats.drop("rate_limited");
+            tracing::debug!(%from, "dropped request over the per-source rate limit");
+            return;
+        }
+        // P-W7: only a sender whose claimed address is the datagram's source enters the table.
+        let authentic = msg.sender.socket_addr() == from;
+        if msg.is_request() {
+            if authentic {
+                self.saw(msg.sender);
+            } else {
+                self.stats.spoofed_senders += 1;
+                tracing::debug!(%from, claimed = %msg.sender.socket_addr(), "sender not added: claimed address is not the source (P-W7)");
+            }
+            self.answer(from, msg);
+        } else {
+            self.on_reply(from, msg, authentic);
+        }
+    }
+
+    /// Per-source request budget (abuse limit; see [`Config::max_requests_per_sec_per_source`]).
+    fn admit(&mut self, ip: IpAddr) -> bool {
+        let limit = self.config.max_requests_per_sec_per_source;
+        if limit == 0 {
+            return true;
+        }
+        let second = self.now / 1000;
+        if self.rate.len() >= MAX_RATE_SOURCES && !self.rate.contains_key(&ip) {
+            self.rate.retain(|_, (s, _)| *s == second);
+            if self.rate.len() >= MAX_RATE_SOURCES {
+                return false;
+            }
+        }
+        let slot = self.rate.entry(ip).or_insert((second, 0));
+        if slot.0 != second {
+            *slot = (second, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= limit
+    }
+
+    /// A valid message came from `c` (P-K4).
+    fn saw(&mut self, c: Contact) {
+        if let Update::PingOldest(old) = self.table.update(c, self.now) {
+            self.send_request(old, Body::Ping, Purpose::EvictionPing);
+        }
+    }
+
+    fn reply(&mut self, to: SocketAddr, rpc_id: String, body: Body) {
+        let msg = Message::new(self.local, rpc_id, body);
+        self.push_transmit(to, wire::encode(&msg));
+    }
+
+    fn push_transmit(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += bytes.len() as u64;
+        self.transmits.push_back(Transmit { to, bytes });
+    }
+
+    /// Contacts for a FIND_* reply: `reply_width` closest to `key`, never ourselves (the table
+    /// never holds us), not the requester (P-W8).
+    fn reply_contacts(&self, key: &NodeId, requester: &NodeId) -> Vec<Contact> {
+        let mut out = self.table.closest(key, self.config.reply_width + 1);
+        out.retain(|c| c.node_id != *requester);
+        out.truncate(self.config.reply_width);
+        out
+    }
+
+    fn answer(&mut self, from: SocketAddr, msg: Message) {
+        *self
+            .stats
+            .requests
+            .entry(msg.message_type().as_str())
+            .or_default() += 1;
+        let requester = msg.sender.node_id;
+        let body = match msg.body {
+            Body::Ping => Body::Pong,
+            Body::Store {
+                key,
+                value,
+                timestamp,
+                publisher,
+            } => Body::StoreReply {
+                success: self.accept_store(key, value, timestamp, publisher),
+            },
+            Body::FindNode { key } => Body::FindNodeReply {
+                contacts: self.reply_contacts(&key, &requester),
+            },
+            Body::FindValue { key } => match self.store.get(&key) {
+                Some(v) => Body::FindValueReply(FindValueResult::Value(v.value)),
+                None => Body::FindValueReply(FindValueResult::Contacts(
+                    self.reply_contacts(&key, &requester),
+                )),
+            },
+            _ => return, // replies are routed to on_reply
+        };
+        self.reply(from, msg.rpc_id, body);
+    }
+
+    /// P-V3 admission, then the store's P-V4 quotas.
+    fn accept_store(
+        &mut self,
+        key: Key,
+        value: String,
+        timestamp: Option<u64>,
+        publisher: Option<NodeId>,
+    ) -> bool {
+        let expiry = self.config.expiry.as_millis() as u64;
+        let admitted =
+            match value::check_store(&key, &value, timestamp, publisher, self.now, expiry) {
+                Ok(a) => a,
+                Err(refusal) => {
+                    self.refused(&refusal);
+                    return false;
+                }
+            };
+        let sv = StoredValue {
+            key,
+            value,
+            publisher: admitted.publisher,
+            timestamp: admitted.timestamp,
+        };
+        match self.store.put(sv) {
+            Ok(PutOutcome::Stored) => {
+                self.stats.stores_accepted += 1;
+                true
+            }
+            Ok(PutOutcome::AlreadyHeld) => true,
+            Err(StoreError::Quota(q)) => {
+                self.refused(&StoreRefusal::Quota(q));
+                false
+            }
+            Err(StoreError::Io(e)) => {
+                tracing::warn!(error = %e, "store failed; STORE refused");
+                *self.stats.stores_refused.entry("io").or_default() += 1;
+                false
+            }
+        }
+    }
+
+    fn refused(&mut self, r: &StoreRefusal) {
+        *self.stats.stores_refused.entry(r.rule()).or_default() += 1;
+        tracing::debug!(reason = %r, "STORE refused");
+    }
+
+    fn on_reply(&mut self, from: SocketAddr, msg: Message, authentic: bool) {
+        let matches = self
+            .pending
+            .get(&msg.rpc_id)
+            .is_some_and(|p| p.to == from && p.request.reply_type() == Some(msg.message_type()));
+        if !matches {
+            self.stats.drop("unmatched_reply");
+            tracing::debug!(%from, rpc = %msg.rpc_id, "dropped reply matching no request");
+            return;
+        }
+        let p = self.pending.remove(&msg.rpc_id).expect("checked above");
+        self.deadlines.remove(&(p.deadline, msg.rpc_id.clone()));
+        if authentic {
+            self.saw(msg.sender);
+        } else {
+            self.stats.spoofed_senders += 1;
+        }
+        let Purpose::Op(op) = p.purpose else {
+            return; // eviction ping answered: `saw` refreshed the contact
+        };
+        match msg.body {
+            Body::Pong => self.finish_ping(op, true),
+            Body::StoreReply { success } => self.store_replied(op, success),
+            Body::FindNodeReply { contacts }
+            | Body::FindValueReply(FindValueResult::Contacts(contacts)) => {
+                if let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op) {
+                    lookup.on_contacts(&p.node, &contacts);
+                }
+                self.drive(op);
+            }
+            Body::FindValueReply(FindValueResult::Value(v)) => {
+                if let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op)
+                    && !lookup.on_value(&p.node, v)
+                {
+                    tracing::debug!(%from, "value does not hash to its key; ignored");
+                }
+                self.drive(op);
+            }
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- requests out
+
+    fn new_rpc_id(&mut self) -> String {
+        let mut b = [0u8; 20];
+        self.rng.fill(&mut b);
+        hex::encode(b)
+    }
+
+    fn send_request(&mut self, to: Contact, body: Body, purpose: Purpose) {
+        let rpc_id = self.new_rpc_id();
+        let request = body.message_type();
+        let msg = Message::new(self.local, rpc_id.clone(), body);
+        let addr = to.socket_addr();
+        self.push_transmit(addr, wire::encode(&msg));
+        let deadline = self.now + self.timeout_ms();
+        self.deadlines.insert((deadline, rpc_id.clone()));
+        self.pending.insert(
+            rpc_id,
+            Pending {
+                to: addr,
+                node: to.node_id,
+                request,
+                purpose,
+                timed_out: false,
+                deadline,
+            },
+        );
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    /// Handles every timer due at `now_ms`.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.advance(now_ms);
+        while let Some((t, id)) = self.deadlines.first().cloned() {
+            if t > self.now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.request_timed_out(id);
+        }
+        if self.now >= self.next_housekeeping {
+            self.next_housekeeping = self.now + HOUSEKEEPING_INTERVAL_MS;
+            self.housekeeping();
+        }
+    }
+
+    fn request_timed_out(&mut self, rpc_id: String) {
+        let Some(p) = self.pending.get_mut(&rpc_id) else {
+            return;
+        };
+        if p.timed_out {
+            // The late-reply grace is over.
+            let p = self.pending.remove(&rpc_id).expect("present");
+            if let Purpose::Op(op) = p.purpose {
+                if let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op) {
+                    lookup.on_failed(&p.node);
+                }
+                self.drive(op);
+            }
+            return;
+        }
+        p.timed_out = true;
+        // Keep the request one more timeout period for a late reply.
+        p.deadline = self.now + self.config.response_timeout.as_millis() as u64;
+        let p = p.clone();
+        self.stats.timeouts += 1;
+        self.deadlines.insert((p.deadline, rpc_id));
+        match p.purpose {
+            Purpose::EvictionPing => self.table.ping_failed(&p.node),
+            Purpose::Op(op) => {
+                self.table.request_failed(&p.node);
+                match self.ops.get_mut(&op) {
+                    Some(Op::Lookup { lookup, .. }) => {
+                        lookup.on_timeout(&p.node);
+                        self.drive(op);
+                    }
+                    Some(Op::Storing { .. }) => self.store_replied(op, false),
+                    Some(Op::Ping { .. }) => self.finish_ping(op, false),
+                    None => {}
+                }
+            }
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let expiry = self.config.expiry.as_millis() as u64;
+        match self.store.expire(self.now, expiry) {
+            Ok(n) => self.stats.expired += n as u64,
+            Err(e) => tracing::warn!(error = %e, "expiry failed"),
+        }
+        // Bucket refresh (P-K2): a lookup of a random ID in every bucket idle for an hour.
+        let refresh = self.config.refresh_interval.as_millis() as u64;
+        let stale = self.table.stale_buckets(self.now.saturating_sub(refresh));
+        for b in stale {
+            let target = self.local.node_id.random_in_bucket(b, &mut self.rng);
+            self.start_lookup(None, target, LookupKind::Node, After::Nothing, Vec::new());
+        }
+        // Republish our own values (P-K2), with a fresh timestamp so they live on.
+        let republish = self.config.republish_interval.as_millis() as u64;
+        let due: Vec<Key> = self
+            .published
+            .iter()
+            .filter(|(_, p)| p.republish_at <= self.now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let p = self.published.get_mut(&key).expect("listed");
+            p.republish_at = self.now + republish;
+            let sv = StoredValue {
+                key,
+                value: p.value.clone(),
+                publisher: self.local.node_id,
+                timestamp: self.now,
+            };
+            self.start_lookup(None, key, LookupKind::Node, After::Store(sv), Vec::new());
+        }
+        // Replicate what we hold to the current k closest (P-K2).
+        if self.now >= self.next_replicate {
+            self.next_replicate = self.now + self.config.replicate_interval.as_millis() as u64;
+            for key in self.store.keys() {
+                if self.published.contains_key(&key) {
+                    continue;
+                }
+                if let Some(sv) = self.store.get(&key) {
+                    self.start_lookup(None, key, LookupKind::Node, After::Store(sv), Vec::new());
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- commands
+
+    /// Starts a command; its result comes later as [`Event::Completed`] with the returned id
+    /// (possibly already queued when this returns).
+    pub fn handle_command(&mut self, now_ms: u64, cmd: Command) -> CommandId {
+        self.advance(now_ms);
+        let id = self.next_op;
+        self.next_op += 1;
+        match cmd {
+            Command::Bootstrap(addrs) => {
+                let seeds: Vec<Contact> = addrs
+                    .into_iter()
+                    .map(Contact::from_addr)
+                    .filter(|c| c.node_id != self.local.node_id)
+                    .collect();
+                let target = self.local.node_id;
+                self.start_lookup_with_id(
+                    id,
+                    Some(id),
+                    target,
+                    LookupKind::Node,
+                    After::Bootstrap,
+                    seeds,
+                );
+            }
+            Command::Publish(value_hex) => self.publish(id, value_hex),
+            Command::FindValue(key) => {
+                if let Some(v) = self.store.get(&key) {
+                    self.complete(
+                        id,
+                        CommandResult::Found(LookupResult {
+                            target: key,
+                            value: Some(v.value),
+                            closest: Vec::new(),
+                            hops: 0,
+                            messages: 0,
+                        }),
+                    );
+                } else {
+                    self.start_lookup_with_id(
+                        id,
+                        Some(id),
+                        key,
+                        LookupKind::Value,
+                        After::Report,
+                        Vec::new(),
+                    );
+                }
+            }
+            Command::FindNode(target) => {
+                self.start_lookup_with_id(
+                    id,
+                    Some(id),
+                    target,
+                    LookupKind::Node,
+                    After::Report,
+                    Vec::new(),
+                );
+            }
+            Command::Ping(addr) => {
+                self.ops.insert(id, Op::Ping { cmd: id });
+                self.send_request(Contact::from_addr(addr), Body::Ping, Purpose::Op(id));
+            }
+        }
+        id
+    }
+
+    fn publish(&mut self, id: CommandId, value_hex: String) {
+        if let Err(e) = value::validate(&value_hex) {
+            self.complete(id, CommandResult::Failed(format!("not a valid value: {e}")));
+            return;
+        }
+        let key = value::key_of(&value_hex);
+        let sv = StoredValue {
+            key,
+            value: value_hex,
+            publisher: self.local.node_id,
+            timestamp: self.now,
+        };
+        let probe = Message::new(
+            self.local,
+            "0".repeat(40),
+            Body::Store {
+                key,
+                value: sv.value.clone(),
+                timestamp: Some(sv.timestamp),
+                publisher: Some(sv.publisher),
+            },
+        );
+        if wire::encode(&probe).len() > wire::MAX_DATAGRAM {
+            self.complete(
+                id,
+                CommandResult::Failed(format!(
+                    "value too large: a STORE must fit one {}-byte datagram (P-W1)",
+                    wire::MAX_DATAGRAM
+                )),
+            );
+            return;
+        }
+        match self.store.put(sv.clone()) {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "publisher could not keep its own value"),
+        }
+        let republish = self.config.republish_interval.as_millis() as u64;
+        self.published.insert(
+            key,
+            Published {
+                value: sv.value.clone(),
+                republish_at: self.now + republish,
+            },
+        );
+        self.start_lookup_with_id(
+            id,
+            Some(id),
+            key,
+            LookupKind::Node,
+            After::Store(sv),
+            Vec::new(),
+        );
+    }
+
+    fn start_lookup(
+        &mut self,
+        cmd: Option<CommandId>,
+        target: NodeId,
+        kind: LookupKind,
+        after: After,
+        extra: Vec<Contact>,
+    ) {
+        let id = self.next_op;
+        self.next_op += 1;
+        self.start_lookup_with_id(id, cmd, target, kind, after, extra);
+    }
+
+    fn start_lookup_with_id(
+        &mut self,
+        op: u64,
+        cmd: Option<CommandId>,
+        target: NodeId,
+        kind: LookupKind,
+        after: After,
+        extra: Vec<Contact>,
+    ) {
+        self.table.touch(&target, self.now);
+        let mut initial = self.table.closest(&target, self.config.k);
+        initial.extend(extra);
+        let lookup = Lookup::new(
+            target,
+            kind,
+            self.config.k,
+            self.config.alpha,
+            self.local.node_id,
+            initial,
+        );
+        self.stats.lookups_started += 1;
+        self.ops.insert(op, Op::Lookup { cmd, lookup, after });
+        self.drive(op);
+    }
+
+    /// Sends what a lookup wants next, and finishes it when done.
+    fn drive(&mut self, op: u64) {
+        let (asks, finished, kind) = match self.ops.get_mut(&op) {
+            Some(Op::Lookup { lookup, .. }) => {
+                let asks = lookup.next_requests();
+                (asks, lookup.is_finished(), lookup.kind())
+            }
+            _ => return,
+        };
+        if finished {
+            self.finish_lookup(op);
+            return;
+        }
+        let target = match self.ops.get(&op) {
+            Some(Op::Lookup { lookup, .. }) => lookup.target(),
+            _ => return,
+        };
+        for c in asks {
+            let body = match kind {
+                LookupKind::Node => Body::FindNode { key: target },
+                LookupKind::Value => Body::FindValue { key: target },
+            };
+            self.send_request(c, body, Purpose::Op(op));
+        }
+    }
+
+    fn finish_lookup(&mut self, op: u64) {
+        let Some(Op::Lookup { cmd, lookup, after }) = self.ops.remove(&op) else {
+            return;
+        };
+        self.stats.lookups_finished += 1;
+        let result = lookup.result();
+        match after {
+            After::Nothing => {}
+            After::Report => {
+                if let Some(cmd) = cmd {
+                    self.complete(cmd, CommandResult::Found(result));
+                }
+            }
+            After::Bootstrap => {
+                if let Some(cmd) = cmd {
+                    let contacts = self.table.len();
+                    self.complete(cmd, CommandResult::Bootstrapped { contacts });
+                }
+            }
+            After::Store(sv) => {
+                let targets: Vec<Contact> = result.closest.clone();
+                let sent = targets.len();
+                self.ops.insert(
+                    op,
+                    Op::Storing {
+                        cmd,
+                        key: sv.key,
+                        waiting: sent,
+                        sent,
+                        stored_at: 0,
+                        hops: result.hops,
+                        messages: result.messages,
+                    },
+                );
+                for c in targets {
+                    let body = Body::Store {
+                        key: sv.key,
+                        value: sv.value.clone(),
+                        timestamp: Some(sv.timestamp),
+                        publisher: Some(sv.publisher),
+                    };
+                    self.send_request(c, body, Purpose::Op(op));
+                }
+                if sent == 0 {
+                    self.store_replied(op, false);
+                }
+            }
+        }
+    }
+
+    fn store_replied(&mut self, op: u64, success: bool) {
+        let done = match self.ops.get_mut(&op) {
+            Some(Op::Storing {
+                waiting, stored_at, ..
+            }) => {
+                if *waiting > 0 {
+                    *waiting -= 1;
+                    if success {
+                        *stored_at += 1;
+                    }
+                }
+                *waiting == 0
+            }
+            _ => false,
+        };
+        if done
+            && let Some(Op::Storing {
+                cmd: Some(cmd),
+                key,
+                sent,
+                stored_at,
+                hops,
+                messages,
+                ..
+            }) = self.ops.remove(&op)
+        {
+            self.complete(
+                cmd,
+                CommandResult::Published(PublishReport {
+                    key,
+                    stored_at,
+                    store_requests: sent,
+                    hops,
+                    messages,
+                }),
+            );
+        }
+    }
+
+    fn finish_ping(&mut self, op: u64, alive: bool) {
+        if let Some(Op::Ping { cmd }) = self.ops.remove(&op) {
+            self.complete(cmd, CommandResult::Pinged { alive });
+        }
+    }
+
+    fn complete(&mut self, id: CommandId, result: CommandResult) {
+        self.events.push_back(Event::Completed { id, result });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,571 @@
+//! Tests of the sans-IO node: one test per PROFILE rule it implements, and an in-process
+//! network of hundreds of nodes on virtual time.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::store::MemStore;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn addr(n: u32) -> SocketAddr {
+    SocketAddr::from(([10, 1, (n >> 8) as u8, n as u8], 4000))
+}
+
+fn node(n: u32) -> Node<MemStore> {
+    Node::new(
+        Config::default(),
+        Contact::from_addr(addr(n)),
+        MemStore::default(),
+        n as u64,
+        T0,
+    )
+}
+
+fn value(seed: u64) -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    value::to_hex(&value::opaque_message(&mut rng, 200))
+}
+
+/// A raw request from peer `n`, as JSON, with any params overridden.
+fn request(n: u32, ty: &str, extra: Value) -> Vec<u8> {
+    let c = Contact::from_addr(addr(n));
+    let mut p = json!({"address": c.address.to_string(), "port": c.port,
+                       "nodeID": c.node_id.to_hex(), "rpcID": format!("rpc-{n}")});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    serde_json::to_vec(&json!({"type": ty, "params": p})).unwrap()
+}
+
+fn drain(n: &mut Node<MemStore>) -> Vec<(SocketAddr, Message)> {
+    let mut out = Vec::new();
+    while let Some(t) = n.poll_transmit() {
+        out.push((
+            t.to,
+            wire::decode(&t.bytes).expect("we send valid messages"),
+        ));
+    }
+    out
+}
+
+#[test]
+fn ping_answered_with_pong_echoing_rpc_id_p_w2() {
+    let mut a = node(1);
+    a.handle_datagram(
+        T0,
+        addr(2),
+        &request(2, "PING", json!({"rpcID": "abc XYZ~"})),
+    );
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1);
+    let (to, m) = &out[0];
+    assert_eq!(*to, addr(2));
+    assert_eq!(m.body, Body::Pong);
+    assert_eq!(m.rpc_id, "abc XYZ~");
+    assert_eq!(m.sender, a.local());
+    assert!(
+        a.table().contains(&Contact::from_addr(addr(2)).node_id),
+        "P-K4"
+    );
+}
+
+#[test]
+fn invalid_datagrams_dropped_without_reply_and_counted_p_w6() {
+    let mut a = node(1);
+    let bad: Vec<Vec<u8>> = vec![
+        b"garbage".to_vec(),
+        vec![0xff; 10],
+        b"[]".to_vec(),
+        request(2, "PANG", json!({})),
+        request(2, "FIND_NODE", json!({})),
+        request(2, "PING", json!({"nodeID": "0".repeat(40)})),
+        request(2, "PING", json!({"port": 4001})),
+    ];
+    for d in &bad {
+        a.handle_datagram(T0, addr(2), d);
+    }
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(a.stats().dropped_total(), bad.len() as u64);
+    assert_eq!(a.stats().dropped.get("node_id_mismatch"), Some(&2));
+    assert!(a.table().is_empty());
+    // Still answering.
+    a.handle_datagram(T0, addr(2), &request(2, "PING", json!({})));
+    assert_eq!(drain(&mut a).len(), 1);
+}
+
+#[test]
+fn spoofed_sender_answered_at_source_but_not_added_p_w7() {
+    let mut a = node(1);
+    // Claims to be peer 3, but the datagram comes from peer 2's address.
+    a.handle_datagram(T0, addr(2), &request(3, "PING", json!({})));
+    let out = drain(&mut a);
+    assert_eq!(
+        out[0].0,
+        addr(2),
+        "reply goes to the source, never the claimed address"
+    );
+    assert!(a.table().is_empty());
+    assert_eq!(a.stats().spoofed_senders, 1);
+}
+
+#[test]
+fn find_node_reply_three_closest_never_self_nor_requester_p_w8() {
+    let mut a = node(1);
+    for n in 2..60 {
+        a.handle_datagram(T0, addr(n), &request(n, "PING", json!({})));
+    }
+    drain(&mut a);
+    let target = Contact::from_addr(addr(7)).node_id;
+    a.handle_datagram(
+        T0,
+        addr(7),
+        &request(7, "FIND_NODE", json!({"key": target.to_hex()})),
+    );
+    let out = drain(&mut a);
+    let Body::FindNodeReply { contacts } = &out[0].1.body else {
+        panic!("expected FIND_NODE_REPLY")
+    };
+    assert_eq!(contacts.len(), 3);
+    assert!(
+        contacts
+            .iter()
+            .all(|c| c.node_id != target && c.node_id != a.local().node_id)
+    );
+    let mut sorted = contacts.clone();
+    sorted.sort_by_key(|c| c.node_id.distance(&target));
+    assert_eq!(&sorted, contacts, "closest first");
+    // They are the true three closest among the known contacts other than the requester.
+    let mut all: Vec<Contact> = (2..60).map(addr).map(Contact::from_addr).collect();
+    all.retain(|c| c.node_id != target);
+    all.sort_by_key(|c| c.node_id.distance(&target));
+    assert_eq!(contacts[..], all[..3]);
+}
+
+#[test]
+fn find_value_gives_value_or_contacts_never_both_p_w9() {
+    let mut a = node(1);
+    let v = value(1);
+    let key = value::key_of(&v);
+    a.handle_datagram(
+        T0,
+        addr(2),
+        &request(2, "FIND_VALUE", json!({"key": key.to_hex()})),
+    );
+    let out = drain(&mut a);
+    assert_eq!(
+        out[0].1.body,
+        Body::FindValueReply(FindValueResult::Contacts(vec![])),
+        "empty table, requester excluded"
+    );
+    let store = request(
+        2,
+        "STORE",
+        json!({"key": key.to_hex(), "value": v, "timestamp": T0, "publisher": key.to_hex()}),
+    );
+    a.handle_datagram(T0, addr(2), &store);
+    assert_eq!(drain(&mut a)[0].1.body, Body::StoreReply { success: true });
+    a.handle_datagram(
+        T0,
+        addr(3),
+        &request(3, "FIND_VALUE", json!({"key": key.to_hex()})),
+    );
+    assert_eq!(
+        drain(&mut a)[0].1.body,
+        Body::FindValueReply(FindValueResult::Value(v))
+    );
+}
+
+#[test]
+fn store_refusals_answer_false_and_store_nothing_p_v3() {
+    let v = value(2);
+    let key = value::key_of(&v).to_hex();
+    let publ = NodeId::sha1(b"p").to_hex();
+    let far_future = T0 + value::MAX_FUTURE_SKEW_MS + 1;
+    let cases = vec![
+        (
+            "key mismatch",
+            json!({"key": NodeId::ZERO.to_hex(), "value": v, "timestamp": T0, "publisher": publ}),
+        ),
+        (
+            "uppercase value",
+            json!({"key": value::key_of(&v.to_uppercase()).to_hex(), "value": v.to_uppercase(), "timestamp": T0, "publisher": publ}),
+        ),
+        (
+            "no armor",
+            json!({"key": value::key_of("6869").to_hex(), "value": "6869", "timestamp": T0, "publisher": publ}),
+        ),
+        (
+            "no timestamp",
+            json!({"key": key, "value": v, "publisher": publ}),
+        ),
+        (
+            "no publisher",
+            json!({"key": key, "value": v, "timestamp": T0}),
+        ),
+        (
+            "future",
+            json!({"key": key, "value": v, "timestamp": far_future, "publisher": publ}),
+        ),
+    ];
+    for (what, params) in cases {
+        let mut a = node(1);
+        a.handle_datagram(T0, addr(2), &request(2, "STORE", params));
+        let out = drain(&mut a);
+        assert_eq!(out[0].1.body, Body::StoreReply { success: false }, "{what}");
+        assert!(a.store().is_empty(), "{what}: nothing stored");
+    }
+    // Storing the same value twice succeeds and changes nothing.
+    let mut a = node(1);
+    for ts in [T0, T0 + 5] {
+        let p = json!({"key": key, "value": v, "timestamp": ts, "publisher": publ});
+        a.handle_datagram(T0 + 10, addr(2), &request(2, "STORE", p));
+        assert_eq!(drain(&mut a)[0].1.body, Body::StoreReply { success: true });
+    }
+    assert_eq!(a.store().len(), 1);
+    assert_eq!(a.store().get(&value::key_of(&v)).unwrap().timestamp, T0);
+}
+
+#[test]
+fn replies_from_wrong_source_or_type_are_dropped_p_w2() {
+    let mut a = node(1);
+    let id = a.handle_command(T0, Command::Ping(addr(2)));
+    let sent = drain(&mut a);
+    let rpc = sent[0].1.rpc_id.clone();
+    let pong = |from: u32, rpc: &str| {
+        let c = Contact::from_addr(addr(from));
+        serde_json::to_vec(
+            &json!({"type": "PONG", "params": {"address": c.address.to_string(),
+            "port": 4000, "nodeID": c.node_id.to_hex(), "referenceID": rpc}}),
+        )
+        .unwrap()
+    };
+    a.handle_datagram(T0 + 1, addr(3), &pong(3, &rpc)); // wrong source
+    a.handle_datagram(T0 + 1, addr(2), &pong(2, "other")); // unknown rpc
+    assert_eq!(a.stats().dropped.get("unmatched_reply"), Some(&2));
+    assert!(a.poll_event().is_none());
+    a.handle_datagram(T0 + 2, addr(2), &pong(2, &rpc));
+    assert_eq!(
+        a.poll_event(),
+        Some(Event::Completed {
+            id,
+            result: CommandResult::Pinged { alive: true }
+        })
+    );
+}
+
+#[test]
+fn ping_times_out_after_response_timeout() {
+    let mut a = node(1);
+    let id = a.handle_command(T0, Command::Ping(addr(2)));
+    drain(&mut a);
+    assert_eq!(a.poll_timeout(), Some(T0 + 5_000));
+    a.handle_timeout(T0 + 4_999);
+    assert!(a.poll_event().is_none());
+    a.handle_timeout(T0 + 5_000);
+    assert_eq!(
+        a.poll_event(),
+        Some(Event::Completed {
+            id,
+            result: CommandResult::Pinged { alive: false }
+        })
+    );
+}
+
+#[test]
+fn full_bucket_pings_oldest_before_evicting_p_k3() {
+    let cfg = Config {
+        k: 2,
+        ..Config::default()
+    };
+    let local = Contact::from_addr(addr(1));
+    let mut a = Node::new(cfg, local, MemStore::default(), 1, T0);
+    // Peers falling into bucket 159 of the local node.
+    let peers: Vec<u32> = (2..2000)
+        .filter(|&n| {
+            local
+                .node_id
+                .bucket_index(&Contact::from_addr(addr(n)).node_id)
+                == Some(159)
+        })
+        .take(3)
+        .collect();
+    for &n in &peers[..2] {
+        a.handle_datagram(T0, addr(n), &request(n, "PING", json!({})));
+    }
+    drain(&mut a);
+    a.handle_datagram(T0, addr(peers[2]), &request(peers[2], "PING", json!({})));
+    let out = drain(&mut a);
+    // A PONG to the newcomer and a PING to the oldest contact.
+    let ping = out
+        .iter()
+        .find(|(_, m)| m.body == Body::Ping)
+        .expect("eviction ping");
+    assert_eq!(ping.0, addr(peers[0]));
+    assert!(
+        !a.table()
+            .contains(&Contact::from_addr(addr(peers[2])).node_id)
+    );
+    // No answer: the oldest is evicted and the newcomer takes its place.
+    a.handle_timeout(T0 + 5_000);
+    assert!(
+        !a.table()
+            .contains(&Contact::from_addr(addr(peers[0])).node_id)
+    );
+    assert!(
+        a.table()
+            .contains(&Contact::from_addr(addr(peers[2])).node_id)
+    );
+}
+
+#[test]
+fn expiry_removes_values_after_their_lifetime_p_k2() {
+    let mut a = node(1);
+    let v = value(3);
+    let key = value::key_of(&v).to_hex();
+    let p = json!({"key": key, "value": v, "timestamp": T0, "publisher": key});
+    a.handle_datagram(T0, addr(2), &request(2, "STORE", p));
+    drain(&mut a);
+    a.handle_timeout(T0 + 86_400_000 - HOUSEKEEPING_INTERVAL_MS);
+    assert_eq!(a.store().len(), 1);
+    a.handle_timeout(T0 + 86_400_000 + HOUSEKEEPING_INTERVAL_MS);
+    assert_eq!(a.store().len(), 0);
+    assert_eq!(a.stats().expired, 1);
+}
+
+#[test]
+fn publish_refuses_invalid_values() {
+    let mut a = node(1);
+    let id = a.handle_command(T0, Command::Publish("zz".into()));
+    assert!(matches!(
+        a.poll_event(),
+        Some(Event::Completed { id: got, result: CommandResult::Failed(_) }) if got == id
+    ));
+}
+
+/// A datagram on its way: (delivery time, sequence, destination index, source, bytes).
+type InFlight = (u64, u64, usize, SocketAddr, Vec<u8>);
+
+/// An in-process network: nodes exchange datagrams through a queue ordered by delivery time,
+/// with a fixed one-way latency and seeded loss. No sockets, no real time.
+pub(crate) struct Network {
+    pub nodes: Vec<Node<MemStore>>,
+    index: BTreeMap<SocketAddr, usize>,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    seq: u64,
+    pub now: u64,
+    latency_ms: u64,
+    loss: f64,
+    rng: ChaCha8Rng,
+    pub delivered: u64,
+}
+
+impl Network {
+    pub fn new(n: u32, latency_ms: u64, loss: f64, seed: u64) -> Network {
+        let nodes: Vec<Node<MemStore>> = (0..n)
+            .map(|i| {
+                Node::new(
+                    Config::default(),
+                    Contact::from_addr(addr(i + 1)),
+                    MemStore::default(),
+                    seed ^ (i as u64) << 8,
+                    T0,
+                )
+            })
+            .collect();
+        let index = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.local().socket_addr(), i))
+            .collect();
+        Network {
+            nodes,
+            index,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: T0,
+            latency_ms,
+            loss,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            delivered: 0,
+        }
+    }
+
+    fn collect(&mut self, i: usize) {
+        let from = self.nodes[i].local().socket_addr();
+        while let Some(t) = self.nodes[i].poll_transmit() {
+            if self.loss > 0.0 && self.rng.random::<f64>() < self.loss {
+                continue;
+            }
+            if let Some(&to) = self.index.get(&t.to) {
+                self.seq += 1;
+                self.queue.push(Reverse((
+                    self.now + self.latency_ms,
+                    self.seq,
+                    to,
+                    from,
+                    t.bytes,
+                )));
+            }
+        }
+    }
+
+    /// Runs until command `id` of node `i` completes; returns its result.
+    pub fn run_command(&mut self, i: usize, cmd: Command) -> CommandResult {
+        let id = self.nodes[i].handle_command(self.now, cmd);
+        self.collect(i);
+        loop {
+            while let Some(ev) = self.nodes[i].poll_event() {
+                let Event::Completed { id: got, result } = ev;
+                if got == id {
+                    return result;
+                }
+            }
+            self.step()
+                .expect("the network went idle before the command completed");
+        }
+    }
+
+    /// Delivers the next datagram or fires the next timer. None when nothing is left.
+    fn step(&mut self) -> Option<()> {
+        let next_packet = self.queue.peek().map(|Reverse((t, ..))| *t);
+        // Timers that are due before the next packet: only lookups' timeouts matter here, so
+        // look for the earliest node deadline among nodes with requests in flight.
+        let next_timer = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.pending_requests() > 0)
+            .filter_map(|(i, n)| n.poll_timeout().map(|t| (t, i)))
+            .min();
+        match (next_packet, next_timer) {
+            (Some(p), Some((t, i))) if t < p => self.fire(t, i),
+            (Some(_), _) => {
+                let Reverse((t, _, to, from, bytes)) = self.queue.pop()?;
+                self.now = self.now.max(t);
+                self.nodes[to].handle_datagram(self.now, from, &bytes);
+                self.delivered += 1;
+                self.collect(to);
+            }
+            (None, Some((t, i))) => self.fire(t, i),
+            (None, None) => return None,
+        }
+        Some(())
+    }
+
+    fn fire(&mut self, t: u64, i: usize) {
+        self.now = self.now.max(t);
+        self.nodes[i].handle_timeout(self.now);
+        self.collect(i);
+    }
+}
+
+#[test]
+fn five_hundred_nodes_every_value_found_from_every_node() {
+    let n = 500;
+    let mut net = Network::new(n, 10, 0.0, 42);
+    // Each node joins through node 0 and the node that joined just before it.
+    for i in 1..n as usize {
+        let mut boot = vec![net.nodes[0].local().socket_addr()];
+        if i > 1 {
+            boot.push(net.nodes[i - 1].local().socket_addr());
+        }
+        let r = net.run_command(i, Command::Bootstrap(boot));
+        assert!(
+            matches!(r, CommandResult::Bootstrapped { contacts } if contacts > 0),
+            "{r:?}"
+        );
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut keys = Vec::new();
+    for v in 0..10 {
+        let publisher = rng.random_range(0..n as usize);
+        let val = value(100 + v);
+        match net.run_command(publisher, Command::Publish(val.clone())) {
+            CommandResult::Published(r) => {
+                assert!(r.stored_at >= 15, "stored at {} of k=20", r.stored_at);
+                keys.push((r.key, val));
+            }
+            other => panic!("publish failed: {other:?}"),
+        }
+    }
+    let mut hops = Vec::new();
+    for (key, val) in &keys {
+        for i in 0..n as usize {
+            match net.run_command(i, Command::FindValue(*key)) {
+                CommandResult::Found(r) => {
+                    assert_eq!(r.value.as_ref(), Some(val), "node {i} did not find {key}");
+                    hops.push(r.hops);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    hops.sort_unstable();
+    let median = hops[hops.len() / 2];
+    assert!(median <= 4, "median hops {median}");
+    for node in &net.nodes {
+        node.table().check_invariants().unwrap();
+    }
+}
+
+#[test]
+fn lookups_survive_loss() {
+    let n = 120;
+    let mut net = Network::new(n, 20, 0.05, 7);
+    for i in 1..n as usize {
+        let boot = vec![
+            net.nodes[0].local().socket_addr(),
+            net.nodes[i - 1].local().socket_addr(),
+        ];
+        net.run_command(i, Command::Bootstrap(boot));
+    }
+    let val = value(5);
+    let CommandResult::Published(r) = net.run_command(3, Command::Publish(val.clone())) else {
+        panic!("publish")
+    };
+    let mut found = 0;
+    for i in 0..n as usize {
+        if let CommandResult::Found(f) = net.run_command(i, Command::FindValue(r.key)) {
+            found += usize::from(f.value.as_deref() == Some(val.as_str()));
+        }
+    }
+    assert!(
+        found >= n as usize - 1,
+        "found at {found} of {n} nodes under 5% loss"
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn handle_datagram_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        let mut a = node(1);
+        a.handle_datagram(T0, addr(2), &bytes);
+        proptest::prop_assert!(a.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn random_valid_traffic_keeps_invariants(ops in proptest::collection::vec((0u8..4, 2u32..300), 1..100)) {
+        let mut a = node(1);
+        let mut now = T0;
+        for (op, peer) in ops {
+            now += 700;
+            let key = NodeId::sha1(peer.to_be_bytes()).to_hex();
+            let d = match op {
+                0 => request(peer, "PING", json!({})),
+                1 => request(peer, "FIND_NODE", json!({"key": key})),
+                2 => request(peer, "FIND_VALUE", json!({"key": key})),
+                _ => request(peer.wrapping_add(1), "PING", json!({})), // spoofed source below
+            };
+            a.handle_datagram(now, addr(peer), &d);
+            a.handle_timeout(now);
+            while a.poll_transmit().is_some() {}
+            proptest::prop_assert!(a.table().check_invariants().is_ok());
+        }
+    }
+}
