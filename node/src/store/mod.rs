@@ -4,12 +4,16 @@
 //! and then hands it to a [`ValueStore`], which enforces the quotas of P-V4 and keeps the value
 //! until it expires. Two stores implement the trait:
 //! - [`MemStore`]: in memory, for tests, the simulator and seeds that may forget on restart;
-//! - a durable store (see its module) for seeds that must serve what they held after a restart.
+//! - [`SqliteStore`]: durable, for seeds that must serve what they held after a restart.
 
 mod mem;
 pub mod quota;
+pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 pub use mem::MemStore;
+pub use sqlite::SqliteStore;
 
 use crate::id::{Key, NodeId};
 

@@ -1,0 +1,168 @@
+//! `muttr-seed`: run one Muttr seed on a UDP socket.
+//!
+//! ```text
+//! muttr-seed --listen 127.0.0.1:4000 --bootstrap 127.0.0.1:4001 --data-dir ./seed-data
+//! ```
+//!
+//! It prints one line when ready (`muttr-seed listening on ADDR node NODEID`), logs with
+//! `tracing` to stderr, and on SIGINT or SIGTERM stops, flushing its store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use muttr_node::Config;
+use muttr_node::driver::{SeedOptions, spawn_seed};
+use muttr_node::net::{Clock, TokioTransport};
+use muttr_node::store::{MemStore, Quotas, SqliteStore, ValueStore};
+
+/// Run a Muttr seed: a node of the Kademlia DHT that stores encrypted messages.
+#[derive(Debug, Parser)]
+#[command(name = "muttr-seed", version)]
+struct Args {
+    /// UDP address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    listen: SocketAddr,
+    /// Address other seeds reach this one at (fixes the node ID, P-W3); required when
+    /// listening on a wildcard address.
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// A seed to join the network through (repeatable).
+    #[arg(long = "bootstrap", value_name = "ADDR")]
+    bootstrap: Vec<SocketAddr>,
+    /// Keep values in this directory (SQLite) so a restarted seed still serves them; without
+    /// it values live in memory only.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Protocol constants (TOML, fields of `Config`; absent fields keep PROFILE P-K2 values).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
+    #[arg(long, default_value = "info")]
+    log: String,
+    /// Seed of the protocol's random generator (rpcIDs); random when absent.
+    #[arg(long)]
+    rng_seed: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("muttr-seed: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(start(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("muttr-seed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(args: Args) -> Result<(), String> {
+    let config = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    config
+        .validate()
+        .map_err(|e| format!("invalid config: {e}"))?;
+    let quotas = Quotas::from_config(&config);
+    match &args.data_dir {
+        Some(dir) => {
+            let store = SqliteStore::open(dir, quotas).map_err(|e| e.to_string())?;
+            serve(args, config, store).await
+        }
+        None => serve(args, config, MemStore::new(quotas)).await,
+    }
+}
+
+async fn serve<S: ValueStore>(args: Args, config: Config, store: S) -> Result<(), String> {
+    let rng_seed = args.rng_seed.unwrap_or_else(rand::random);
+    let options = SeedOptions {
+        bind: args.listen,
+        advertise: args.advertise,
+        config,
+        rng_seed,
+    };
+    let held = store.len();
+    let seed = spawn_seed(TokioTransport, options, store, Clock::system())
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    println!(
+        "muttr-seed listening on {} node {}",
+        seed.contact().socket_addr(),
+        seed.node_id()
+    );
+    tracing::info!(values = held, "store opened");
+    if !args.bootstrap.is_empty() {
+        let handle = seed.handle();
+        let peers = args.bootstrap.clone();
+        tokio::spawn(async move {
+            // Retry while the table is empty: the bootstrap seed may still be starting.
+            for attempt in 1..=12u32 {
+                match handle.bootstrap(peers.clone()).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(contacts = n, "joined the network");
+                        return;
+                    }
+                    Ok(_) => tracing::warn!(attempt, "no bootstrap seed answered; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bootstrap failed");
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    seed.shutdown()
+        .await
+        .map_err(|e| format!("shutdown: {e}"))?;
+    tracing::info!("stopped; store flushed");
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,189 @@
+//! The `muttr-seed` binary as a real process: it answers raw UDP as the whitepaper says, stops
+//! cleanly on SIGTERM, and a SIGKILL in the middle of a burst of STOREs loses no value it
+//! acknowledged.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use muttr_node::value;
+use rand::SeedableRng;
+use serde_json::{Value, json};
+
+struct SeedProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for SeedProcess {
+    /// A failing test must never leave a seed running (or hang waiting for one).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(data_dir: &std::path::Path) -> SeedProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-seed"))
+        .args(["--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("muttr-seed starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "muttr-seed listening on ADDR node ID"
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    SeedProcess { child, addr }
+}
+
+struct Peer {
+    sock: UdpSocket,
+    me: Value,
+}
+
+impl Peer {
+    fn new() -> Peer {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(2_000)))
+            .unwrap();
+        let a = sock.local_addr().unwrap();
+        let id = hex_sha1(format!("{}:{}", a.ip(), a.port()).as_bytes());
+        Peer {
+            sock,
+            me: json!({"address": a.ip().to_string(), "port": a.port(), "nodeID": id}),
+        }
+    }
+
+    fn send(&self, to: SocketAddr, ty: &str, params: Value) {
+        let mut p = self.me.clone();
+        for (k, v) in params.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        let d = serde_json::to_vec(&json!({"type": ty, "params": p})).unwrap();
+        self.sock.send_to(&d, to).unwrap();
+    }
+
+    fn recv(&self) -> Option<Value> {
+        let mut buf = vec![0u8; 70_000];
+        let (n, _) = self.sock.recv_from(&mut buf).ok()?;
+        serde_json::from_slice(&buf[..n]).ok()
+    }
+}
+
+fn hex_sha1(data: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn answers_ping_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = spawn(dir.path());
+    let peer = Peer::new();
+    peer.send(seed.addr, "PING", json!({"rpcID": "hello"}));
+    let pong = peer.recv().expect("PONG");
+    assert_eq!(pong["type"], "PONG");
+    assert_eq!(pong["params"]["referenceID"], "hello");
+    let status = Command::new("kill")
+        .args(["-TERM", &seed.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Wait at most 10 s for the clean exit.
+    let mut exit = None;
+    for _ in 0..100 {
+        if let Some(e) = seed.child.try_wait().unwrap() {
+            exit = Some(e);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let exit = exit.expect("muttr-seed exits after SIGTERM");
+    assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
+}
+
+#[test]
+fn sigkill_mid_burst_loses_no_acknowledged_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = spawn(dir.path());
+    let peer = Peer::new();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let values: Vec<String> = (0..300)
+        .map(|_| value::to_hex(&value::opaque_message(&mut rng, 300)))
+        .collect();
+    let publisher = hex_sha1(b"publisher");
+    let ts = now_ms();
+    let store = |i: usize| {
+        let key = value::key_of(&values[i]).to_hex();
+        peer.send(
+            seed.addr,
+            "STORE",
+            json!({"rpcID": format!("s{i}"), "key": key, "value": values[i], "timestamp": ts, "publisher": publisher}),
+        );
+    };
+    // A window of 32 STOREs in flight (a burst the seed's socket buffer can hold), refilled
+    // as replies come; SIGKILL as soon as 100 are acknowledged, with the rest still in flight.
+    const WINDOW: usize = 32;
+    let mut next = 0;
+    while next < WINDOW {
+        store(next);
+        next += 1;
+    }
+    let mut acked = Vec::new();
+    while let Some(reply) = peer.recv() {
+        if reply["type"] == "STORE_REPLY" && reply["params"]["success"] == true {
+            let i: usize = reply["params"]["referenceID"].as_str().unwrap()[1..]
+                .parse()
+                .unwrap();
+            acked.push(i);
+        }
+        if acked.len() == 100 {
+            seed.child.kill().unwrap(); // SIGKILL, mid-burst
+            break;
+        }
+        if next < values.len() {
+            store(next);
+            next += 1;
+        }
+    }
+    seed.child.wait().unwrap();
+    assert_eq!(
+        acked.len(),
+        100,
+        "the seed acknowledged STOREs before it was killed"
+    );
+    assert!(next > 100, "STOREs were still in flight at the kill");
+    drop(seed);
+
+    let seed = spawn(dir.path());
+    for i in acked {
+        let key = value::key_of(&values[i]).to_hex();
+        peer.send(
+            seed.addr,
+            "FIND_VALUE",
+            json!({"rpcID": format!("f{i}"), "key": key}),
+        );
+        let reply = peer.recv().expect("FIND_VALUE_REPLY");
+        assert_eq!(
+            reply["params"]["value"].as_str(),
+            Some(values[i].as_str()),
+            "acknowledged value {i} survived SIGKILL"
+        );
+    }
+}
