@@ -1,0 +1,79 @@
+//! `muttr`: the Muttr command-line client.
+//!
+//! Offline commands (this file's siblings, one module per group):
+//! - `keygen`, `key export`, `key import` ([`keys`]) — your identity and your contacts;
+//! - `encrypt`, `decrypt` ([`message`]) — signed+encrypted messages through pipes;
+//! - `auth-text` ([`auth`]) — the signed query strings pods authenticate (P-A1, P-S1).
+//!
+//! Your identity lives in a home directory ([`home`]): `--home DIR`, else `$MUTTR_HOME`, else
+//! `$XDG_CONFIG_HOME/muttr`, else `~/.config/muttr`.
+
+mod auth;
+mod home;
+mod keys;
+mod message;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The Muttr command-line client.
+#[derive(Debug, Parser)]
+#[command(name = "muttr", version)]
+struct Cli {
+    /// Directory holding your identity and contacts (default: $MUTTR_HOME, then
+    /// $XDG_CONFIG_HOME/muttr, then ~/.config/muttr).
+    #[arg(long, global = true)]
+    home: Option<std::path::PathBuf>,
+    /// Read the passphrase of your secret key from this file (else $MUTTR_PASSPHRASE; none
+    /// when neither is set).
+    #[arg(long, global = true)]
+    passphrase_file: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create your identity (Ed25519/Cv25519 unless --rsa).
+    Keygen(keys::KeygenArgs),
+    /// Export your public key or import a contact's.
+    #[command(subcommand)]
+    Key(keys::KeyCmd),
+    /// Read plaintext on stdin, write a signed and encrypted message on stdout.
+    Encrypt(message::EncryptArgs),
+    /// Read a message on stdin, write the plaintext on stdout and the signature verdict on
+    /// stderr; exit 2 unless it is verified as signed by --from.
+    Decrypt(message::DecryptArgs),
+    /// Print a signed auth text (P-A1) for KEY=VALUE parameters.
+    AuthText(auth::AuthTextArgs),
+}
+
+/// An error for the user: printed as `muttr: …`, exit code 1.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = home::Home::resolve(cli.home.clone(), cli.passphrase_file.clone());
+    let result = match cli.command {
+        Cmd::Keygen(a) => keys::keygen(&home, a),
+        Cmd::Key(k) => keys::key(&home, k),
+        Cmd::Encrypt(a) => message::encrypt(&home, a),
+        Cmd::Decrypt(a) => message::decrypt(&home, a),
+        Cmd::AuthText(a) => auth::auth_text(&home, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure(msg)) => {
+            eprintln!("muttr: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
