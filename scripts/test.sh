@@ -4,3 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --locked
+# Each benchmark once, in test mode, so they cannot rot (figures come from `cargo bench`).
+cargo bench --workspace --locked -- --test
