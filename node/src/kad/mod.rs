@@ -524,11 +524,20 @@ impl<S: ValueStore> Node<S> {
             self.stats.spoofed_senders += 1;
         }
         let Purpose::Op(op) = p.purpose else {
-            return; // eviction ping answered: `saw` refreshed the contact
+            // Eviction ping answered. When the answer names the contact we pinged, `saw` has
+            // refreshed it and ended the ping. An answer from that address under another
+            // identity (or another claimed address) does not vouch for the contact we hold:
+            // it is evicted as if silent, so the bucket's ping slot is never left stuck (P-K3).
+            if !authentic || msg.sender.node_id != p.node {
+                self.table.ping_failed(&p.node);
+            }
+            return;
         };
         match msg.body {
             Body::Pong => self.finish_ping(op, true),
-            Body::StoreReply { success } => self.store_replied(op, success),
+            // A STORE that already timed out was counted as failed; a late reply does not
+            // count it a second time.
+            Body::StoreReply { success } if !p.timed_out => self.store_replied(op, success),
             Body::FindNodeReply { contacts }
             | Body::FindValueReply(FindValueResult::Contacts(contacts)) => {
                 if let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op) {
@@ -620,14 +629,19 @@ impl<S: ValueStore> Node<S> {
             Purpose::EvictionPing => self.table.ping_failed(&p.node),
             Purpose::Op(op) => {
                 self.table.request_failed(&p.node);
-                match self.ops.get_mut(&op) {
-                    Some(Op::Lookup { lookup, .. }) => {
+                // A publish's operation id is first its lookup's, then its STOREs': a FIND_NODE
+                // of the finished lookup that times out must not count as a failed STORE.
+                match (self.ops.get_mut(&op), p.request) {
+                    (
+                        Some(Op::Lookup { lookup, .. }),
+                        MessageType::FindNode | MessageType::FindValue,
+                    ) => {
                         lookup.on_timeout(&p.node);
                         self.drive(op);
                     }
-                    Some(Op::Storing { .. }) => self.store_replied(op, false),
-                    Some(Op::Ping { .. }) => self.finish_ping(op, false),
-                    None => {}
+                    (Some(Op::Storing { .. }), MessageType::Store) => self.store_replied(op, false),
+                    (Some(Op::Ping { .. }), MessageType::Ping) => self.finish_ping(op, false),
+                    _ => {}
                 }
             }
         }

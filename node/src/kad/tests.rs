@@ -323,6 +323,202 @@ fn full_bucket_pings_oldest_before_evicting_p_k3() {
     );
 }
 
+/// A reply from peer `n` (claiming to be peer `claimed`) to the request `rpc`.
+fn reply_as(n: u32, claimed: u32, ty: &str, rpc: &str, extra: Value) -> Vec<u8> {
+    let _ = n;
+    let c = Contact::from_addr(addr(claimed));
+    let mut p = json!({"address": c.address.to_string(), "port": c.port,
+                       "nodeID": c.node_id.to_hex(), "referenceID": rpc});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    serde_json::to_vec(&json!({"type": ty, "params": p})).unwrap()
+}
+
+fn reply(n: u32, ty: &str, rpc: &str, extra: Value) -> Vec<u8> {
+    reply_as(n, n, ty, rpc, extra)
+}
+
+fn contacts_json(peers: &[u32]) -> Value {
+    Value::Array(
+        peers
+            .iter()
+            .map(|&n| {
+                let c = Contact::from_addr(addr(n));
+                json!({"address": c.address.to_string(), "port": c.port,
+                       "nodeID": c.node_id.to_hex()})
+            })
+            .collect(),
+    )
+}
+
+/// The rpcID of the request sent to peer `n` among `sent`.
+fn rpc_to(sent: &[(SocketAddr, Message)], n: u32) -> String {
+    sent.iter()
+        .find(|(to, _)| *to == addr(n))
+        .map(|(_, m)| m.rpc_id.clone())
+        .unwrap_or_else(|| panic!("no request to peer {n}"))
+}
+
+/// Node 1 with k = 2 knowing peers `b` and `c`, and three peers ordered by distance to the key
+/// of `v`: (closest, second, third).
+fn publish_setup(v: &str) -> (Node<MemStore>, u32, u32, u32) {
+    let cfg = Config {
+        k: 2,
+        alpha: 2,
+        ..Config::default()
+    };
+    let key = value::key_of(v);
+    let mut peers: Vec<u32> = (2..200).collect();
+    peers.sort_by_key(|&n| Contact::from_addr(addr(n)).node_id.distance(&key));
+    let (d, b, c) = (peers[0], peers[1], peers[2]);
+    let mut a = Node::new(cfg, Contact::from_addr(addr(1)), MemStore::default(), 1, T0);
+    for n in [b, c] {
+        a.handle_datagram(T0, addr(n), &request(n, "PING", json!({})));
+    }
+    drain(&mut a);
+    assert_eq!(a.table().len(), 2);
+    (a, d, b, c)
+}
+
+#[test]
+fn stale_lookup_timeout_does_not_count_as_failed_store_p_k5() {
+    // The lookup ends while its request to `c` is still in flight (d and b are closer and
+    // answered); that request's timeout, during the STORE phase, is not a STORE failure.
+    let v = value(21);
+    let (mut a, d, b, c) = publish_setup(&v);
+    let id = a.handle_command(T0, Command::Publish(v.clone()));
+    let sent = drain(&mut a);
+    assert_eq!(sent.len(), 2, "alpha = 2 FIND_NODEs to b and c");
+    let to_b = rpc_to(&sent, b);
+    rpc_to(&sent, c);
+    let contacts = json!({ "contacts": contacts_json(&[d]) });
+    a.handle_datagram(
+        T0 + 10,
+        addr(b),
+        &reply(b, "FIND_NODE_REPLY", &to_b, contacts),
+    );
+    let sent = drain(&mut a);
+    let to_d = rpc_to(&sent, d);
+    let none = json!({ "contacts": [] });
+    a.handle_datagram(T0 + 20, addr(d), &reply(d, "FIND_NODE_REPLY", &to_d, none));
+    // d and b are the k = 2 closest and answered: STOREs go to them, c is still in flight.
+    // (d entering the full bucket may also cause an eviction PING: not counted here.)
+    let stores: Vec<_> = drain(&mut a)
+        .into_iter()
+        .filter(|(_, m)| m.message_type() == MessageType::Store)
+        .collect();
+    let mut targets: Vec<SocketAddr> = stores.iter().map(|(to, _)| *to).collect();
+    targets.sort();
+    let mut expected = vec![addr(d), addr(b)];
+    expected.sort();
+    assert_eq!(targets, expected);
+    a.handle_timeout(T0 + 5_000); // c's FIND_NODE times out
+    assert!(
+        a.poll_event().is_none(),
+        "publish must wait for both STORE replies"
+    );
+    for n in [d, b] {
+        let rpc = rpc_to(&stores, n);
+        let ok = json!({ "success": true });
+        a.handle_datagram(T0 + 5_010, addr(n), &reply(n, "STORE_REPLY", &rpc, ok));
+    }
+    match a.poll_event() {
+        Some(Event::Completed {
+            id: got,
+            result: CommandResult::Published(r),
+        }) => {
+            assert_eq!(got, id);
+            assert_eq!((r.stored_at, r.store_requests), (2, 2));
+        }
+        other => panic!("expected a publish report, got {other:?}"),
+    }
+}
+
+#[test]
+fn store_timeouts_complete_publish_and_late_replies_change_nothing_p_k5() {
+    let v = value(22);
+    let (mut a, _d, b, c) = publish_setup(&v);
+    let id = a.handle_command(T0, Command::Publish(v.clone()));
+    let sent = drain(&mut a);
+    for n in [b, c] {
+        let none = json!({ "contacts": [] });
+        a.handle_datagram(
+            T0 + 10,
+            addr(n),
+            &reply(n, "FIND_NODE_REPLY", &rpc_to(&sent, n), none),
+        );
+    }
+    let stores = drain(&mut a);
+    assert_eq!(stores.len(), 2);
+    a.handle_timeout(T0 + 10 + 5_000); // both STOREs time out
+    // Both counted as failed: the publish completes with nothing stored.
+    let first = a.poll_event();
+    assert!(
+        matches!(
+            first,
+            Some(Event::Completed { id: got, result: CommandResult::Published(PublishReport { stored_at: 0, store_requests: 2, .. }) }) if got == id
+        ),
+        "{first:?}"
+    );
+    // Late replies (within the grace period) change nothing and raise no second event.
+    for n in [b, c] {
+        let ok = json!({ "success": true });
+        a.handle_datagram(
+            T0 + 6_000,
+            addr(n),
+            &reply(n, "STORE_REPLY", &rpc_to(&stores, n), ok),
+        );
+    }
+    assert!(a.poll_event().is_none());
+    assert_eq!(a.operations(), 0);
+}
+
+#[test]
+fn eviction_ping_answered_under_another_identity_evicts_p_k3() {
+    let cfg = Config {
+        k: 2,
+        ..Config::default()
+    };
+    let local = Contact::from_addr(addr(1));
+    let mut a = Node::new(cfg, local, MemStore::default(), 1, T0);
+    let peers: Vec<u32> = (2..2000)
+        .filter(|&n| {
+            local
+                .node_id
+                .bucket_index(&Contact::from_addr(addr(n)).node_id)
+                == Some(159)
+        })
+        .take(4)
+        .collect();
+    for &n in &peers[..3] {
+        a.handle_datagram(T0, addr(n), &request(n, "PING", json!({})));
+    }
+    let out = drain(&mut a);
+    let (_, ping) = out
+        .iter()
+        .find(|(to, m)| *to == addr(peers[0]) && m.body == Body::Ping)
+        .expect("eviction ping to the oldest");
+    // The oldest's address answers, but claims to be someone else (a valid P-W3 identity of
+    // another address): it does not vouch for the contact we hold.
+    let pong = reply_as(peers[0], 9_999, "PONG", &ping.rpc_id, json!({}));
+    a.handle_datagram(T0 + 5, addr(peers[0]), &pong);
+    let id_of = |n: u32| Contact::from_addr(addr(n)).node_id;
+    assert!(!a.table().contains(&id_of(peers[0])));
+    assert!(a.table().contains(&id_of(peers[2])), "newcomer promoted");
+    // The bucket's ping slot is free again: the next newcomer triggers a new eviction ping.
+    a.handle_datagram(
+        T0 + 6,
+        addr(peers[3]),
+        &request(peers[3], "PING", json!({})),
+    );
+    let out = drain(&mut a);
+    assert!(
+        out.iter()
+            .any(|(to, m)| *to != addr(peers[3]) && m.body == Body::Ping)
+    );
+}
+
 #[test]
 fn expiry_removes_values_after_their_lifetime_p_k2() {
     let mut a = node(1);
