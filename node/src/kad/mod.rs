@@ -449,7 +449,7 @@ impl<S: ValueStore> Node<S> {
             Body::FindNode { key } => Body::FindNodeReply {
                 contacts: self.reply_contacts(&key, &requester),
             },
-            Body::FindValue { key } => match self.store.get(&key) {
+            Body::FindValue { key } => match self.held(&key) {
                 Some(v) => Body::FindValueReply(FindValueResult::Value(v.value)),
                 None => Body::FindValueReply(FindValueResult::Contacts(
                     self.reply_contacts(&key, &requester),
@@ -458,6 +458,40 @@ impl<S: ValueStore> Node<S> {
             _ => return, // replies are routed to on_reply
         };
         self.reply(from, msg.rpc_id, body);
+    }
+
+    /// The value at `key` if held and not expired. Expired values are removed by the
+    /// once-a-minute housekeeping; until then they are no longer handed out (P-K2 expiry).
+    fn held(&self, key: &Key) -> Option<StoredValue> {
+        let expiry = self.config.expiry.as_millis() as u64;
+        self.store
+            .get(key)
+            .filter(|v| v.timestamp.saturating_add(expiry) > self.now)
+    }
+
+    /// Renews the lifetime of a held value when its original publisher stores it again with a
+    /// newer timestamp: the republication of P-K2. Without this, the "changes nothing" of
+    /// P-V3 would keep the first timestamp, and every holder would drop the value at its first
+    /// expiry however often the publisher republished it. Key, value and publisher are
+    /// unchanged; only the lifetime is renewed. Returns whether the value was renewed.
+    fn renew(&mut self, sv: &StoredValue) -> bool {
+        let Some(old) = self.store.get(&sv.key) else {
+            return false;
+        };
+        if old.publisher != sv.publisher || old.timestamp >= sv.timestamp || old.value != sv.value {
+            return false;
+        }
+        match self
+            .store
+            .remove(&sv.key)
+            .and_then(|_| self.store.put(sv.clone()))
+        {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, key = %sv.key, "renewing a republished value failed");
+                false
+            }
+        }
     }
 
     /// P-V3 admission, then the store's P-V4 quotas.
@@ -483,6 +517,9 @@ impl<S: ValueStore> Node<S> {
             publisher: admitted.publisher,
             timestamp: admitted.timestamp,
         };
+        if self.renew(&sv) {
+            return true;
+        }
         match self.store.put(sv) {
             Ok(PutOutcome::Stored) => {
                 self.stats.stores_accepted += 1;
@@ -677,6 +714,12 @@ impl<S: ValueStore> Node<S> {
                 publisher: self.local.node_id,
                 timestamp: self.now,
             };
+            // The publisher keeps its own copy alive too.
+            if !self.renew(&sv)
+                && let Err(e) = self.store.put(sv.clone())
+            {
+                tracing::warn!(error = %e, "publisher could not keep its own value");
+            }
             self.start_lookup(None, key, LookupKind::Node, After::Store(sv), Vec::new());
         }
         // Replicate what we hold to the current k closest (P-K2).
@@ -720,7 +763,7 @@ impl<S: ValueStore> Node<S> {
             }
             Command::Publish(value_hex) => self.publish(id, value_hex),
             Command::FindValue(key) => {
-                if let Some(v) = self.store.get(&key) {
+                if let Some(v) = self.held(&key) {
                     self.complete(
                         id,
                         CommandResult::Found(LookupResult {

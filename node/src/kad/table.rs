@@ -134,6 +134,10 @@ impl RoutingTable {
             return Update::Refreshed;
         }
         if bucket.entries.len() < k {
+            if bucket.entries.is_empty() {
+                // A bucket's idle time (for refresh) starts when it gets its first contact.
+                bucket.last_touched = bucket.last_touched.max(now);
+            }
             bucket.entries.push(Entry {
                 contact,
                 last_seen: now,

@@ -220,9 +220,11 @@ fn store_refusals_answer_false_and_store_nothing_p_v3() {
         assert_eq!(out[0].1.body, Body::StoreReply { success: false }, "{what}");
         assert!(a.store().is_empty(), "{what}: nothing stored");
     }
-    // Storing the same value twice succeeds and changes nothing.
+    // Storing the same value again succeeds and changes nothing (an older timestamp does
+    // not shorten its life; only the publisher's republication renews it, see
+    // `republication_by_the_publisher_renews_the_lifetime_p_k2`).
     let mut a = node(1);
-    for ts in [T0, T0 + 5] {
+    for ts in [T0, T0, T0 - 5] {
         let p = json!({"key": key, "value": v, "timestamp": ts, "publisher": publ});
         a.handle_datagram(T0 + 10, addr(2), &request(2, "STORE", p));
         assert_eq!(drain(&mut a)[0].1.body, Body::StoreReply { success: true });
@@ -532,6 +534,103 @@ fn expiry_removes_values_after_their_lifetime_p_k2() {
     a.handle_timeout(T0 + 86_400_000 + HOUSEKEEPING_INTERVAL_MS);
     assert_eq!(a.store().len(), 0);
     assert_eq!(a.stats().expired, 1);
+}
+
+#[test]
+fn expired_value_is_not_served_before_housekeeping_removes_it_p_k2() {
+    let mut a = node(1);
+    let v = value(4);
+    let key = value::key_of(&v).to_hex();
+    let p = json!({"key": key, "value": v, "timestamp": T0, "publisher": key});
+    a.handle_datagram(T0, addr(2), &request(2, "STORE", p));
+    drain(&mut a);
+    let find = request(3, "FIND_VALUE", json!({ "key": key }));
+    a.handle_datagram(T0 + 86_400_000 - 1, addr(3), &find);
+    let out = drain(&mut a);
+    assert!(matches!(
+        out[0].1.body,
+        Body::FindValueReply(FindValueResult::Value(_))
+    ));
+    // At the expiry instant the value is still in the store (housekeeping has not run) but
+    // is no longer handed out.
+    a.handle_datagram(T0 + 86_400_000, addr(3), &find);
+    assert_eq!(a.store().len(), 1);
+    let out = drain(&mut a);
+    assert!(matches!(
+        out[0].1.body,
+        Body::FindValueReply(FindValueResult::Contacts(_))
+    ));
+}
+
+#[test]
+fn republication_by_the_publisher_renews_the_lifetime_p_k2() {
+    let mut a = node(1);
+    let v = value(5);
+    let key = value::key_of(&v);
+    let publisher = Contact::from_addr(addr(2)).node_id.to_hex();
+    let other = Contact::from_addr(addr(3)).node_id.to_hex();
+    let store = |ts: u64, publ: &str| json!({"key": key.to_hex(), "value": v, "timestamp": ts, "publisher": publ});
+    a.handle_datagram(T0, addr(2), &request(2, "STORE", store(T0, &publisher)));
+    // Another publisher's newer timestamp changes nothing (P-V3) ...
+    a.handle_datagram(
+        T0 + 10,
+        addr(3),
+        &request(3, "STORE", store(T0 + 10, &other)),
+    );
+    assert_eq!(a.store().get(&key).unwrap().timestamp, T0);
+    // ... nor does an older or equal one from the publisher ...
+    a.handle_datagram(
+        T0 + 20,
+        addr(2),
+        &request(2, "STORE", store(T0, &publisher)),
+    );
+    assert_eq!(a.store().get(&key).unwrap().timestamp, T0);
+    // ... but the publisher's republication renews it.
+    let later = T0 + 3_600_000;
+    a.handle_datagram(
+        later,
+        addr(2),
+        &request(2, "STORE", store(later, &publisher)),
+    );
+    let replies = drain(&mut a);
+    assert_eq!(replies.len(), 4);
+    assert!(
+        replies
+            .iter()
+            .all(|(_, m)| m.body == Body::StoreReply { success: true })
+    );
+    assert_eq!(a.store().get(&key).unwrap().timestamp, later);
+    assert_eq!(a.stats().stores_accepted, 1);
+    a.handle_timeout(T0 + 86_400_000 + HOUSEKEEPING_INTERVAL_MS);
+    assert_eq!(
+        a.store().len(),
+        1,
+        "renewed value outlives the first expiry"
+    );
+}
+
+#[test]
+fn bucket_refresh_waits_for_an_idle_interval_p_k2() {
+    let mut a = node(1);
+    for n in 2..10 {
+        a.handle_datagram(T0, addr(n), &request(n, "PING", json!({})));
+    }
+    drain(&mut a);
+    a.handle_timeout(T0 + HOUSEKEEPING_INTERVAL_MS);
+    let early = drain(&mut a);
+    assert!(
+        early
+            .iter()
+            .all(|(_, m)| m.message_type() != MessageType::FindNode),
+        "no refresh before refresh_interval: {early:?}"
+    );
+    a.handle_timeout(T0 + 3_600_000 + HOUSEKEEPING_INTERVAL_MS);
+    let late = drain(&mut a);
+    assert!(
+        late.iter()
+            .any(|(_, m)| m.message_type() == MessageType::FindNode),
+        "idle buckets are refreshed after refresh_interval"
+    );
 }
 
 #[test]
