@@ -1,6 +1,11 @@
 //! A local Muttr network on loopback: N seeds join, one publishes an encrypted message, another
 //! finds it through the DHT, and a seed holding it restarts from disk and serves it again.
 //!
+//! The message is real: signed by Alice and encrypted to Bob (the test identities of
+//! `vectors/pgp/keys`, P-G2), published as the hex of its armor (P-V1) under the SHA-1 of that
+//! hex (P-V2). After the lookup, Bob decrypts what the DHT returned and checks Alice's
+//! signature (P-G3).
+//!
 //! ```text
 //! cargo run -p muttr-node --example devnet -- --seeds 10
 //! ```
@@ -8,11 +13,15 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use muttr_node::crypto::{Identity, PublicKey, decrypt_and_verify, sign_and_encrypt};
 use muttr_node::driver::{Seed, SeedOptions, spawn_seed};
 use muttr_node::net::{Clock, TokioTransport};
 use muttr_node::store::{Quotas, SqliteStore, ValueStore};
 use muttr_node::{Config, value};
-use rand::SeedableRng;
+
+/// The test identities of `vectors/pgp/keys` (test keys only, never for real use).
+const ALICE_SECRET: &str = include_str!("../../vectors/pgp/keys/alice.sec.asc");
+const BOB_SECRET: &str = include_str!("../../vectors/pgp/keys/bob.sec.asc");
 
 /// Run a local network of seeds and store and find a message.
 #[derive(Debug, Parser)]
@@ -83,12 +92,25 @@ async fn main() {
         let known = seeds[i].bootstrap(boot).await.expect("bootstrap");
         println!("   seed {i:>2} knows {known} contacts");
     }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
-    let armored = value::opaque_message(&mut rng, 256);
+    let clock = Clock::system();
+    let alice = Identity::from_armored(ALICE_SECRET.as_bytes(), None).expect("alice's key");
+    let bob = Identity::from_armored(BOB_SECRET.as_bytes(), None).expect("bob's key");
+    let text = format!(
+        "Hello Bob, this is Alice over {} seeds of a local Muttr network.",
+        args.seeds
+    );
+    let armored = sign_and_encrypt(
+        text.as_bytes(),
+        &alice,
+        &[&bob.public()],
+        clock.now_system(),
+    )
+    .expect("sign and encrypt");
     let hex_value = value::to_hex(&armored);
     let publisher = seeds.len() / 3;
     println!(
-        "3. seed {publisher} publishes an encrypted message ({} bytes armored, {} as hex)",
+        "3. seed {publisher} publishes a message signed by Alice and encrypted to Bob \
+         ({} bytes armored, {} as hex)",
         armored.len(),
         hex_value.len()
     );
@@ -123,6 +145,21 @@ async fn main() {
     println!(
         "4. seed {finder} finds it through the DHT: {} hops, {} requests; sha1 of the hex matches the key",
         found.hops, found.messages
+    );
+    let fetched = value::from_hex(found.value.as_deref().unwrap_or_default()).expect("armor");
+    let alice_public: PublicKey = alice.public();
+    let opened = decrypt_and_verify(
+        fetched.as_bytes(),
+        &bob,
+        Some(&alice_public),
+        clock.now_system(),
+    )
+    .expect("bob decrypts");
+    assert!(opened.verdict.is_good(), "{:?}", opened.verdict);
+    assert_eq!(opened.plaintext, text.as_bytes());
+    println!(
+        "   Bob decrypts it, Alice's signature is good: {:?}",
+        String::from_utf8_lossy(&opened.plaintext)
     );
     if let Some(&h) = holders.iter().find(|&&h| h != publisher) {
         let addr = seeds[h].local_addr();
