@@ -49,7 +49,7 @@ pub struct Config {
     /// Most bytes of value text held in total (P-V4).
     pub max_bytes: u64,
     /// Most requests answered per second per source IP; further ones are dropped (abuse
-    /// limit, not part of P-K2).
+    /// limit, not part of P-K2). 0 turns the limit off; loopback sources are never limited.
     pub max_requests_per_sec_per_source: u32,
 }
 

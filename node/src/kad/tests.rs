@@ -634,6 +634,47 @@ fn bucket_refresh_waits_for_an_idle_interval_p_k2() {
 }
 
 #[test]
+fn requests_over_the_per_source_budget_are_dropped_and_counted() {
+    let cfg = Config {
+        max_requests_per_sec_per_source: 5,
+        ..Config::default()
+    };
+    let mut a = Node::new(cfg, Contact::from_addr(addr(1)), MemStore::default(), 1, T0);
+    for i in 0..8 {
+        a.handle_datagram(T0 + i, addr(2), &request(2, "PING", json!({})));
+    }
+    assert_eq!(drain(&mut a).len(), 5, "five PONGs, then drops");
+    assert_eq!(a.stats().dropped.get("rate_limited"), Some(&3));
+    // Another source has its own budget; the next second refills the first one.
+    a.handle_datagram(T0 + 10, addr(3), &request(3, "PING", json!({})));
+    a.handle_datagram(T0 + 1_000, addr(2), &request(2, "PING", json!({})));
+    assert_eq!(drain(&mut a).len(), 2);
+}
+
+#[test]
+fn loopback_sources_are_not_rate_limited() {
+    let cfg = Config {
+        max_requests_per_sec_per_source: 5,
+        ..Config::default()
+    };
+    let me: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let mut a = Node::new(cfg, Contact::from_addr(me), MemStore::default(), 1, T0);
+    let peer = Contact::from_addr("127.0.0.1:5000".parse().unwrap());
+    let ping = serde_json::to_vec(&json!({"type": "PING", "params": {
+        "address": "127.0.0.1", "port": 5000, "nodeID": peer.node_id.to_hex(), "rpcID": "r"}}))
+    .unwrap();
+    for i in 0..50 {
+        a.handle_datagram(T0 + i, peer.socket_addr(), &ping);
+    }
+    let mut pongs = 0;
+    while a.poll_transmit().is_some() {
+        pongs += 1;
+    }
+    assert_eq!(pongs, 50);
+    assert_eq!(a.stats().dropped_total(), 0);
+}
+
+#[test]
 fn publish_refuses_invalid_values() {
     let mut a = node(1);
     let id = a.handle_command(T0, Command::Publish("zz".into()));
