@@ -8,6 +8,10 @@
 //!
 //! `select!` is `biased`: commands first, then timers, then datagrams, so a flood of datagrams
 //! can neither starve the user nor delay timeouts.
+//!
+//! The receive future is dropped whenever a command or a timer wins the `select!`, so a
+//! [`DatagramSocket::recv_from`] implementation must be cancel-safe (tokio's is: a datagram is
+//! either returned or left in the socket, never lost half-read).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -314,5 +318,90 @@ impl<S> std::ops::Deref for Seed<S> {
     type Target = SeedHandle;
     fn deref(&self) -> &SeedHandle {
         &self.handle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::TokioTransport;
+    use crate::store::MemStore;
+    use crate::wire::{self, Body, Message};
+
+    async fn seed(rng_seed: u64) -> Seed<MemStore> {
+        let options = SeedOptions::new("127.0.0.1:0".parse().unwrap(), rng_seed);
+        spawn_seed(
+            TokioTransport,
+            options,
+            MemStore::default(),
+            Clock::starting_at(1_700_000_000_000),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_peer_times_out_after_response_timeout_of_virtual_time() {
+        let s = seed(1).await;
+        // A port nobody listens on: bind one, note it, close it.
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        drop(silent);
+        let start = tokio::time::Instant::now();
+        assert!(!s.ping(silent_addr).await.unwrap());
+        // The driver slept until the core's deadline: exactly the configured timeout (the
+        // clock's millisecond rounding aside), in virtual time.
+        let waited = start.elapsed();
+        assert!(
+            waited >= Config::default().response_timeout
+                && waited
+                    < Config::default().response_timeout + std::time::Duration::from_millis(5),
+            "{waited:?}"
+        );
+        let st = s.stats().await.unwrap();
+        assert_eq!(st.stats.timeouts, 1);
+        s.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn invalid_datagrams_get_no_reply_and_the_seed_keeps_answering_p_w6() {
+        let s = seed(2).await;
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let me = crate::wire::Contact::from_addr(client.local_addr().unwrap());
+        let garbage: [&[u8]; 4] = [
+            b"",
+            b"\xff\xfe",
+            b"[1,2,3]",
+            br#"{"type":"PING","params":{"address":"127.0.0.1","port":1,"nodeID":"00","rpcID":"x"}}"#,
+        ];
+        for g in garbage {
+            client.send_to(g, s.local_addr()).await.unwrap();
+        }
+        let big = vec![b' '; wire::MAX_DATAGRAM]; // the largest datagram, all whitespace
+        client.send_to(&big, s.local_addr()).await.unwrap();
+        let ping = wire::encode(&Message::new(me, "probe-1", Body::Ping));
+        client.send_to(&ping, s.local_addr()).await.unwrap();
+        let mut buf = vec![0u8; RECV_BUFFER];
+        let (n, from) = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.recv_from(&mut buf),
+        )
+        .await
+        .expect("a PONG")
+        .unwrap();
+        assert_eq!(from, s.local_addr(), "reply from the seed's socket");
+        let pong = wire::decode(&buf[..n]).unwrap();
+        assert_eq!((pong.body, pong.rpc_id.as_str()), (Body::Pong, "probe-1"));
+        // Nothing else comes back: the invalid datagrams were dropped without a reply.
+        let more = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            client.recv_from(&mut buf),
+        )
+        .await;
+        assert!(more.is_err(), "no reply to an invalid datagram");
+        let st = s.stats().await.unwrap().stats;
+        assert_eq!(st.dropped_total(), 5, "{:?}", st.dropped);
+        assert_eq!(st.datagrams_in, 6);
+        s.shutdown().await.unwrap();
     }
 }
