@@ -944,6 +944,7 @@ impl<S: ValueStore> Node<S> {
                     let contacts = self.table.len();
                     self.complete(cmd, CommandResult::Bootstrapped { contacts });
                 }
+                self.join_refresh();
             }
             After::Store(sv) => {
                 let targets: Vec<Contact> = result.closest.clone();
@@ -973,6 +974,24 @@ impl<S: ValueStore> Node<S> {
                     self.store_replied(op, false);
                 }
             }
+        }
+    }
+
+    /// The second half of joining (Kademlia §2.3): after the lookup of its own ID, a node
+    /// refreshes every bucket further away than its closest neighbour, by a lookup of a random
+    /// ID in each, so it learns contacts across the whole ID space and not only near itself.
+    /// About log2(network size) lookups; none when the table is empty.
+    fn join_refresh(&mut self) {
+        let local = self.local.node_id;
+        let Some(nearest) = self.table.closest(&local, 1).first().copied() else {
+            return;
+        };
+        let Some(b0) = local.bucket_index(&nearest.node_id) else {
+            return;
+        };
+        for b in b0 + 1..crate::id::ID_BITS {
+            let target = local.random_in_bucket(b, &mut self.rng);
+            self.start_lookup(None, target, LookupKind::Node, After::Nothing, Vec::new());
         }
     }
 

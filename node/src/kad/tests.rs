@@ -675,6 +675,48 @@ fn loopback_sources_are_not_rate_limited() {
 }
 
 #[test]
+fn bootstrap_refreshes_buckets_beyond_the_nearest_neighbour() {
+    let mut a = node(1);
+    let id = a.handle_command(T0, Command::Bootstrap(vec![addr(2)]));
+    let sent = drain(&mut a);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].1.body,
+        Body::FindNode {
+            key: a.local().node_id
+        }
+    );
+    let none = json!({ "contacts": [] });
+    let r = reply(2, "FIND_NODE_REPLY", &sent[0].1.rpc_id, none);
+    a.handle_datagram(T0 + 5, addr(2), &r);
+    assert_eq!(
+        a.poll_event(),
+        Some(Event::Completed {
+            id,
+            result: CommandResult::Bootstrapped { contacts: 1 }
+        })
+    );
+    // One refresh lookup per bucket further than peer 2 (the only, hence nearest, contact).
+    let local = a.local().node_id;
+    let b0 = local
+        .bucket_index(&Contact::from_addr(addr(2)).node_id)
+        .unwrap();
+    let refresh = drain(&mut a);
+    let mut buckets: Vec<usize> = refresh
+        .iter()
+        .map(|(to, m)| {
+            assert_eq!(*to, addr(2));
+            match m.body {
+                Body::FindNode { key } => local.bucket_index(&key).unwrap(),
+                ref other => panic!("unexpected {other:?}"),
+            }
+        })
+        .collect();
+    buckets.sort();
+    assert_eq!(buckets, (b0 + 1..160).collect::<Vec<_>>());
+}
+
+#[test]
 fn publish_refuses_invalid_values() {
     let mut a = node(1);
     let id = a.handle_command(T0, Command::Publish("zz".into()));
