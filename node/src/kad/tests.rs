@@ -2,7 +2,7 @@
 //! network of hundreds of nodes on virtual time.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -735,6 +735,9 @@ pub(crate) struct Network {
     pub nodes: Vec<Node<MemStore>>,
     index: BTreeMap<SocketAddr, usize>,
     queue: BinaryHeap<Reverse<InFlight>>,
+    /// Next deadline of every node with requests in flight, so a step need not scan them all.
+    timers: BTreeSet<(u64, usize)>,
+    timer_of: Vec<Option<u64>>,
     seq: u64,
     pub now: u64,
     latency_ms: u64,
@@ -762,9 +765,11 @@ impl Network {
             .map(|(i, n)| (n.local().socket_addr(), i))
             .collect();
         Network {
+            timer_of: vec![None; nodes.len()],
             nodes,
             index,
             queue: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             seq: 0,
             now: T0,
             latency_ms,
@@ -774,7 +779,18 @@ impl Network {
         }
     }
 
+    /// Takes node `i`'s transmits into the queue and notes its next deadline; called after
+    /// every input to a node (only inputs change a sans-IO node's deadline).
     fn collect(&mut self, i: usize) {
+        if let Some(old) = self.timer_of[i].take() {
+            self.timers.remove(&(old, i));
+        }
+        if self.nodes[i].pending_requests() > 0
+            && let Some(t) = self.nodes[i].poll_timeout()
+        {
+            self.timers.insert((t, i));
+            self.timer_of[i] = Some(t);
+        }
         let from = self.nodes[i].local().socket_addr();
         while let Some(t) = self.nodes[i].poll_transmit() {
             if self.loss > 0.0 && self.rng.random::<f64>() < self.loss {
@@ -814,13 +830,7 @@ impl Network {
         let next_packet = self.queue.peek().map(|Reverse((t, ..))| *t);
         // Timers that are due before the next packet: only lookups' timeouts matter here, so
         // look for the earliest node deadline among nodes with requests in flight.
-        let next_timer = self
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.pending_requests() > 0)
-            .filter_map(|(i, n)| n.poll_timeout().map(|t| (t, i)))
-            .min();
+        let next_timer = self.timers.first().copied();
         match (next_packet, next_timer) {
             (Some(p), Some((t, i))) if t < p => self.fire(t, i),
             (Some(_), _) => {
