@@ -522,6 +522,58 @@ fn eviction_ping_answered_under_another_identity_evicts_p_k3() {
 }
 
 #[test]
+fn oldest_that_answers_the_eviction_ping_stays_and_newcomer_waits_p_k3() {
+    let cfg = Config {
+        k: 2,
+        ..Config::default()
+    };
+    let local = Contact::from_addr(addr(1));
+    let mut a = Node::new(cfg, local, MemStore::default(), 1, T0);
+    let peers: Vec<u32> = (2..2000)
+        .filter(|&n| {
+            local
+                .node_id
+                .bucket_index(&Contact::from_addr(addr(n)).node_id)
+                == Some(159)
+        })
+        .take(3)
+        .collect();
+    let id_of = |n: u32| Contact::from_addr(addr(n)).node_id;
+    for &n in &peers {
+        a.handle_datagram(T0, addr(n), &request(n, "PING", json!({})));
+    }
+    let out = drain(&mut a);
+    let (_, ping) = out
+        .iter()
+        .find(|(to, m)| *to == addr(peers[0]) && m.body == Body::Ping)
+        .expect("eviction ping to the least recently seen");
+    a.handle_datagram(
+        T0 + 5,
+        addr(peers[0]),
+        &reply(peers[0], "PONG", &ping.rpc_id, json!({})),
+    );
+    // The live oldest contact keeps its place and becomes the most recently seen; the
+    // newcomer is not in the bucket; nothing times out later.
+    a.handle_timeout(T0 + 20_000);
+    assert!(a.table().contains(&id_of(peers[0])));
+    assert!(a.table().contains(&id_of(peers[1])));
+    assert!(!a.table().contains(&id_of(peers[2])));
+    let order: Vec<NodeId> = a.table().iter().map(|e| e.contact.node_id).collect();
+    assert_eq!(order, vec![id_of(peers[1]), id_of(peers[0])], "LRS order");
+    // When a slot frees (peers[1] stops answering and a replacement waits), the cached
+    // newcomer is promoted.
+    let id = a.handle_command(T0 + 20_000, Command::Ping(addr(peers[1])));
+    drain(&mut a);
+    a.handle_timeout(T0 + 25_000);
+    assert!(matches!(
+        a.poll_event(),
+        Some(Event::Completed { id: got, result: CommandResult::Pinged { alive: false } }) if got == id
+    ));
+    assert!(!a.table().contains(&id_of(peers[1])));
+    assert!(a.table().contains(&id_of(peers[2])), "replacement promoted");
+}
+
+#[test]
 fn expiry_removes_values_after_their_lifetime_p_k2() {
     let mut a = node(1);
     let v = value(3);
