@@ -145,6 +145,36 @@ impl NodeId {
     }
 }
 
+/// The `k` identifiers of `ids` closest to `target`, closest first: a bounded selection
+/// (a max-heap of k) that looks at each identifier once and keeps only k, instead of sorting
+/// all of them. This is what a simulator's oracle needs ("which k nodes should hold this
+/// key?") over a whole network.
+pub fn closest_k<'a, I>(target: &NodeId, ids: I, k: usize) -> Vec<NodeId>
+where
+    I: IntoIterator<Item = &'a NodeId>,
+{
+    use std::collections::BinaryHeap;
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut heap: BinaryHeap<(Distance, NodeId)> = BinaryHeap::with_capacity(k + 1);
+    for id in ids {
+        let d = id.distance(target);
+        if heap.len() < k {
+            heap.push((d, *id));
+        } else if let Some(worst) = heap.peek()
+            && d < worst.0
+        {
+            heap.pop();
+            heap.push((d, *id));
+        }
+    }
+    heap.into_sorted_vec()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect()
+}
+
 /// The IP as it is named on the wire: IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, seen on
 /// dual-stack sockets) become plain IPv4, so a seed's identifier does not depend on the kind
 /// of socket that received it.
@@ -348,6 +378,14 @@ mod tests {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             let id = a.random_in_bucket(bucket, &mut rng);
             prop_assert_eq!(a.bucket_index(&id), Some(bucket));
+        }
+
+        #[test]
+        fn closest_k_matches_sorting(target in arb_id(), ids in proptest::collection::vec(arb_id(), 0..300), k in 0usize..40) {
+            let mut sorted = ids.clone();
+            sorted.sort_by_key(|x| x.distance(&target));
+            sorted.truncate(k);
+            prop_assert_eq!(closest_k(&target, &ids, k), sorted);
         }
 
         #[test]

@@ -17,10 +17,12 @@
 //! |---|---|
 //! | [`table`] | the routing table (k-buckets, ping-before-evict, replacement cache, closest-k) |
 //! | [`lookup`] | the iterative FIND_NODE / FIND_VALUE state machine |
+//! | [`testnet`] | an in-process network of nodes on virtual time (tests, benchmarks) |
 //! | `mod.rs` | [`Node`]: request handling, commands, timers, statistics |
 
 pub mod lookup;
 pub mod table;
+pub mod testnet;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};

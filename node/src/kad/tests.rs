@@ -1,13 +1,11 @@
 //! Tests of the sans-IO node: one test per PROFILE rule it implements, and an in-process
 //! network of hundreds of nodes on virtual time.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+use super::testnet::Network;
 use super::*;
 use crate::store::MemStore;
 
@@ -140,8 +138,9 @@ fn find_node_reply_three_closest_never_self_nor_requester_p_w8() {
     let mut sorted = contacts.clone();
     sorted.sort_by_key(|c| c.node_id.distance(&target));
     assert_eq!(&sorted, contacts, "closest first");
-    // They are the true three closest among the known contacts other than the requester.
-    let mut all: Vec<Contact> = (2..60).map(addr).map(Contact::from_addr).collect();
+    // They are the true three closest among the contacts in the table (a full bucket keeps
+    // newcomers in its replacement cache, P-K3), other than the requester.
+    let mut all: Vec<Contact> = a.table().iter().map(|e| e.contact).collect();
     all.retain(|c| c.node_id != target);
     all.sort_by_key(|c| c.node_id.distance(&target));
     assert_eq!(contacts[..], all[..3]);
@@ -776,133 +775,6 @@ fn publish_refuses_invalid_values() {
         a.poll_event(),
         Some(Event::Completed { id: got, result: CommandResult::Failed(_) }) if got == id
     ));
-}
-
-/// A datagram on its way: (delivery time, sequence, destination index, source, bytes).
-type InFlight = (u64, u64, usize, SocketAddr, Vec<u8>);
-
-/// An in-process network: nodes exchange datagrams through a queue ordered by delivery time,
-/// with a fixed one-way latency and seeded loss. No sockets, no real time.
-pub(crate) struct Network {
-    pub nodes: Vec<Node<MemStore>>,
-    index: BTreeMap<SocketAddr, usize>,
-    queue: BinaryHeap<Reverse<InFlight>>,
-    /// Next deadline of every node with requests in flight, so a step need not scan them all.
-    timers: BTreeSet<(u64, usize)>,
-    timer_of: Vec<Option<u64>>,
-    seq: u64,
-    pub now: u64,
-    latency_ms: u64,
-    loss: f64,
-    rng: ChaCha8Rng,
-    pub delivered: u64,
-}
-
-impl Network {
-    pub fn new(n: u32, latency_ms: u64, loss: f64, seed: u64) -> Network {
-        let nodes: Vec<Node<MemStore>> = (0..n)
-            .map(|i| {
-                Node::new(
-                    Config::default(),
-                    Contact::from_addr(addr(i + 1)),
-                    MemStore::default(),
-                    seed ^ (i as u64) << 8,
-                    T0,
-                )
-            })
-            .collect();
-        let index = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.local().socket_addr(), i))
-            .collect();
-        Network {
-            timer_of: vec![None; nodes.len()],
-            nodes,
-            index,
-            queue: BinaryHeap::new(),
-            timers: BTreeSet::new(),
-            seq: 0,
-            now: T0,
-            latency_ms,
-            loss,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            delivered: 0,
-        }
-    }
-
-    /// Takes node `i`'s transmits into the queue and notes its next deadline; called after
-    /// every input to a node (only inputs change a sans-IO node's deadline).
-    fn collect(&mut self, i: usize) {
-        if let Some(old) = self.timer_of[i].take() {
-            self.timers.remove(&(old, i));
-        }
-        if self.nodes[i].pending_requests() > 0
-            && let Some(t) = self.nodes[i].poll_timeout()
-        {
-            self.timers.insert((t, i));
-            self.timer_of[i] = Some(t);
-        }
-        let from = self.nodes[i].local().socket_addr();
-        while let Some(t) = self.nodes[i].poll_transmit() {
-            if self.loss > 0.0 && self.rng.random::<f64>() < self.loss {
-                continue;
-            }
-            if let Some(&to) = self.index.get(&t.to) {
-                self.seq += 1;
-                self.queue.push(Reverse((
-                    self.now + self.latency_ms,
-                    self.seq,
-                    to,
-                    from,
-                    t.bytes,
-                )));
-            }
-        }
-    }
-
-    /// Runs until command `id` of node `i` completes; returns its result.
-    pub fn run_command(&mut self, i: usize, cmd: Command) -> CommandResult {
-        let id = self.nodes[i].handle_command(self.now, cmd);
-        self.collect(i);
-        loop {
-            while let Some(ev) = self.nodes[i].poll_event() {
-                let Event::Completed { id: got, result } = ev;
-                if got == id {
-                    return result;
-                }
-            }
-            self.step()
-                .expect("the network went idle before the command completed");
-        }
-    }
-
-    /// Delivers the next datagram or fires the next timer. None when nothing is left.
-    fn step(&mut self) -> Option<()> {
-        let next_packet = self.queue.peek().map(|Reverse((t, ..))| *t);
-        // Timers that are due before the next packet: only lookups' timeouts matter here, so
-        // look for the earliest node deadline among nodes with requests in flight.
-        let next_timer = self.timers.first().copied();
-        match (next_packet, next_timer) {
-            (Some(p), Some((t, i))) if t < p => self.fire(t, i),
-            (Some(_), _) => {
-                let Reverse((t, _, to, from, bytes)) = self.queue.pop()?;
-                self.now = self.now.max(t);
-                self.nodes[to].handle_datagram(self.now, from, &bytes);
-                self.delivered += 1;
-                self.collect(to);
-            }
-            (None, Some((t, i))) => self.fire(t, i),
-            (None, None) => return None,
-        }
-        Some(())
-    }
-
-    fn fire(&mut self, t: u64, i: usize) {
-        self.now = self.now.max(t);
-        self.nodes[i].handle_timeout(self.now);
-        self.collect(i);
-    }
 }
 
 #[test]
