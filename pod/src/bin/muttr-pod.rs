@@ -1,0 +1,216 @@
+//! `muttr-pod`: run a Muttr pod — the REST API and WebSocket push on TCP, and an embedded seed
+//! on UDP that takes part in the DHT.
+//!
+//! ```text
+//! muttr-pod --listen 127.0.0.1:8080 --public-host 127.0.0.1:8080 --data-dir ./pod-data \
+//!           --seed-listen 127.0.0.1:4000 --bootstrap 127.0.0.1:4001 --insecure-federation
+//! ```
+//!
+//! It prints one line when ready (`muttr-pod listening on URL seed ADDR node NODEID`), logs to
+//! stderr, and on SIGINT or SIGTERM stops accepting, closes WebSocket sessions, finishes the
+//! requests in flight and stops its seed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use muttr_node::Config;
+use muttr_node::driver::{SeedOptions, spawn_seed};
+use muttr_node::net::{Clock, TokioTransport};
+use muttr_node::store::{Quotas, SqliteStore};
+use muttr_pod::{AppState, PodConfig, Storage, serve, tls};
+
+/// Run a Muttr pod: keyserver, aliases, inboxes, WebSocket push, and a seed of the DHT.
+#[derive(Debug, Parser)]
+#[command(name = "muttr-pod", version)]
+struct Args {
+    /// TCP address of the HTTP(S) API and WebSocket.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The host users name this pod by (`alice@HOST`), with `:port` when not the default;
+    /// defaults to the listen address.
+    #[arg(long)]
+    public_host: Option<String>,
+    /// Directory of the pod's database and its seed's values.
+    #[arg(long, default_value = "muttr-pod-data")]
+    data_dir: PathBuf,
+    /// UDP address of the embedded seed.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    seed_listen: SocketAddr,
+    /// Address other seeds reach the embedded seed at (needed with a wildcard --seed-listen).
+    #[arg(long)]
+    seed_advertise: Option<SocketAddr>,
+    /// A seed to join the DHT through (repeatable).
+    #[arg(long = "bootstrap", value_name = "ADDR")]
+    bootstrap: Vec<SocketAddr>,
+    /// PEM certificate chain: serve HTTPS/WSS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Fetch other pods' keys over plain http:// (local networks and tests only, P-A3).
+    #[arg(long)]
+    insecure_federation: bool,
+    /// Pod limits (TOML, fields of `PodConfig`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Protocol constants of the embedded seed (TOML, fields of the seed `Config`).
+    #[arg(long)]
+    seed_config: Option<PathBuf>,
+    /// Log level or filter.
+    #[arg(long, default_value = "info")]
+    log: String,
+    /// Seed of the random generators (tokens, rpcIDs); from the OS when absent.
+    #[arg(long)]
+    rng_seed: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("muttr-pod: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("muttr-pod: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read(path: &PathBuf) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let mut pod_config = match &args.config {
+        Some(p) => PodConfig::from_toml(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => PodConfig::default(),
+    };
+    pod_config.public_host = args
+        .public_host
+        .clone()
+        .unwrap_or_else(|| args.listen.to_string());
+    pod_config.insecure_federation |= args.insecure_federation;
+    let seed_config = match &args.seed_config {
+        Some(p) => Config::from_toml(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => Config::default(),
+    };
+    seed_config
+        .validate()
+        .map_err(|e| format!("invalid seed config: {e}"))?;
+
+    let storage = Storage::open(&args.data_dir).map_err(|e| e.to_string())?;
+    let values = SqliteStore::open(
+        &args.data_dir.join("seed"),
+        Quotas::from_config(&seed_config),
+    )
+    .map_err(|e| e.to_string())?;
+    let clock = Clock::system();
+    let seed = spawn_seed(
+        TokioTransport,
+        SeedOptions {
+            bind: args.seed_listen,
+            advertise: args.seed_advertise,
+            config: seed_config,
+            rng_seed: args.rng_seed.unwrap_or_else(rand::random),
+        },
+        values,
+        clock,
+    )
+    .await
+    .map_err(|e| format!("seed cannot listen on {}: {e}", args.seed_listen))?;
+    let state = AppState::new(
+        pod_config,
+        storage,
+        Some(seed.handle()),
+        clock,
+        args.rng_seed,
+    );
+    if !args.bootstrap.is_empty() {
+        let handle = seed.handle();
+        let peers = args.bootstrap.clone();
+        tokio::spawn(async move {
+            for attempt in 1..=12u32 {
+                match handle.bootstrap(peers.clone()).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(contacts = n, "seed joined the network");
+                        return;
+                    }
+                    Ok(_) => tracing::warn!(attempt, "no bootstrap seed answered; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bootstrap failed");
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
+
+    let tcp = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    let seed_addr = seed.contact().socket_addr();
+    let node = seed.node_id();
+    let served = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let config = tls::server_config(cert, key).map_err(|e| e.to_string())?;
+            let listener = tls::TlsListener::new(tcp, config).map_err(|e| e.to_string())?;
+            println!("muttr-pod listening on https://{local} seed {seed_addr} node {node}");
+            serve(listener, state, wait_for_signal()).await
+        }
+        _ => {
+            println!("muttr-pod listening on http://{local} seed {seed_addr} node {node}");
+            serve(tcp, state, wait_for_signal()).await
+        }
+    };
+    served.map_err(|e| format!("server: {e}"))?;
+    tracing::info!("stopping seed");
+    seed.shutdown()
+        .await
+        .map_err(|e| format!("seed shutdown: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,104 @@
+//! [`PodConfig`]: every limit and policy of a pod in one place, loadable from TOML.
+//!
+//! Each constant is explained where it is defined; the defaults follow PROFILE §5–§6 where the
+//! profile fixes a value (nonce window, token lifetime, WebSocket auth timeout) and are
+//! conservative choices where it does not (body size, rate limits).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A pod's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PodConfig {
+    /// The pod's public host as users name it (`muttr.me`, `127.0.0.1:8080`): the part after
+    /// `@` in every `userID` (P-A8), with `:port` when not the scheme's default.
+    pub public_host: String,
+    /// Fetch `href` identities over plain `http://` instead of `https://` (P-A3). Only for
+    /// local networks and simulation.
+    pub insecure_federation: bool,
+    /// Largest request body accepted, in bytes (413 beyond). A value must fit one STORE
+    /// datagram (65,507 bytes, P-W1), so its hex text never needs more than that; 128 KiB
+    /// leaves room for armored keys with many signatures.
+    pub max_body_bytes: usize,
+    /// P-A2: a nonce more than this far from the pod's clock is refused (5 minutes).
+    pub nonce_window_ms: u64,
+    /// P-A6: how long a token stays valid (30 s).
+    pub token_ttl_ms: u64,
+    /// P-A6: token length in random bytes (32 bytes = 256 bits, the profile asks ≥ 128).
+    pub token_bytes: usize,
+    /// P-S1: how long a WebSocket client has to send its auth frame (10 s).
+    pub ws_auth_timeout_ms: u64,
+    /// Frames waiting for one WebSocket client at most. A client that lets its queue fill is
+    /// disconnected (close code 4408); its entries stay in the inbox for playback (P-A9), so a
+    /// slow client never blocks the others and loses nothing.
+    pub ws_queue: usize,
+    /// Per-IP rate limit: sustained requests per second (429 beyond, P-A7).
+    pub ip_rate_per_sec: f64,
+    /// Per-IP rate limit: burst size.
+    pub ip_burst: f64,
+    /// Per-identity rate limit on authenticated requests: sustained requests per second.
+    pub identity_rate_per_sec: f64,
+    /// Per-identity rate limit: burst size.
+    pub identity_burst: f64,
+    /// Loopback clients skip the per-IP limit (local tools, a reverse proxy on the same host,
+    /// benchmarks). Off by default: behind a proxy, turn it on and rate-limit in the proxy.
+    pub exempt_loopback: bool,
+    /// How long fetching another pod's key (`href`, P-A3) may take.
+    pub fetch_timeout_ms: u64,
+    /// Largest key accepted from another pod, in bytes.
+    pub max_fetched_key_bytes: usize,
+    /// How long `POST /messages` and `GET /messages/:hash` wait for the DHT.
+    pub dht_timeout_ms: u64,
+}
+
+impl Default for PodConfig {
+    fn default() -> PodConfig {
+        PodConfig {
+            public_host: "localhost".into(),
+            insecure_federation: false,
+            max_body_bytes: 128 * 1024,
+            nonce_window_ms: 5 * 60 * 1000,
+            token_ttl_ms: 30_000,
+            token_bytes: 32,
+            ws_auth_timeout_ms: 10_000,
+            ws_queue: 256,
+            ip_rate_per_sec: 50.0,
+            ip_burst: 200.0,
+            identity_rate_per_sec: 20.0,
+            identity_burst: 100.0,
+            exempt_loopback: false,
+            fetch_timeout_ms: 5_000,
+            max_fetched_key_bytes: 64 * 1024,
+            dht_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl PodConfig {
+    /// Reads a TOML file (unknown keys are an error, so a typo is not silently ignored).
+    pub fn from_toml(text: &str) -> Result<PodConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// `ws_auth_timeout_ms` as a duration.
+    pub fn ws_auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.ws_auth_timeout_ms)
+    }
+
+    /// `fetch_timeout_ms` as a duration.
+    pub fn fetch_timeout(&self) -> Duration {
+        Duration::from_millis(self.fetch_timeout_ms)
+    }
+
+    /// `dht_timeout_ms` as a duration.
+    pub fn dht_timeout(&self) -> Duration {
+        Duration::from_millis(self.dht_timeout_ms)
+    }
+
+    /// `alias@public_host`, the userID of an alias here (P-A8).
+    pub fn user_id(&self, alias: &str) -> String {
+        format!("{alias}@{}", self.public_host)
+    }
+}

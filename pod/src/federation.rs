@@ -1,0 +1,191 @@
+//! Federation: finding the key of a user of another pod (`href` identities, P-A3, and the
+//! `from` of `POST /inboxes/:alias`, P-A4).
+//!
+//! `alias@host[:port]` resolves to `https://host[:port]/aliases/alias` (plain `http://` only in
+//! insecure-federation mode). Fetching goes through the [`KeyFetcher`] trait, so the simulator
+//! can route it over its own sockets; [`HttpFetcher`] is the real one (hyper + rustls with the
+//! Mozilla root store).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::routes::aliases::valid_alias;
+
+/// Why a key could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The user ID is not `alias@host[:port]`.
+    #[error("not a user ID (alias@host[:port]): {0}")]
+    BadUserId(String),
+    /// The other pod could not be reached or took too long.
+    #[error("could not reach {url}: {why}")]
+    Unreachable {
+        /// What was fetched.
+        url: String,
+        /// Why it failed.
+        why: String,
+    },
+    /// The other pod answered, but not with a key (404 for an unknown alias, …).
+    #[error("{url} answered {status}")]
+    Status {
+        /// What was fetched.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The answer was too large.
+    #[error("{0} answered more than the size limit")]
+    TooLarge(String),
+}
+
+/// A user ID split into alias and host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserId {
+    /// The alias (P-A8).
+    pub alias: String,
+    /// `host` or `host:port`.
+    pub host: String,
+}
+
+impl UserId {
+    /// Parses `alias@host[:port]`. The host may be a name, an IPv4 address or a bracketed IPv6
+    /// address, with an optional port.
+    pub fn parse(text: &str) -> Result<UserId, FetchError> {
+        let bad = || FetchError::BadUserId(text.to_string());
+        let (alias, host) = text.split_once('@').ok_or_else(bad)?;
+        if !valid_alias(alias) || host.is_empty() || host.len() > 255 {
+            return Err(bad());
+        }
+        let ok_host = host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !ok_host {
+            return Err(bad());
+        }
+        // The authority must parse as one (no userinfo, path or query can sneak in).
+        let authority: hyper::http::uri::Authority = host.parse().map_err(|_| bad())?;
+        if authority.as_str() != host {
+            return Err(bad());
+        }
+        Ok(UserId {
+            alias: alias.to_string(),
+            host: host.to_ascii_lowercase(),
+        })
+    }
+
+    /// The URL of this user's key: `https://host/aliases/alias` (or `http://` when insecure).
+    pub fn key_url(&self, insecure: bool) -> String {
+        let scheme = if insecure { "http" } else { "https" };
+        format!("{scheme}://{}/aliases/{}", self.host, self.alias)
+    }
+}
+
+/// Boxed future of a fetch.
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<String, FetchError>> + Send + 'a>>;
+
+/// Fetches a URL's body as text.
+pub trait KeyFetcher: Send + Sync + 'static {
+    /// GETs `url` and returns its body (at most `limit` bytes) when the status is 200.
+    fn fetch<'a>(&'a self, url: &'a str, limit: usize, timeout: Duration) -> FetchFuture<'a>;
+}
+
+/// The real fetcher: hyper over TCP, TLS by rustls (webpki roots).
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
+}
+
+impl HttpFetcher {
+    /// A fetcher for `https://` URLs and, for insecure federation, `http://` ones.
+    pub fn new() -> HttpFetcher {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        HttpFetcher {
+            client: Client::builder(TokioExecutor::new()).build(https),
+        }
+    }
+}
+
+impl Default for HttpFetcher {
+    fn default() -> HttpFetcher {
+        HttpFetcher::new()
+    }
+}
+
+impl KeyFetcher for HttpFetcher {
+    fn fetch<'a>(&'a self, url: &'a str, limit: usize, timeout: Duration) -> FetchFuture<'a> {
+        Box::pin(async move {
+            let unreachable = |why: String| FetchError::Unreachable {
+                url: url.to_string(),
+                why,
+            };
+            let uri: hyper::Uri = url.parse().map_err(|e| unreachable(format!("{e}")))?;
+            let work = async {
+                let response = self
+                    .client
+                    .get(uri)
+                    .await
+                    .map_err(|e| unreachable(format!("{e}")))?;
+                if response.status() != hyper::StatusCode::OK {
+                    return Err(FetchError::Status {
+                        url: url.to_string(),
+                        status: response.status().as_u16(),
+                    });
+                }
+                let body = Limited::new(response.into_body(), limit)
+                    .collect()
+                    .await
+                    .map_err(|_| FetchError::TooLarge(url.to_string()))?
+                    .to_bytes();
+                String::from_utf8(body.to_vec()).map_err(|_| unreachable("not text".into()))
+            };
+            tokio::time::timeout(timeout, work)
+                .await
+                .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_parse_into_key_urls() {
+        let u = UserId::parse("alice@muttr.me").unwrap();
+        assert_eq!(u.key_url(false), "https://muttr.me/aliases/alice");
+        let u = UserId::parse("bob@127.0.0.1:8080").unwrap();
+        assert_eq!(u.key_url(true), "http://127.0.0.1:8080/aliases/bob");
+        let u = UserId::parse("c.d_e-f@[::1]:9000").unwrap();
+        assert_eq!(u.host, "[::1]:9000");
+        assert_eq!(UserId::parse("x@Pod.Example").unwrap().host, "pod.example");
+    }
+
+    #[test]
+    fn malformed_user_ids_are_refused() {
+        for bad in [
+            "alice",
+            "@host",
+            "alice@",
+            "Alice@host",
+            "alice@host/path",
+            "alice@host?x=1",
+            "alice@user@host",
+            "alice@host:notaport",
+            "al ice@host",
+            "alice@ho st",
+        ] {
+            assert!(UserId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! # muttr-pod: the Muttr pod
+//!
+//! A pod is a "super seed" (whitepaper "Seed-to-Pod Communication", PROFILE §5–§6): a federated
+//! keyserver, username-to-key aliasing (`alice@pod`), instant delivery of message keys over
+//! WebSocket, playback for offline users, and a door to the DHT for passive seeds — on top of
+//! an embedded seed that takes part in the DHT like any other.
+//!
+//! The crate is a library first: [`router`] builds the `axum::Router` from one [`AppState`],
+//! and [`serve`] runs it on any `axum::serve::Listener` (a TCP listener, a TLS listener from
+//! [`tls`], or the simulator's). The `muttr-pod` binary wires it to the command line.
+//!
+//! ## Module map
+//! | module | what it holds |
+//! |---|---|
+//! | [`routes`] | one module per resource: identities, messages, aliases, tokens, inboxes |
+//! | [`ws`] | WebSocket push at the base URI (P-S1, P-S2) |
+//! | [`auth`] | signed auth texts, nonces, `pubkeyhash` / `href` identities (P-A1–P-A4) |
+//! | [`tokens`] | single-use tokens for GET/DELETE (P-A6) |
+//! | [`federation`] | `alias@host` → key, fetched from other pods (P-A3) |
+//! | [`hub`] | fan-out of new inbox entries to WebSocket subscribers, bounded per client |
+//! | [`storage`] | SQLite: identities, aliases, inbox entries, nonces (P-A9) |
+//! | [`body`] | the text-body extractor: media type (415), size (413), UTF-8 (400) |
+//! | [`ratelimit`] | token buckets per IP and per identity (429) |
+//! | [`error`] | the one error type, rendered `{"error": …}` (P-A7) |
+//! | [`config`] | every limit of a pod, loadable from TOML |
+//! | [`openapi`] | the OpenAPI 3 document of the API, served at `/openapi.json` |
+//! | [`tls`] | a rustls listener for `--tls-cert/--tls-key` |
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod federation;
+pub mod hub;
+pub mod openapi;
+pub mod ratelimit;
+pub mod routes;
+pub mod storage;
+pub mod tls;
+pub mod tokens;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use muttr_node::SeedHandle;
+use muttr_node::net::Clock;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use tokio::sync::watch;
+
+pub use config::PodConfig;
+pub use error::ApiError;
+pub use storage::Storage;
+
+use federation::{HttpFetcher, KeyFetcher};
+
+/// Everything a request handler needs, shared by all of them.
+pub struct Inner {
+    /// Limits and policies.
+    pub config: PodConfig,
+    /// Identities, aliases, inbox entries, nonces.
+    pub storage: Storage,
+    /// The embedded seed (`POST /messages`, `GET /messages/:hash`); `None` answers 503 there.
+    pub seed: Option<SeedHandle>,
+    /// The wall clock (injected: virtual in simulation and tests).
+    pub clock: Clock,
+    /// WebSocket subscribers.
+    pub hub: hub::Hub,
+    /// Outstanding tokens.
+    pub tokens: tokens::TokenStore,
+    /// How other pods' keys are fetched.
+    pub fetcher: Arc<dyn KeyFetcher>,
+    /// Per-IP limit.
+    pub ip_limiter: ratelimit::RateLimiter,
+    /// Per-identity limit (authenticated requests).
+    pub identity_limiter: ratelimit::RateLimiter,
+    /// Tells WebSocket sessions the pod is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    shutdown_tx: watch::Sender<bool>,
+    rng: Mutex<ChaCha20Rng>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("config", &self.config)
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared state of a pod (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// A pod's state. `rng_seed` seeds the token generator: `None` draws the seed from the
+    /// operating system (production); `Some` makes tokens reproducible (simulation, tests).
+    /// Must be called inside the tokio runtime that serves the pod (the clock reads its time).
+    pub fn new(
+        config: PodConfig,
+        storage: Storage,
+        seed: Option<SeedHandle>,
+        clock: Clock,
+        rng_seed: Option<u64>,
+    ) -> AppState {
+        AppState::with_fetcher(
+            config,
+            storage,
+            seed,
+            clock,
+            rng_seed,
+            Arc::new(HttpFetcher::new()),
+        )
+    }
+
+    /// [`AppState::new`] with another way of fetching other pods' keys (simulation).
+    pub fn with_fetcher(
+        config: PodConfig,
+        storage: Storage,
+        seed: Option<SeedHandle>,
+        clock: Clock,
+        rng_seed: Option<u64>,
+        fetcher: Arc<dyn KeyFetcher>,
+    ) -> AppState {
+        let rng = match rng_seed {
+            Some(s) => ChaCha20Rng::seed_from_u64(s),
+            None => ChaCha20Rng::from_os_rng(),
+        };
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        AppState(Arc::new(Inner {
+            hub: hub::Hub::new(config.ws_queue),
+            tokens: tokens::TokenStore::new(config.token_ttl_ms),
+            ip_limiter: ratelimit::RateLimiter::new(config.ip_rate_per_sec, config.ip_burst),
+            identity_limiter: ratelimit::RateLimiter::new(
+                config.identity_rate_per_sec,
+                config.identity_burst,
+            ),
+            config,
+            storage,
+            seed,
+            clock,
+            fetcher,
+            shutdown,
+            shutdown_tx,
+            rng: Mutex::new(rng),
+        }))
+    }
+
+    /// A fresh token value: `token_bytes` random bytes as lowercase hex (P-A6).
+    pub fn random_token(&self) -> String {
+        let mut bytes = vec![0u8; self.config.token_bytes.max(16)];
+        self.rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    }
+
+    /// Closes every WebSocket session (going away); call before the server stops.
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown_tx.send(true);
+    }
+}
+
+/// Every route of the API: (method, path in axum syntax). The OpenAPI document must list
+/// exactly these (checked by a test).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("POST", "/"),
+    ("POST", "/messages"),
+    ("GET", "/messages/{hash}"),
+    ("GET", "/aliases/{alias}"),
+    ("POST", "/aliases"),
+    ("POST", "/tokens"),
+    ("GET", "/inboxes"),
+    ("DELETE", "/inboxes"),
+    ("POST", "/inboxes/{alias}"),
+    ("GET", "/openapi.json"),
+];
+
+/// The pod's HTTP API.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/", get(ws::upgrade).post(routes::identities::register))
+        .route("/messages", post(routes::messages::store))
+        .route("/messages/{hash}", get(routes::messages::fetch))
+        .route("/aliases", post(routes::aliases::create))
+        .route("/aliases/{alias}", get(routes::aliases::get))
+        .route("/tokens", post(routes::tokens::create))
+        .route(
+            "/inboxes",
+            get(routes::inboxes::playback).delete(routes::inboxes::purge),
+        )
+        .route("/inboxes/{alias}", post(routes::inboxes::notify))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
+        .layer(middleware::map_response(error::json_errors))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Per-IP rate limit (P-A7 429). The client address comes from `ConnectInfo<SocketAddr>`,
+/// which [`serve`] provides; requests without it (in-process tests) share one bucket.
+async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let exempt = state.config.exempt_loopback && ip.is_some_and(|ip| ip.is_loopback());
+    if !exempt {
+        let key = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+        if !state.ip_limiter.allow(&key, state.clock.now_ms()) {
+            return ApiError::too_many("too many requests from this address").into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Serves the pod on `listener` until `shutdown` resolves, then lets requests in flight
+/// finish (WebSocket sessions are told to close).
+pub async fn serve<L, F>(listener: L, state: AppState, shutdown: F) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    // `tap_io` (a no-op here) is what gives any listener with `SocketAddr` addresses the
+    // `ConnectInfo<SocketAddr>` the per-IP limit reads.
+    let listener = listener.tap_io(|_io| {});
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let ws_state = state.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            ws_state.begin_shutdown();
+        })
+        .await
+}

@@ -1,0 +1,128 @@
+//! `POST /inboxes/:alias` (authenticated), `GET /inboxes` and `DELETE /inboxes` (token) —
+//! message notification, playback and purge (whitepaper "Store a Message Key for the Alias",
+//! "Playback Missed Messages", "Purge Stored Message Keys"; P-A4, P-A9, P-S2).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use muttr_node::id::is_lower_hex;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{authenticate, resolve_user};
+use crate::body::TextBody;
+use crate::error::ApiError;
+use crate::federation::UserId;
+use crate::routes::aliases::valid_alias;
+use crate::storage::{InboxEntry, Party};
+
+/// The resource path tokens for playback and purge are bound to.
+pub const INBOXES: &str = "/inboxes";
+
+/// Notifies `alias` of a message key. The caller signs `from` (its userID) and `key`; `from`
+/// must resolve to the key that signed (P-A4). The entry is stored durably before the answer
+/// (P-A9) and pushed to the recipient's WebSocket subscribers (P-S2).
+pub async fn notify(
+    State(state): State<AppState>,
+    Path(alias): Path<String>,
+    TextBody(body): TextBody,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authenticate(&state, &body).await?;
+    if !valid_alias(&alias) {
+        return Err(ApiError::bad_request(
+            "an alias matches [a-z0-9][a-z0-9._-]{0,63} (P-A8)",
+        ));
+    }
+    let from = caller.param("from")?.to_string();
+    let key = caller.param("key")?.to_string();
+    if key.len() != 40 || !is_lower_hex(&key) {
+        return Err(ApiError::bad_request(
+            "`key` is a message key: 40 lowercase hex characters (P-V2)",
+        ));
+    }
+    let recipient = state
+        .storage
+        .alias(&alias)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no alias `{alias}` here")))?;
+    let sender = UserId::parse(&from).map_err(|e| ApiError::bad_request(format!("`from`: {e}")))?;
+    // `from` must be the signer: reuse the key fetched for an href caller naming itself.
+    let from_key = if caller.text.identity_type == muttr_node::crypto::auth::HREF
+        && caller.text.identity.eq_ignore_ascii_case(&from)
+    {
+        caller.key.clone()
+    } else {
+        resolve_user(&state, &sender)
+            .await
+            .map_err(|e| ApiError::forbidden(format!("`from` ({from}) cannot be checked: {e}")))?
+    };
+    if from_key.fingerprint() != caller.key.fingerprint() {
+        return Err(ApiError::forbidden(format!(
+            "`from` ({from}) is not the signer's userID (P-A4)"
+        )));
+    }
+    let entry = InboxEntry {
+        recipient: Party {
+            user_id: state.config.user_id(&alias),
+            pubkeyhash: recipient.pubkeyhash.clone(),
+        },
+        sender: Party {
+            user_id: format!("{}@{}", sender.alias, sender.host),
+            pubkeyhash: from_key.pubkeyhash(),
+        },
+        key,
+        timestamp: state.clock.now_ms(),
+    };
+    state
+        .storage
+        .add_entry(&recipient.pubkeyhash, &entry)
+        .map_err(ApiError::internal)?;
+    let frame = serde_json::to_string(&entry).map_err(ApiError::internal)?;
+    let pushed = state.hub.publish(&recipient.pubkeyhash, &frame);
+    tracing::debug!(to = %entry.recipient.user_id, from = %entry.sender.user_id, pushed, "inbox entry");
+    Ok(Json(json!({ "message": entry })))
+}
+
+fn token_of(query: &HashMap<String, String>) -> Result<&str, ApiError> {
+    query
+        .get("token")
+        .map(String::as_str)
+        .ok_or_else(|| ApiError::unauthorized("a `token` query parameter is required (P-A6)"))
+}
+
+/// Plays back the caller's inbox, grouped by contact (the sender's userID), oldest first.
+pub async fn playback(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let owner = state
+        .tokens
+        .consume(token_of(&query)?, INBOXES, "GET", state.clock.now_ms())?;
+    let entries = state.storage.entries(&owner).map_err(ApiError::internal)?;
+    let mut groups: Vec<(String, Vec<InboxEntry>)> = Vec::new();
+    for e in entries {
+        match groups.iter_mut().find(|(c, _)| *c == e.sender.user_id) {
+            Some((_, list)) => list.push(e),
+            None => groups.push((e.sender.user_id.clone(), vec![e])),
+        }
+    }
+    let messages: Vec<Value> = groups
+        .into_iter()
+        .map(|(contact, messages)| json!({ "contact": contact, "messages": messages }))
+        .collect();
+    Ok(Json(json!({ "messages": messages })))
+}
+
+/// Deletes every entry of the caller's inbox.
+pub async fn purge(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let owner = state
+        .tokens
+        .consume(token_of(&query)?, INBOXES, "DELETE", state.clock.now_ms())?;
+    let n = state.storage.purge(&owner).map_err(ApiError::internal)?;
+    tracing::debug!(owner = %owner, purged = n, "inbox purged");
+    Ok(Json(json!({ "messages": [] })))
+}

@@ -1,0 +1,72 @@
+//! `POST /messages` and `GET /messages/:hash` — the DHT on behalf of passive seeds (whitepaper
+//! "Store Message in DHT" / "Fetch Message from DHT", P-A5, P-V1, P-V2), through the pod's
+//! embedded seed.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use muttr_node::id::{Key, is_lower_hex};
+use muttr_node::value;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::body::TextBody;
+use crate::error::ApiError;
+
+/// Publishes the hex value of the body to the k closest seeds and answers its key. The value is
+/// checked first (P-V1): the pod does not spread what seeds would refuse.
+pub async fn store(
+    State(state): State<AppState>,
+    TextBody(text): TextBody,
+) -> Result<Json<Value>, ApiError> {
+    let seed = state
+        .seed
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("this pod runs no seed"))?;
+    let value_hex = text.trim_end_matches(['\r', '\n']);
+    value::validate(value_hex)
+        .map_err(|e| ApiError::bad_request(format!("not a valid value (P-V1): {e}")))?;
+    let publish = tokio::time::timeout(
+        state.config.dht_timeout(),
+        seed.publish(value_hex.to_string()),
+    );
+    let report = publish
+        .await
+        .map_err(|_| ApiError::unavailable("the DHT did not answer in time"))?
+        .map_err(|e| {
+            let text = e.to_string();
+            if text.contains("too large") {
+                ApiError::too_large(text)
+            } else {
+                ApiError::unavailable(format!("could not publish: {text}"))
+            }
+        })?;
+    tracing::debug!(key = %report.key.to_hex(), stored_at = report.stored_at, "published");
+    Ok(Json(json!({ "key": report.key.to_hex() })))
+}
+
+/// Looks a value up in the DHT and answers its hex text.
+pub async fn fetch(
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    if hash.len() != 40 || !is_lower_hex(&hash) {
+        return Err(ApiError::bad_request(
+            "a message hash is 40 lowercase hex characters (P-V2)",
+        ));
+    }
+    let key = Key::from_hex(&hash).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let seed = state
+        .seed
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("this pod runs no seed"))?;
+    let found = tokio::time::timeout(state.config.dht_timeout(), seed.find_value(key))
+        .await
+        .map_err(|_| ApiError::unavailable("the DHT did not answer in time"))?
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    match found {
+        Some(v) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], v)),
+        None => Err(ApiError::not_found(format!("no message {hash} in the DHT"))),
+    }
+}

@@ -1,0 +1,15 @@
+//! One module per resource of the REST API (whitepaper "RESTful Interface", PROFILE §5).
+//!
+//! | module | endpoints |
+//! |---|---|
+//! | [`identities`] | `POST /` (register a key) |
+//! | [`messages`] | `POST /messages`, `GET /messages/:hash` (the DHT, passive mode) |
+//! | [`aliases`] | `GET /aliases/:alias`, `POST /aliases` |
+//! | [`tokens`] | `POST /tokens` |
+//! | [`inboxes`] | `POST /inboxes/:alias`, `GET /inboxes`, `DELETE /inboxes` |
+
+pub mod aliases;
+pub mod identities;
+pub mod inboxes;
+pub mod messages;
+pub mod tokens;

@@ -1,0 +1,497 @@
+//! [`Storage`]: the pod's durable state in one SQLite file — identities, aliases, inbox
+//! entries and accepted nonces.
+//!
+//! Durability (P-A9): `journal_mode = WAL`, `synchronous = FULL`; every write is one
+//! transaction fsynced before the handler answers, so an acknowledged registration, alias or
+//! inbox entry survives `kill -9` and power loss. The schema is versioned with
+//! `PRAGMA user_version` and upgraded by [`MIGRATIONS`] at open.
+//!
+//! Calls are synchronous under one mutex: each is a single indexed statement taking
+//! microseconds plus one fsync for writes. Running them inline (not on a blocking pool) keeps
+//! the pod deterministic under the simulator's paused clock, where a blocking-pool task would
+//! let virtual time run while it works.
+//!
+//! Tokens are not here: they live 30 s (P-A6) and a restarted pod may simply refuse old ones.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// The database file's name inside the data directory.
+pub const FILE_NAME: &str = "pod.sqlite3";
+
+/// Schema migrations, applied in order; `user_version` counts those applied.
+pub const MIGRATIONS: &[&str] = &["CREATE TABLE identities (
+        pubkeyhash TEXT PRIMARY KEY NOT NULL,
+        fingerprint TEXT NOT NULL UNIQUE,
+        armored TEXT NOT NULL,
+        registered INTEGER NOT NULL
+    );
+    CREATE TABLE aliases (
+        name TEXT PRIMARY KEY NOT NULL,
+        pubkeyhash TEXT NOT NULL REFERENCES identities(pubkeyhash),
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX aliases_by_owner ON aliases(pubkeyhash);
+    CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL,
+        recipient_user TEXT NOT NULL,
+        sender_user TEXT NOT NULL,
+        sender_hash TEXT NOT NULL,
+        key TEXT NOT NULL,
+        timestamp INTEGER NOT NULL
+    );
+    CREATE INDEX inbox_by_owner ON inbox(owner, id);
+    CREATE TABLE nonces (
+        identity TEXT NOT NULL,
+        nonce INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        PRIMARY KEY (identity, nonce)
+    ) WITHOUT ROWID;
+    CREATE INDEX nonces_by_expiry ON nonces(expires);"];
+
+/// A storage failure (the disk, a corrupt file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StorageError(pub String);
+
+fn err(e: impl std::fmt::Display) -> StorageError {
+    StorageError(e.to_string())
+}
+
+/// A registered identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRow {
+    /// SHA-1 of the armored text (P-G1).
+    pub pubkeyhash: String,
+    /// The primary key's fingerprint.
+    pub fingerprint: String,
+    /// The armored public key exactly as registered.
+    pub armored: String,
+    /// When it was registered (ms, P-W5).
+    pub registered: u64,
+}
+
+/// What registering a key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// Newly registered.
+    Created(IdentityRow),
+    /// The same text was registered before; nothing changed.
+    Existing(IdentityRow),
+    /// The same key (fingerprint) is registered under another text (P-A7 409).
+    OtherText,
+}
+
+/// What adding an alias did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AliasOutcome {
+    /// Newly created at this time.
+    Created(u64),
+    /// Already this identity's alias, created at this time; nothing changed.
+    Existing(u64),
+    /// Someone else's (P-A7 409).
+    Taken,
+}
+
+/// One side of an inbox entry: `{"userID", "pubkeyhash"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    /// `alias@podhost`.
+    #[serde(rename = "userID")]
+    pub user_id: String,
+    /// SHA-1 of the party's armored key.
+    pub pubkeyhash: String,
+}
+
+/// An inbox entry, in the whitepaper's message format (also the WebSocket frame, P-S2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntry {
+    /// Who it is for.
+    pub recipient: Party,
+    /// Who sent it (checked against the signer, P-A4).
+    pub sender: Party,
+    /// The message's key in the DHT.
+    pub key: String,
+    /// When the pod received the notification (ms).
+    pub timestamp: u64,
+}
+
+/// The pod's database.
+#[derive(Debug)]
+pub struct Storage {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Storage {
+    /// Opens (or creates) the database in `dir`, applying pending migrations.
+    pub fn open(dir: &Path) -> Result<Storage, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+        let path = dir.join(FILE_NAME);
+        let mut conn =
+            Connection::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(err(format!("journal_mode is {mode}, WAL required")));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .map_err(err)? as usize;
+        if version > MIGRATIONS.len() {
+            return Err(err(format!(
+                "{} has schema version {version}, newer than this pod ({})",
+                path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction().map_err(err)?;
+            tx.execute_batch(m).map_err(err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(Storage {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a key (`POST /`).
+    pub fn register(
+        &self,
+        pubkeyhash: &str,
+        fingerprint: &str,
+        armored: &str,
+        now_ms: u64,
+    ) -> Result<Registration, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(err)?;
+        let existing: Option<(String, String, i64)> = tx
+            .query_row(
+                "SELECT pubkeyhash, armored, registered FROM identities WHERE fingerprint = ?1",
+                params![fingerprint],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        if let Some((hash, text, registered)) = existing {
+            return Ok(if hash == pubkeyhash {
+                Registration::Existing(IdentityRow {
+                    pubkeyhash: hash,
+                    fingerprint: fingerprint.to_string(),
+                    armored: text,
+                    registered: registered as u64,
+                })
+            } else {
+                Registration::OtherText
+            });
+        }
+        tx.execute(
+            "INSERT INTO identities (pubkeyhash, fingerprint, armored, registered) VALUES (?1, ?2, ?3, ?4)",
+            params![pubkeyhash, fingerprint, armored, now_ms as i64],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Registration::Created(IdentityRow {
+            pubkeyhash: pubkeyhash.to_string(),
+            fingerprint: fingerprint.to_string(),
+            armored: armored.to_string(),
+            registered: now_ms,
+        }))
+    }
+
+    /// The identity registered under `pubkeyhash`.
+    pub fn identity(&self, pubkeyhash: &str) -> Result<Option<IdentityRow>, StorageError> {
+        self.conn()
+            .query_row(
+                "SELECT pubkeyhash, fingerprint, armored, registered FROM identities WHERE pubkeyhash = ?1",
+                params![pubkeyhash],
+                |r| {
+                    Ok(IdentityRow {
+                        pubkeyhash: r.get(0)?,
+                        fingerprint: r.get(1)?,
+                        armored: r.get(2)?,
+                        registered: r.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(err)
+    }
+
+    /// Gives `name` to the identity `pubkeyhash` (`POST /aliases`).
+    pub fn add_alias(
+        &self,
+        name: &str,
+        pubkeyhash: &str,
+        now_ms: u64,
+    ) -> Result<AliasOutcome, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(err)?;
+        let existing: Option<(String, i64)> = tx
+            .query_row(
+                "SELECT pubkeyhash, created FROM aliases WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        if let Some((owner, created)) = existing {
+            return Ok(if owner == pubkeyhash {
+                AliasOutcome::Existing(created as u64)
+            } else {
+                AliasOutcome::Taken
+            });
+        }
+        tx.execute(
+            "INSERT INTO aliases (name, pubkeyhash, created) VALUES (?1, ?2, ?3)",
+            params![name, pubkeyhash, now_ms as i64],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(AliasOutcome::Created(now_ms))
+    }
+
+    /// The identity behind an alias.
+    pub fn alias(&self, name: &str) -> Result<Option<IdentityRow>, StorageError> {
+        self.conn()
+            .query_row(
+                "SELECT i.pubkeyhash, i.fingerprint, i.armored, i.registered
+                 FROM aliases a JOIN identities i ON a.pubkeyhash = i.pubkeyhash
+                 WHERE a.name = ?1",
+                params![name],
+                |r| {
+                    Ok(IdentityRow {
+                        pubkeyhash: r.get(0)?,
+                        fingerprint: r.get(1)?,
+                        armored: r.get(2)?,
+                        registered: r.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(err)
+    }
+
+    /// Records an accepted `(identity, nonce)`; false when it was accepted before (replay,
+    /// P-A2). Forgets nonces past `expires` of others on the way (they would be refused by
+    /// the window check anyway).
+    pub fn use_nonce(
+        &self,
+        identity: &str,
+        nonce: u64,
+        now_ms: u64,
+        expires_ms: u64,
+    ) -> Result<bool, StorageError> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM nonces WHERE expires < ?1",
+            params![now_ms as i64],
+        )
+        .map_err(err)?;
+        let inserted = conn
+            .execute(
+                "INSERT OR IGNORE INTO nonces (identity, nonce, expires) VALUES (?1, ?2, ?3)",
+                params![identity, nonce as i64, expires_ms as i64],
+            )
+            .map_err(err)?;
+        Ok(inserted == 1)
+    }
+
+    /// Adds an inbox entry for the identity `owner` (`POST /inboxes/:alias`).
+    pub fn add_entry(&self, owner: &str, entry: &InboxEntry) -> Result<(), StorageError> {
+        self.conn()
+            .execute(
+                "INSERT INTO inbox (owner, recipient_user, sender_user, sender_hash, key, timestamp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    owner,
+                    entry.recipient.user_id,
+                    entry.sender.user_id,
+                    entry.sender.pubkeyhash,
+                    entry.key,
+                    entry.timestamp as i64
+                ],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Every inbox entry of `owner`, oldest first.
+    pub fn entries(&self, owner: &str) -> Result<Vec<InboxEntry>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT recipient_user, sender_user, sender_hash, key, timestamp
+                 FROM inbox WHERE owner = ?1 ORDER BY id",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![owner], |r| {
+                Ok(InboxEntry {
+                    recipient: Party {
+                        user_id: r.get(0)?,
+                        pubkeyhash: owner.to_string(),
+                    },
+                    sender: Party {
+                        user_id: r.get(1)?,
+                        pubkeyhash: r.get(2)?,
+                    },
+                    key: r.get(3)?,
+                    timestamp: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// Deletes every inbox entry of `owner` (`DELETE /inboxes`); returns how many.
+    pub fn purge(&self, owner: &str) -> Result<usize, StorageError> {
+        self.conn()
+            .execute("DELETE FROM inbox WHERE owner = ?1", params![owner])
+            .map_err(err)
+    }
+
+    /// Counts (identities, aliases, inbox entries), for logs and tests.
+    pub fn counts(&self) -> Result<(u64, u64, u64), StorageError> {
+        let conn = self.conn();
+        let count = |table: &str| -> Result<u64, StorageError> {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(err)
+        };
+        Ok((count("identities")?, count("aliases")?, count("inbox")?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str) -> InboxEntry {
+        InboxEntry {
+            recipient: Party {
+                user_id: "bob@pod".into(),
+                pubkeyhash: "b".repeat(40),
+            },
+            sender: Party {
+                user_id: "alice@pod".into(),
+                pubkeyhash: "a".repeat(40),
+            },
+            key: key.into(),
+            timestamp: 7,
+        }
+    }
+
+    #[test]
+    fn registration_is_idempotent_and_refuses_a_second_text_of_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        assert!(matches!(
+            s.register("h1", "fp", "text1", 5).unwrap(),
+            Registration::Created(_)
+        ));
+        match s.register("h1", "fp", "text1", 9).unwrap() {
+            Registration::Existing(row) => assert_eq!(row.registered, 5),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            s.register("h2", "fp", "text2", 9).unwrap(),
+            Registration::OtherText
+        );
+        assert_eq!(s.identity("h1").unwrap().unwrap().armored, "text1");
+        assert!(s.identity("h2").unwrap().is_none());
+    }
+
+    #[test]
+    fn aliases_belong_to_one_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        s.register("h1", "f1", "t1", 1).unwrap();
+        s.register("h2", "f2", "t2", 1).unwrap();
+        assert_eq!(
+            s.add_alias("alice", "h1", 3).unwrap(),
+            AliasOutcome::Created(3)
+        );
+        assert_eq!(
+            s.add_alias("alice", "h1", 4).unwrap(),
+            AliasOutcome::Existing(3)
+        );
+        assert_eq!(s.add_alias("alice", "h2", 4).unwrap(), AliasOutcome::Taken);
+        assert_eq!(s.alias("alice").unwrap().unwrap().pubkeyhash, "h1");
+        assert!(s.alias("bob").unwrap().is_none());
+        // An alias for an unregistered identity breaks the foreign key.
+        assert!(s.add_alias("carol", "nobody", 5).is_err());
+    }
+
+    #[test]
+    fn nonces_are_single_use_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        assert!(s.use_nonce("id", 100, 100, 200).unwrap());
+        assert!(!s.use_nonce("id", 100, 150, 250).unwrap());
+        assert!(s.use_nonce("other", 100, 150, 250).unwrap());
+        // After expiry the record is gone (the window check refuses such a nonce anyway).
+        assert!(s.use_nonce("id", 100, 201, 300).unwrap());
+    }
+
+    #[test]
+    fn inbox_entries_survive_reopening_until_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path()).unwrap();
+            s.add_entry("owner", &entry("k1")).unwrap();
+            s.add_entry("owner", &entry("k2")).unwrap();
+            s.add_entry("someone", &entry("k3")).unwrap();
+        }
+        let s = Storage::open(dir.path()).unwrap();
+        let keys: Vec<_> = s
+            .entries("owner")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, ["k1", "k2"]);
+        assert_eq!(s.entries("owner").unwrap()[0].recipient.pubkeyhash, "owner");
+        assert_eq!(s.purge("owner").unwrap(), 2);
+        assert!(s.entries("owner").unwrap().is_empty());
+        assert_eq!(s.entries("someone").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Storage::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let e = Storage::open(dir.path()).unwrap_err();
+        assert!(e.0.contains("newer"), "{e}");
+    }
+}

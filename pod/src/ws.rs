@@ -1,0 +1,96 @@
+//! WebSocket push at the pod's base URI (whitepaper "WebSockets Interface", P-S1, P-S2).
+//!
+//! The client's first text frame must be the hex of a cleartext-signed auth text with
+//! `identityType=pubkeyhash`, within [`crate::PodConfig::ws_auth_timeout_ms`]; anything else
+//! closes the connection with code [`CLOSE_AUTH`]. After that the pod sends one JSON text
+//! frame per new inbox entry. Each connection has a bounded queue in the [`crate::hub::Hub`];
+//! a client that lets it fill is closed with [`CLOSE_SLOW`] and plays back later (its entries
+//! stay in the inbox, P-A9).
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+
+use crate::AppState;
+use crate::auth::authenticate_ws;
+use crate::error::ApiError;
+
+/// Close code for a failed, missing or late auth frame (P-S1).
+pub const CLOSE_AUTH: u16 = 4401;
+/// Close code for a client too slow to take its frames (private-use range, like 4401).
+pub const CLOSE_SLOW: u16 = 4408;
+/// Close code when the pod shuts down ("going away", RFC 6455).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Largest frame accepted from a client: the auth frame is hex of a small signed text.
+pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
+
+/// `GET /` with an upgrade: starts a push session. A plain `GET /` is 400 in the JSON format.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|e| {
+        ApiError::bad_request(format!(
+            "GET / is the WebSocket endpoint (P-S1); this request is not an upgrade: {e}"
+        ))
+    })?;
+    Ok(ws
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| session(state, socket)))
+}
+
+async fn close(mut socket: WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.chars().take(120).collect::<String>().into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+async fn session(state: AppState, mut socket: WebSocket) {
+    let first = tokio::time::timeout(state.config.ws_auth_timeout(), socket.recv()).await;
+    let frame = match first {
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(Some(Ok(_))) => return close(socket, CLOSE_AUTH, "expected a text auth frame").await,
+        Ok(_) => return,
+        Err(_) => return close(socket, CLOSE_AUTH, "no auth frame in time").await,
+    };
+    let identity = match authenticate_ws(&state, frame.as_str()) {
+        Ok(row) => row,
+        Err(e) => {
+            tracing::debug!(error = %e.message, "WebSocket auth refused");
+            return close(socket, CLOSE_AUTH, &e.message).await;
+        }
+    };
+    let (id, mut rx) = state.hub.subscribe(&identity.pubkeyhash);
+    tracing::debug!(pubkeyhash = %identity.pubkeyhash, "WebSocket subscriber");
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                close(socket, CLOSE_GOING_AWAY, "pod shutting down").await;
+                break;
+            }
+            frame = rx.recv() => match frame {
+                Some(f) => {
+                    if socket.send(Message::Text(f.into())).await.is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    close(socket, CLOSE_SLOW, "too slow: play back with GET /inboxes").await;
+                    break;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                // Pings are answered by the library; other client frames mean nothing here.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    state.hub.unsubscribe(&identity.pubkeyhash, id);
+}
