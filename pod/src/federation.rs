@@ -71,7 +71,14 @@ impl UserId {
         }
         // The authority must parse as one (no userinfo, path or query can sneak in).
         let authority: hyper::http::uri::Authority = host.parse().map_err(|_| bad())?;
-        if authority.as_str() != host {
+        if authority.as_str() != host || authority.host().is_empty() {
+            return Err(bad());
+        }
+        // A port, when given, must be a number 1–65535 (`Authority` does not check it).
+        let after_host = &host[host.rfind(']').map_or(0, |i| i + 1)..];
+        if let Some((_, port)) = after_host.rsplit_once(':')
+            && !matches!(port.parse::<u16>(), Ok(p) if p > 0)
+        {
             return Err(bad());
         }
         Ok(UserId {
@@ -184,6 +191,9 @@ mod tests {
             "alice@host:notaport",
             "al ice@host",
             "alice@ho st",
+            "alice@host:0",
+            "alice@host:70000",
+            "alice@:80",
         ] {
             assert!(UserId::parse(bad).is_err(), "{bad}");
         }

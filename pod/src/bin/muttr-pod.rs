@@ -105,10 +105,6 @@ async fn run(args: Args) -> Result<(), String> {
         Some(p) => PodConfig::from_toml(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
         None => PodConfig::default(),
     };
-    pod_config.public_host = args
-        .public_host
-        .clone()
-        .unwrap_or_else(|| args.listen.to_string());
     pod_config.insecure_federation |= args.insecure_federation;
     let seed_config = match &args.seed_config {
         Some(p) => Config::from_toml(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -117,6 +113,16 @@ async fn run(args: Args) -> Result<(), String> {
     seed_config
         .validate()
         .map_err(|e| format!("invalid seed config: {e}"))?;
+
+    // Bind first: with `--listen HOST:0` the default public host is the port actually bound.
+    let tcp = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    pod_config.public_host = args
+        .public_host
+        .clone()
+        .unwrap_or_else(|| local.to_string());
 
     let storage = Storage::open(&args.data_dir).map_err(|e| e.to_string())?;
     let values = SqliteStore::open(
@@ -166,10 +172,6 @@ async fn run(args: Args) -> Result<(), String> {
         });
     }
 
-    let tcp = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let local = tcp.local_addr().map_err(|e| e.to_string())?;
     let seed_addr = seed.contact().socket_addr();
     let node = seed.node_id();
     let served = match (&args.tls_cert, &args.tls_key) {

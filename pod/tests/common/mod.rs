@@ -48,11 +48,19 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-static NONCE: AtomicU64 = AtomicU64::new(0);
+static LAST_NONCE: AtomicU64 = AtomicU64::new(0);
 
-/// A fresh nonce: now, plus a counter so two requests in one millisecond differ.
+/// A fresh nonce: now, or one more than the last one handed out, so no two are equal.
 pub fn nonce() -> u64 {
-    now_ms() + NONCE.fetch_add(1, Ordering::Relaxed) % 1000
+    let now = now_ms();
+    let mut last = LAST_NONCE.load(Ordering::SeqCst);
+    loop {
+        let next = now.max(last + 1);
+        match LAST_NONCE.compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 /// An auth text signed by `u` as the pubkeyhash identity.
@@ -199,4 +207,91 @@ pub async fn token(app: &Router, u: &User, method: &str) -> String {
     .await;
     assert_eq!(a.status, 200, "{}", a.body);
     a.json()["token"]["value"].as_str().unwrap().to_string()
+}
+
+/// A pod served over real TCP on loopback.
+pub struct LivePod {
+    pub addr: std::net::SocketAddr,
+    pub state: AppState,
+    pub seed: Seed<MemStore>,
+    pub dir: tempfile::TempDir,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl LivePod {
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// Starts a pod on a loopback port; its public host is that address.
+pub async fn live_pod(config: PodConfig, rng: u64) -> LivePod {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = PodConfig {
+        public_host: addr.to_string(),
+        ..config
+    };
+    let seed = seed(rng).await;
+    let state = AppState::new(
+        config,
+        Storage::open(dir.path()).unwrap(),
+        Some(seed.handle()),
+        Clock::system(),
+        Some(rng),
+    );
+    let s = state.clone();
+    let task = tokio::spawn(async move {
+        muttr_pod::serve(listener, s, std::future::pending())
+            .await
+            .unwrap();
+    });
+    LivePod {
+        addr,
+        state,
+        seed,
+        dir,
+        task,
+    }
+}
+
+/// A plain HTTP client, as an independent implementation would use.
+pub async fn http(method: &str, url: &str, body: &str) -> Answer {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "text/plain")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
+/// Registers `u` at a live pod and gives it `alias`.
+pub async fn enrol_live(pod: &LivePod, u: &User, alias: &str) {
+    let a = http("POST", &pod.url("/"), &u.armored).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = http(
+        "POST",
+        &pod.url("/aliases"),
+        &signed(u, &[("alias", alias)]),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
 }

@@ -1,0 +1,170 @@
+//! The `muttr-pod` binary as a real process: it starts, serves, and when killed with SIGKILL in
+//! the middle of a burst of `POST /inboxes`, loses no entry it acknowledged (P-A9).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use tokio::sync::Mutex;
+
+struct Pod {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary on a free port with `dir` as data directory and waits for its ready line.
+fn start(dir: &std::path::Path, listen: &str) -> Pod {
+    let config = dir.join("pod.toml");
+    std::fs::write(
+        &config,
+        "exempt_loopback = true\nidentity_rate_per_sec = 10000.0\nidentity_burst = 10000.0\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
+        .args([
+            "--listen",
+            listen,
+            "--seed-listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no ready line: {line:?}"))
+        .to_string();
+    Pod { child, url }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_burst_loses_no_acknowledged_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pod = start(dir.path(), "127.0.0.1:0");
+    let host = pod.url.trim_start_matches("http://").to_string();
+    let (alice, bob) = (Arc::new(user("alice")), user("bob"));
+    for (u, alias) in [(&*alice, "alice"), (&bob, "bob")] {
+        let a = http("POST", &format!("{}/", pod.url), &u.armored).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let a = http(
+            "POST",
+            &format!("{}/aliases", pod.url),
+            &signed(u, &[("alias", alias)]),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    // A burst: 16 clients in parallel, each posting entries until the pod dies.
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let from = format!("alice@{host}");
+    let mut clients = Vec::new();
+    for c in 0..16u32 {
+        let (acked, alice, url, from) =
+            (acked.clone(), alice.clone(), pod.url.clone(), from.clone());
+        clients.push(tokio::spawn(async move {
+            for i in 0..1000u32 {
+                let key = format!("{:040x}", (c as u128) << 64 | i as u128);
+                let body = signed(&alice, &[("from", &from), ("key", &key)]);
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+                let req = hyper::Request::post(format!("{url}/inboxes/bob"))
+                    .header("content-type", "text/plain")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap();
+                match client.request(req).await {
+                    Ok(res) if res.status() == 200 => acked.lock().await.push(key),
+                    Ok(res) => panic!("unexpected status {}", res.status()),
+                    Err(_) => return, // the pod is gone
+                }
+            }
+        }));
+    }
+    // Kill it mid-burst.
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if acked.lock().await.len() >= 150 {
+            break;
+        }
+    }
+    pod.child.kill().unwrap(); // SIGKILL
+    pod.child.wait().unwrap();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let acked = acked.lock().await.clone();
+    assert!(acked.len() >= 150);
+
+    // Restart on the same address (the userIDs name it) and play back.
+    let pod = start(dir.path(), &host);
+    let a = http(
+        "POST",
+        &format!("{}/tokens", pod.url),
+        &signed(&bob, &[("resource", "/inboxes"), ("method", "GET")]),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let token = a.json()["token"]["value"].as_str().unwrap().to_string();
+    let p = http("GET", &format!("{}/inboxes?token={token}", pod.url), "").await;
+    assert_eq!(p.status, 200);
+    let v = p.json();
+    let held: std::collections::HashSet<String> = v["messages"][0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["key"].as_str().unwrap().to_string())
+        .collect();
+    let lost: Vec<_> = acked.iter().filter(|k| !held.contains(*k)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged entries lost: {lost:?}",
+        lost.len()
+    );
+    eprintln!(
+        "acknowledged {} entries before SIGKILL, all kept ({} held)",
+        acked.len(),
+        held.len()
+    );
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_bad_config_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "no_such_setting = 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
+        .args(["--listen", "127.0.0.1:0", "--seed-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no_such_setting"), "{err}");
+}
