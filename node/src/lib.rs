@@ -15,12 +15,14 @@
 //! | [`wire`] | the eight message types, strict decoding with a rule id per error, encoding |
 //! | [`config`] | every protocol constant (P-K2) in one `Config`, loadable from TOML |
 //! | [`value`] | what a value is (P-V1), its key (P-V2), the STORE admission test (P-V3) |
+//! | [`client`] | the libmuttr-like API: `send("bob@pod", text)`, playback, push, verdicts |
 //! | [`crypto`] | OpenPGP: identities, sign+encrypt, decrypt+verify with verdicts, signed auth texts |
 //! | [`driver`] | the async task that runs a core on a socket; `spawn_seed`, `SeedHandle` |
 //! | [`net`] | the IO boundary: `Transport`/`DatagramSocket` traits, tokio UDP, the injected `Clock` |
 //! | [`kad`] | the sans-IO Kademlia core: routing table, lookups, request handling, timers |
 //! | [`store`] | the `ValueStore` trait (P-V4 quotas), in-memory and durable stores |
 
+pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod driver;

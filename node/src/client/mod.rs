@@ -1,0 +1,594 @@
+//! The client library: what libmuttr promised — the 12-step flow of the whitepaper behind two
+//! calls, [`Client::send`] and a stream of received messages ([`Client::listen`],
+//! [`Client::inbox`]).
+//!
+//! ```text
+//! send("bob@pod2", text):   6. GET pod2/aliases/bob          (Bob's key)
+//!                           7. sign (our key) + encrypt (Bob's key and ours)
+//!                           8. store in the DHT: our seed (active) or POST pod/messages (passive)
+//!                           9. POST pod2/inboxes/bob  signed {from: alice@pod1, key}, href identity
+//! listen() / inbox():      10. WebSocket push / GET /inboxes playback
+//!                          11. fetch the value: our seed (active) or GET pod/messages/KEY (passive)
+//!                          12. decrypt, verify against the sender's key (GET podX/aliases/alias)
+//! ```
+//!
+//! The client is generic over a [`Dialer`] (TCP by default; the simulator supplies its own) and,
+//! in active mode, uses a running seed's [`SeedHandle`] — itself generic over the transport.
+//! Time comes from an injected [`Clock`]. A message whose signature does not verify is still
+//! returned, with its [`Verdict`], and is never presented as from its claimed sender (P-G3).
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`dial`] | the `Dialer` trait, TCP, TLS |
+//! | [`http`] | a minimal HTTP/1.1 request over a dialer |
+
+pub mod dial;
+pub mod http;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::crypto::auth::{HREF, PUBKEYHASH, sign_auth, sign_auth_hex};
+use crate::crypto::{
+    CryptoError, Identity, PublicKey, Verdict, decrypt_and_verify, sign_and_encrypt,
+};
+use crate::driver::{SeedError, SeedHandle};
+use crate::id::Key;
+use crate::net::Clock;
+use crate::value;
+
+pub use dial::{Dialer, TcpDialer};
+
+/// Why a client call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// A URL or user ID could not be used.
+    #[error("bad address: {0}")]
+    BadUrl(String),
+    /// The pod could not be reached.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The pod answered with an error.
+    #[error("{url} answered {status}: {message}")]
+    Http {
+        /// What was asked.
+        url: String,
+        /// The status.
+        status: u16,
+        /// The `error` of the answer.
+        message: String,
+    },
+    /// The answer did not have the protocol's shape.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// OpenPGP failed.
+    #[error("OpenPGP: {0}")]
+    Crypto(#[from] CryptoError),
+    /// The seed failed (active mode).
+    #[error("seed: {0}")]
+    Seed(#[from] SeedError),
+    /// Sending needs our userID: register an alias first.
+    #[error("no alias: add one at the pod first (the recipient's pod checks `from`)")]
+    NoAlias,
+    /// The message is not in the DHT.
+    #[error("message {0} not found in the DHT")]
+    NotFound(String),
+}
+
+/// A user ID split: `alias@host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserId {
+    /// The alias.
+    pub alias: String,
+    /// The pod's host, with port when not default.
+    pub host: String,
+}
+
+impl UserId {
+    /// Parses `alias@host`.
+    pub fn parse(text: &str) -> Result<UserId, ClientError> {
+        match text.split_once('@') {
+            Some((a, h)) if !a.is_empty() && !h.is_empty() && !h.contains(['/', '?', '#', '@']) => {
+                Ok(UserId {
+                    alias: a.to_string(),
+                    host: h.to_string(),
+                })
+            }
+            _ => Err(ClientError::BadUrl(format!(
+                "not a user ID (alias@pod): {text}"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.alias, self.host)
+    }
+}
+
+/// One side of an inbox entry (the pod's `{"userID", "pubkeyhash"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    /// `alias@podhost`.
+    #[serde(rename = "userID")]
+    pub user_id: String,
+    /// SHA-1 of the armored key.
+    pub pubkeyhash: String,
+}
+
+/// A notification: where a message for us is (whitepaper "Message Format").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Us.
+    pub recipient: Party,
+    /// The claimed sender.
+    pub sender: Party,
+    /// The message's key in the DHT.
+    pub key: String,
+    /// When the pod received it (ms).
+    pub timestamp: u64,
+}
+
+/// A received, decrypted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The notification that announced it.
+    pub notification: Notification,
+    /// The plaintext: authentic only when `verdict.is_good()` (P-G3).
+    pub plaintext: Vec<u8>,
+    /// The signature verdict against the claimed sender's key.
+    pub verdict: Verdict,
+}
+
+/// A notification whose message could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The notification.
+    pub notification: Notification,
+    /// Why.
+    pub error: ClientError,
+}
+
+/// What came of one notification.
+pub type Delivery = Result<Received, Undelivered>;
+
+/// What [`Client::send`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    /// The message's key in the DHT.
+    pub key: String,
+    /// Seeds that acknowledged the STORE (active mode; 0 in passive mode, where the pod
+    /// publishes).
+    pub stored_at: usize,
+    /// The recipient's pod's record of the notification.
+    pub notification: Notification,
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Our pod, e.g. `https://muttr.me` or `http://127.0.0.1:8080`.
+    pub pod: String,
+    /// Our alias at that pod, once we have one: our userID is `alias@podhost`.
+    pub alias: Option<String>,
+    /// Reach other pods over plain `http://` (local networks, tests).
+    pub insecure: bool,
+    /// Timeout of each HTTP request.
+    pub timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Settings for `pod`, with no alias yet.
+    pub fn new(pod: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            pod: pod.into().trim_end_matches('/').to_string(),
+            alias: None,
+            insecure: false,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A Muttr user: a key pair, a pod, and optionally a seed of its own (active mode).
+pub struct Client<D: Dialer = TcpDialer> {
+    me: Identity,
+    public: PublicKey,
+    config: ClientConfig,
+    pod: http::Target,
+    dialer: D,
+    seed: Option<SeedHandle>,
+    clock: Clock,
+    last_nonce: AtomicU64,
+}
+
+impl<D: Dialer> std::fmt::Debug for Client<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .field("active", &self.seed.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn json(res: &http::Response, url: &str) -> Result<serde_json::Value, ClientError> {
+    serde_json::from_str(&res.body)
+        .map_err(|e| ClientError::Protocol(format!("{url}: answer is not JSON: {e}")))
+}
+
+fn check(res: http::Response, url: &str) -> Result<http::Response, ClientError> {
+    if res.status == 200 {
+        Ok(res)
+    } else {
+        Err(ClientError::Http {
+            url: url.to_string(),
+            status: res.status,
+            message: res.error_message(),
+        })
+    }
+}
+
+impl Client<TcpDialer> {
+    /// A passive client over TCP.
+    pub fn new(me: Identity, config: ClientConfig, clock: Clock) -> Result<Client, ClientError> {
+        Client::with_dialer(me, config, clock, TcpDialer)
+    }
+}
+
+impl<D: Dialer> Client<D> {
+    /// A passive client over `dialer`.
+    pub fn with_dialer(
+        me: Identity,
+        config: ClientConfig,
+        clock: Clock,
+        dialer: D,
+    ) -> Result<Client<D>, ClientError> {
+        let pod = http::Target::parse(&config.pod)?;
+        Ok(Client {
+            public: me.public(),
+            me,
+            config,
+            pod,
+            dialer,
+            seed: None,
+            clock,
+            last_nonce: AtomicU64::new(0),
+        })
+    }
+
+    /// Active mode: store and fetch through this seed instead of the pod.
+    pub fn with_seed(mut self, seed: SeedHandle) -> Client<D> {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Our pubkeyhash (P-G1).
+    pub fn pubkeyhash(&self) -> String {
+        self.public.pubkeyhash()
+    }
+
+    /// Our userID, once we have an alias.
+    pub fn user_id(&self) -> Option<UserId> {
+        self.config.alias.as_ref().map(|a| UserId {
+            alias: a.clone(),
+            host: self.pod.authority.clone(),
+        })
+    }
+
+    /// Whether a seed of our own stores and fetches (active mode).
+    pub fn is_active(&self) -> bool {
+        self.seed.is_some()
+    }
+
+    fn pod_url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.pod)
+    }
+
+    /// The base URL of the pod of `host`: ours (with its scheme) or another one.
+    fn pod_of(&self, host: &str) -> String {
+        if host.eq_ignore_ascii_case(&self.pod.authority) {
+            self.config.pod.clone()
+        } else if self.config.insecure {
+            format!("http://{host}")
+        } else {
+            format!("https://{host}")
+        }
+    }
+
+    fn nonce(&self) -> u64 {
+        let now = self.clock.now_ms();
+        let mut last = self.last_nonce.load(Ordering::SeqCst);
+        loop {
+            let next = now.max(last + 1);
+            match self
+                .last_nonce
+                .compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&str>,
+    ) -> Result<http::Response, ClientError> {
+        let res = http::request(&self.dialer, method, url, body, self.config.timeout).await?;
+        check(res, url)
+    }
+
+    fn signed(&self, identity_type: &str, params: &[(&str, &str)]) -> Result<String, ClientError> {
+        let identity = match identity_type {
+            HREF => self.user_id().ok_or(ClientError::NoAlias)?.to_string(),
+            _ => self.pubkeyhash(),
+        };
+        sign_auth(
+            &self.me,
+            &identity,
+            identity_type,
+            self.nonce(),
+            params,
+            self.clock.now_system(),
+        )
+        .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Step 3: registers our key with the pod; returns the pubkeyhash it answered.
+    pub async fn register(&self) -> Result<String, ClientError> {
+        let url = self.pod_url("/");
+        let res = self.call("POST", &url, Some(self.public.armored())).await?;
+        let v = json(&res, &url)?;
+        let hash = v["identity"]["pubkeyhash"]
+            .as_str()
+            .ok_or_else(|| ClientError::Protocol(format!("{url}: no identity.pubkeyhash")))?;
+        if hash != self.pubkeyhash() {
+            return Err(ClientError::Protocol(format!(
+                "{url} answered pubkeyhash {hash}, expected {} (P-G1)",
+                self.pubkeyhash()
+            )));
+        }
+        Ok(hash.to_string())
+    }
+
+    /// Step 4: takes `alias` at the pod; it becomes our userID.
+    pub async fn add_alias(&mut self, alias: &str) -> Result<UserId, ClientError> {
+        let url = self.pod_url("/aliases");
+        let body = self.signed(PUBKEYHASH, &[("alias", alias)])?;
+        self.call("POST", &url, Some(&body)).await?;
+        self.config.alias = Some(alias.to_string());
+        Ok(self.user_id().expect("alias just set"))
+    }
+
+    /// Step 6: the key of `user` (`alias@host`), from its pod.
+    pub async fn key_of(&self, user: &UserId) -> Result<PublicKey, ClientError> {
+        let url = format!("{}/aliases/{}", self.pod_of(&user.host), user.alias);
+        let res = self.call("GET", &url, None).await?;
+        Ok(PublicKey::from_armored(&res.body)?)
+    }
+
+    /// Steps 6–9: sends `text` to `to` (`alias@pod`).
+    pub async fn send(&self, to: &str, text: &[u8]) -> Result<SendReport, ClientError> {
+        let me = self.user_id().ok_or(ClientError::NoAlias)?;
+        let to = UserId::parse(to)?;
+        let their_key = self.key_of(&to).await?;
+        let armored = sign_and_encrypt(
+            text,
+            &self.me,
+            &[&their_key, &self.public],
+            self.clock.now_system(),
+        )?;
+        let value_hex = value::to_hex(&armored);
+        let (key, stored_at) = self.store(value_hex).await?;
+        let url = format!("{}/inboxes/{}", self.pod_of(&to.host), to.alias);
+        let me_text = me.to_string();
+        let body = self.signed(HREF, &[("from", &me_text), ("key", &key)])?;
+        let res = self.call("POST", &url, Some(&body)).await?;
+        let v = json(&res, &url)?;
+        let notification: Notification = serde_json::from_value(v["message"].clone())
+            .map_err(|e| ClientError::Protocol(format!("{url}: no message: {e}")))?;
+        Ok(SendReport {
+            key,
+            stored_at,
+            notification,
+        })
+    }
+
+    /// Step 8: stores a value; returns its key and how many seeds acknowledged it.
+    async fn store(&self, value_hex: String) -> Result<(String, usize), ClientError> {
+        match &self.seed {
+            Some(seed) => {
+                let report = seed.publish(value_hex).await?;
+                Ok((report.key.to_hex(), report.stored_at))
+            }
+            None => {
+                let url = self.pod_url("/messages");
+                let expected = value::key_of(&value_hex).to_hex();
+                let res = self.call("POST", &url, Some(&value_hex)).await?;
+                let v = json(&res, &url)?;
+                let key = v["key"].as_str().unwrap_or_default();
+                if key != expected {
+                    return Err(ClientError::Protocol(format!(
+                        "{url} answered key {key}, expected {expected} (P-V2)"
+                    )));
+                }
+                Ok((expected, 0))
+            }
+        }
+    }
+
+    /// Step 11: fetches a value by key.
+    async fn fetch(&self, key: &str) -> Result<String, ClientError> {
+        match &self.seed {
+            Some(seed) => {
+                let k = Key::from_hex(key).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                seed.find_value(k)
+                    .await?
+                    .ok_or_else(|| ClientError::NotFound(key.to_string()))
+            }
+            None => {
+                let url = self.pod_url(&format!("/messages/{key}"));
+                match self.call("GET", &url, None).await {
+                    Err(ClientError::Http { status: 404, .. }) => {
+                        Err(ClientError::NotFound(key.to_string()))
+                    }
+                    other => {
+                        let body = other?.body;
+                        if value::key_of(&body).to_hex() != key {
+                            return Err(ClientError::Protocol(format!(
+                                "{url}: the value does not hash to its key (P-V2)"
+                            )));
+                        }
+                        Ok(body)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Steps 11–12 for one notification.
+    pub async fn open(&self, notification: Notification) -> Delivery {
+        let result = async {
+            let value_hex = self.fetch(&notification.key).await?;
+            let armored = value::from_hex(&value_hex)
+                .map_err(|e| ClientError::Protocol(format!("value: {e}")))?;
+            // The claimed sender's key; if it cannot be had, the message is still read but
+            // cannot verify (UnknownSigner), never shown as from them.
+            let sender_key = match UserId::parse(&notification.sender.user_id) {
+                Ok(u) => self.key_of(&u).await.ok(),
+                Err(_) => None,
+            };
+            let d = decrypt_and_verify(
+                armored.as_bytes(),
+                &self.me,
+                sender_key.as_ref(),
+                self.clock.now_system(),
+            )?;
+            Ok(Received {
+                notification: notification.clone(),
+                plaintext: d.plaintext,
+                verdict: d.verdict,
+            })
+        }
+        .await;
+        result.map_err(|error| Undelivered {
+            notification,
+            error,
+        })
+    }
+
+    async fn token(&self, method: &str) -> Result<String, ClientError> {
+        let url = self.pod_url("/tokens");
+        let body = self.signed(PUBKEYHASH, &[("resource", "/inboxes"), ("method", method)])?;
+        let res = self.call("POST", &url, Some(&body)).await?;
+        json(&res, &url)?["token"]["value"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Protocol(format!("{url}: no token.value")))
+    }
+
+    /// Step 10 for missed messages: the pod's playback, oldest first (not purged).
+    pub async fn notifications(&self) -> Result<Vec<Notification>, ClientError> {
+        let token = self.token("GET").await?;
+        let url = self.pod_url(&format!("/inboxes?token={token}"));
+        let res = self.call("GET", &url, None).await?;
+        let v = json(&res, &url)?;
+        let mut out = Vec::new();
+        for group in v["messages"].as_array().into_iter().flatten() {
+            for m in group["messages"].as_array().into_iter().flatten() {
+                out.push(
+                    serde_json::from_value(m.clone())
+                        .map_err(|e| ClientError::Protocol(format!("{url}: {e}")))?,
+                );
+            }
+        }
+        out.sort_by_key(|n: &Notification| n.timestamp);
+        Ok(out)
+    }
+
+    /// Steps 10–12 for missed messages: plays back, fetches, decrypts and verifies each.
+    pub async fn inbox(&self) -> Result<Vec<Delivery>, ClientError> {
+        let mut out = Vec::new();
+        for n in self.notifications().await? {
+            out.push(self.open(n).await);
+        }
+        Ok(out)
+    }
+
+    /// Deletes the pod's record of our notifications (after reading them).
+    pub async fn purge(&self) -> Result<(), ClientError> {
+        let token = self.token("DELETE").await?;
+        let url = self.pod_url(&format!("/inboxes?token={token}"));
+        self.call("DELETE", &url, None).await?;
+        Ok(())
+    }
+
+    /// Step 5/10: subscribes to the pod's push channel.
+    pub async fn listen(&self) -> Result<Subscription<'_, D>, ClientError> {
+        let ws_url = format!(
+            "{}://{}/",
+            if self.pod.tls { "wss" } else { "ws" },
+            self.pod.authority
+        );
+        let conn = dial::connect(&self.dialer, &self.pod.host, self.pod.port, self.pod.tls)
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{ws_url}: {e}")))?;
+        let (mut ws, _) = tokio_tungstenite::client_async(ws_url.as_str(), conn)
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{ws_url}: {e}")))?;
+        let frame = sign_auth_hex(
+            &self.me,
+            &self.pubkeyhash(),
+            PUBKEYHASH,
+            self.nonce(),
+            self.clock.now_system(),
+        )
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        ws.send(Message::Text(frame.into()))
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{ws_url}: {e}")))?;
+        Ok(Subscription { client: self, ws })
+    }
+}
+
+/// A live subscription to the pod's push channel.
+pub struct Subscription<'a, D: Dialer> {
+    client: &'a Client<D>,
+    ws: tokio_tungstenite::WebSocketStream<dial::Conn<D::Stream>>,
+}
+
+impl<D: Dialer> Subscription<'_, D> {
+    /// The next notification; `Err` when the pod closed the channel (with its reason).
+    pub async fn next_notification(&mut self) -> Result<Notification, ClientError> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    return serde_json::from_str(t.as_str())
+                        .map_err(|e| ClientError::Protocol(format!("push frame: {e}")));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let why = frame.map_or_else(
+                        || "closed".to_string(),
+                        |f| format!("closed {}: {}", u16::from(f.code), f.reason),
+                    );
+                    return Err(ClientError::Unreachable(format!("push channel {why}")));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(ClientError::Unreachable(format!("push channel: {e}"))),
+                None => return Err(ClientError::Unreachable("push channel ended".into())),
+            }
+        }
+    }
+
+    /// The next message: notification, fetch, decrypt, verify.
+    pub async fn next(&mut self) -> Result<Delivery, ClientError> {
+        let n = self.next_notification().await?;
+        Ok(self.client.open(n).await)
+    }
+}
