@@ -32,6 +32,11 @@ impl Home {
         }
     }
 
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The identity file.
     pub fn identity_path(&self) -> PathBuf {
         self.dir.join("identity.asc")

@@ -5,6 +5,9 @@
 //! - `encrypt`, `decrypt` ([`message`]) — signed+encrypted messages through pipes;
 //! - `auth-text` ([`auth`]) — the signed query strings pods authenticate (P-A1, P-S1).
 //!
+//! Network commands ([`net`]): `register --pod URL`, `alias add NAME`, `send ALIAS@POD TEXT`,
+//! `inbox`, `listen` — passive through the pod, or active with `--bootstrap SEED`.
+//!
 //! Your identity lives in a home directory ([`home`]): `--home DIR`, else `$MUTTR_HOME`, else
 //! `$XDG_CONFIG_HOME/muttr`, else `~/.config/muttr`.
 
@@ -12,6 +15,7 @@ mod auth;
 mod home;
 mod keys;
 mod message;
+mod net;
 
 use std::process::ExitCode;
 
@@ -47,6 +51,35 @@ enum Cmd {
     Decrypt(message::DecryptArgs),
     /// Print a signed auth text (P-A1) for KEY=VALUE parameters.
     AuthText(auth::AuthTextArgs),
+    /// Register your key with a pod (remembered for the other network commands).
+    Register(net::RegisterArgs),
+    /// Manage your aliases at your pod.
+    Alias {
+        #[command(flatten)]
+        net: net::NetArgs,
+        #[command(subcommand)]
+        cmd: net::AliasCmd,
+    },
+    /// Send a signed, encrypted message to ALIAS@POD.
+    Send {
+        #[command(flatten)]
+        net: net::NetArgs,
+        #[command(flatten)]
+        args: net::SendArgs,
+    },
+    /// Play back missed messages: fetch, decrypt, verify, show, purge. Exit 2 if any message
+    /// is not verified as from its sender.
+    Inbox {
+        #[command(flatten)]
+        net: net::NetArgs,
+        #[command(flatten)]
+        args: net::InboxArgs,
+    },
+    /// Print messages as they arrive (WebSocket push).
+    Listen {
+        #[command(flatten)]
+        net: net::NetArgs,
+    },
 }
 
 /// An error for the user: printed as `muttr: …`, exit code 1.
@@ -68,6 +101,11 @@ fn main() -> ExitCode {
         Cmd::Encrypt(a) => message::encrypt(&home, a),
         Cmd::Decrypt(a) => message::decrypt(&home, a),
         Cmd::AuthText(a) => auth::auth_text(&home, a),
+        Cmd::Register(a) => net::register(&home, a),
+        Cmd::Alias { net, cmd } => net::alias(&home, net, cmd),
+        Cmd::Send { net, args } => net::send(&home, net, args),
+        Cmd::Inbox { net, args } => net::inbox(&home, net, args),
+        Cmd::Listen { net } => net::listen(&home, net),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,260 @@
+//! The network commands: `register`, `alias add`, `send`, `inbox`, `listen` — the client
+//! library ([`muttr_node::client`]) behind a command line. Your pod and alias are remembered
+//! in `pod.toml` in the home directory.
+//!
+//! Passive by default (the pod stores and fetches for you). With `--bootstrap ADDR` (a seed,
+//! e.g. your pod's embedded seed) the command runs a seed of its own for the duration and
+//! stores and fetches in the DHT directly (active mode); `--passive` forces passive mode.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use muttr_node::client::{Client, ClientConfig, Delivery};
+use muttr_node::driver::{Seed, SeedOptions, spawn_seed};
+use muttr_node::net::{Clock, TokioTransport};
+use muttr_node::store::{MemStore, Quotas};
+use serde::{Deserialize, Serialize};
+
+use crate::Failure;
+use crate::home::Home;
+
+/// Options every network command takes.
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// Join the DHT through this seed and store/fetch directly (active mode).
+    #[arg(long, value_name = "ADDR", global = true)]
+    bootstrap: Vec<SocketAddr>,
+    /// UDP address of your own seed in active mode.
+    #[arg(long, default_value = "127.0.0.1:0", global = true)]
+    seed_listen: SocketAddr,
+    /// Never join the DHT: the pod stores and fetches for you.
+    #[arg(long, global = true)]
+    passive: bool,
+}
+
+/// Arguments of `muttr register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Your pod, e.g. https://muttr.me or http://127.0.0.1:8080.
+    #[arg(long)]
+    pod: String,
+    /// Reach other pods over plain http:// (local networks only).
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// `muttr alias …`.
+#[derive(Debug, Subcommand)]
+pub enum AliasCmd {
+    /// Take NAME at your pod: you become NAME@pod.
+    Add {
+        /// The alias ([a-z0-9][a-z0-9._-]{0,63}).
+        name: String,
+    },
+}
+
+/// Arguments of `muttr send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The recipient, alias@pod.
+    to: String,
+    /// The message; `-` or nothing reads it from stdin.
+    text: Option<String>,
+}
+
+/// Arguments of `muttr inbox`.
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// Leave the notifications at the pod (default: purge them once every message was read).
+    #[arg(long)]
+    keep: bool,
+}
+
+/// What `pod.toml` holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PodFile {
+    pod: String,
+    #[serde(default)]
+    insecure: bool,
+    #[serde(default)]
+    alias: Option<String>,
+}
+
+fn pod_file(home: &Home) -> std::path::PathBuf {
+    home.dir().join("pod.toml")
+}
+
+fn load(home: &Home) -> Result<PodFile, Failure> {
+    let path = pod_file(home);
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        Failure(format!(
+            "no pod configured ({}): run `muttr register --pod URL` first",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| Failure(format!("{}: {e}", path.display())))
+}
+
+fn save(home: &Home, f: &PodFile) -> Result<(), Failure> {
+    std::fs::create_dir_all(home.dir())?;
+    let path = pod_file(home);
+    std::fs::write(&path, toml::to_string(f)?)
+        .map_err(|e| Failure(format!("{}: {e}", path.display())))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// A client for the configured pod, active when asked (its seed must outlive it).
+async fn client(
+    home: &Home,
+    net: &NetArgs,
+) -> Result<(Client, PodFile, Option<Seed<MemStore>>), Failure> {
+    let file = load(home)?;
+    let mut config = ClientConfig::new(file.pod.clone());
+    config.insecure = file.insecure;
+    config.alias = file.alias.clone();
+    let clock = Clock::system();
+    let mut client = Client::new(home.identity()?, config, clock)?;
+    let mut seed = None;
+    if !net.passive && !net.bootstrap.is_empty() {
+        let s = spawn_seed(
+            TokioTransport,
+            SeedOptions::new(net.seed_listen, rand::random()),
+            MemStore::new(Quotas::from_config(&muttr_node::Config::default())),
+            clock,
+        )
+        .await?;
+        let contacts = s.handle().bootstrap(net.bootstrap.clone()).await?;
+        if contacts == 0 {
+            return Err(Failure(format!(
+                "no seed answered at {:?}: use --passive to go through the pod",
+                net.bootstrap
+            )));
+        }
+        eprintln!(
+            "active mode: seed {} joined with {contacts} contacts",
+            s.contact().socket_addr()
+        );
+        client = client.with_seed(s.handle());
+        seed = Some(s);
+    }
+    Ok((client, file, seed))
+}
+
+pub fn register(home: &Home, a: RegisterArgs) -> Result<ExitCode, Failure> {
+    let file = PodFile {
+        pod: a.pod.trim_end_matches('/').to_string(),
+        insecure: a.insecure,
+        alias: None,
+    };
+    let mut config = ClientConfig::new(file.pod.clone());
+    config.insecure = file.insecure;
+    let client = Client::new(home.identity()?, config, Clock::system())?;
+    let hash = runtime()?.block_on(client.register())?;
+    save(home, &file)?;
+    println!("registered at {} as {hash}", file.pod);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn alias(home: &Home, net: NetArgs, cmd: AliasCmd) -> Result<ExitCode, Failure> {
+    let AliasCmd::Add { name } = cmd;
+    runtime()?.block_on(async {
+        let (mut client, mut file, _seed) = client(home, &net).await?;
+        let id = client.add_alias(&name).await?;
+        file.alias = Some(name);
+        save(home, &file)?;
+        println!("you are {id}");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn send(home: &Home, net: NetArgs, a: SendArgs) -> Result<ExitCode, Failure> {
+    let text = match a.text.as_deref() {
+        Some("-") | None => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf)?;
+            buf
+        }
+        Some(t) => t.as_bytes().to_vec(),
+    };
+    runtime()?.block_on(async {
+        let (client, _, _seed) = client(home, &net).await?;
+        let report = client.send(&a.to, &text).await?;
+        println!("sent to {} key {}", a.to, report.key);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Prints one delivery; true when it is a verified message.
+fn show(d: &Delivery) -> bool {
+    match d {
+        Ok(r) => {
+            let good = r.verdict.is_good();
+            let from = &r.notification.sender.user_id;
+            if good {
+                println!("from {from} (verified) key {}:", r.notification.key);
+            } else {
+                println!(
+                    "WARNING: NOT VERIFIED as from {from} ({}) key {}:",
+                    r.verdict, r.notification.key
+                );
+            }
+            println!("{}", String::from_utf8_lossy(&r.plaintext));
+            good
+        }
+        Err(u) => {
+            println!(
+                "UNREADABLE from {} key {}: {}",
+                u.notification.sender.user_id, u.notification.key, u.error
+            );
+            false
+        }
+    }
+}
+
+pub fn inbox(home: &Home, net: NetArgs, a: InboxArgs) -> Result<ExitCode, Failure> {
+    runtime()?.block_on(async {
+        let (client, _, _seed) = client(home, &net).await?;
+        let deliveries = client.inbox().await?;
+        let all_read = deliveries.iter().all(|d| d.is_ok());
+        let mut all_good = true;
+        for d in &deliveries {
+            all_good &= show(d);
+        }
+        println!("{} message(s)", deliveries.len());
+        if !a.keep && !deliveries.is_empty() {
+            if all_read {
+                client.purge().await?;
+                eprintln!("purged from the pod");
+            } else {
+                eprintln!("not purged: some messages could not be read (try again later)");
+            }
+        }
+        Ok(if all_good {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        })
+    })
+}
+
+pub fn listen(home: &Home, net: NetArgs) -> Result<ExitCode, Failure> {
+    runtime()?.block_on(async {
+        let (client, _, _seed) = client(home, &net).await?;
+        let mut sub = client.listen().await?;
+        eprintln!("listening (Ctrl-C to stop)");
+        loop {
+            tokio::select! {
+                biased;
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                next = sub.next() => show(&next?),
+            };
+        }
+    })
+}
