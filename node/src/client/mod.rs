@@ -375,24 +375,14 @@ impl<D: Dialer> Client<D> {
 
     /// Steps 6–9: sends `text` to `to` (`alias@pod`).
     pub async fn send(&self, to: &str, text: &[u8]) -> Result<SendReport, ClientError> {
-        let me = self.user_id().ok_or(ClientError::NoAlias)?;
+        if self.user_id().is_none() {
+            return Err(ClientError::NoAlias);
+        }
         let to = UserId::parse(to)?;
         let their_key = self.key_of(&to).await?;
-        let armored = sign_and_encrypt(
-            text,
-            &self.me,
-            &[&their_key, &self.public],
-            self.clock.now_system(),
-        )?;
-        let value_hex = value::to_hex(&armored);
+        let value_hex = self.seal(&their_key, text)?;
         let (key, stored_at) = self.store(value_hex).await?;
-        let url = format!("{}/inboxes/{}", self.pod_of(&to.host), to.alias);
-        let me_text = me.to_string();
-        let body = self.signed(HREF, &[("from", &me_text), ("key", &key)])?;
-        let res = self.call("POST", &url, Some(&body)).await?;
-        let v = json(&res, &url)?;
-        let notification: Notification = serde_json::from_value(v["message"].clone())
-            .map_err(|e| ClientError::Protocol(format!("{url}: no message: {e}")))?;
+        let notification = self.notify(&to, &key).await?;
         Ok(SendReport {
             key,
             stored_at,
@@ -400,8 +390,29 @@ impl<D: Dialer> Client<D> {
         })
     }
 
-    /// Step 8: stores a value; returns its key and how many seeds acknowledged it.
-    async fn store(&self, value_hex: String) -> Result<(String, usize), ClientError> {
+    /// Step 7: signs `text` with our key and encrypts it to `to` and to us; returns the value
+    /// to store (hex of the armored message, P-V1).
+    pub fn seal(&self, to: &PublicKey, text: &[u8]) -> Result<String, ClientError> {
+        let armored =
+            sign_and_encrypt(text, &self.me, &[to, &self.public], self.clock.now_system())?;
+        Ok(value::to_hex(&armored))
+    }
+
+    /// Step 9: tells `to`'s pod that a message for them is at `key`, signed as our userID
+    /// (`href` identity, so any pod can check it, P-A3/P-A4).
+    pub async fn notify(&self, to: &UserId, key: &str) -> Result<Notification, ClientError> {
+        let me = self.user_id().ok_or(ClientError::NoAlias)?.to_string();
+        let url = format!("{}/inboxes/{}", self.pod_of(&to.host), to.alias);
+        let body = self.signed(HREF, &[("from", &me), ("key", key)])?;
+        let res = self.call("POST", &url, Some(&body)).await?;
+        let v = json(&res, &url)?;
+        serde_json::from_value(v["message"].clone())
+            .map_err(|e| ClientError::Protocol(format!("{url}: no message: {e}")))
+    }
+
+    /// Step 8: stores a value in the DHT — through our seed (active) or the pod (passive);
+    /// returns its key and how many seeds acknowledged it (0 when the pod stored it).
+    pub async fn store(&self, value_hex: String) -> Result<(String, usize), ClientError> {
         match &self.seed {
             Some(seed) => {
                 let report = seed.publish(value_hex).await?;
@@ -423,8 +434,8 @@ impl<D: Dialer> Client<D> {
         }
     }
 
-    /// Step 11: fetches a value by key.
-    async fn fetch(&self, key: &str) -> Result<String, ClientError> {
+    /// Step 11: fetches a value by key (through our seed or the pod).
+    pub async fn fetch(&self, key: &str) -> Result<String, ClientError> {
         match &self.seed {
             Some(seed) => {
                 let k = Key::from_hex(key).map_err(|e| ClientError::Protocol(e.to_string()))?;
