@@ -34,6 +34,12 @@ pub struct PodConfig {
     /// disconnected (close code 4408); its entries stay in the inbox for playback (P-A9), so a
     /// slow client never blocks the others and loses nothing.
     pub ws_queue: usize,
+    /// WebSocket sessions one identity may hold at once (a user's devices); one more is
+    /// closed with [`crate::ws::CLOSE_TOO_MANY`] right after authentication.
+    pub ws_per_identity: usize,
+    /// WebSocket connections the pod holds at once, authenticated or not; beyond, the upgrade
+    /// is refused with 429 before any work is done.
+    pub ws_total: usize,
     /// Per-IP rate limit: sustained requests per second (429 beyond, P-A7).
     pub ip_rate_per_sec: f64,
     /// Per-IP rate limit: burst size.
@@ -64,6 +70,8 @@ impl Default for PodConfig {
             token_bytes: 32,
             ws_auth_timeout_ms: 10_000,
             ws_queue: 256,
+            ws_per_identity: 8,
+            ws_total: 10_000,
             ip_rate_per_sec: 50.0,
             ip_burst: 200.0,
             identity_rate_per_sec: 20.0,

@@ -39,6 +39,18 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Subscribes to `identity`'s new entries, unless it already has `max` subscribers.
+    pub fn subscribe_capped(
+        &self,
+        identity: &str,
+        max: usize,
+    ) -> Option<(SubscriberId, mpsc::Receiver<String>)> {
+        if self.subscribers(identity) >= max {
+            return None;
+        }
+        Some(self.subscribe(identity))
+    }
+
     /// Subscribes to `identity`'s new entries.
     pub fn subscribe(&self, identity: &str) -> (SubscriberId, mpsc::Receiver<String>) {
         let (tx, rx) = mpsc::channel(self.queue);

@@ -82,6 +82,8 @@ pub struct Inner {
     pub ip_limiter: ratelimit::RateLimiter,
     /// Per-identity limit (authenticated requests).
     pub identity_limiter: ratelimit::RateLimiter,
+    /// WebSocket connections open now (bounded by `ws_total`).
+    pub ws_connections: std::sync::atomic::AtomicUsize,
     /// Tells WebSocket sessions the pod is shutting down.
     pub shutdown: watch::Receiver<bool>,
     shutdown_tx: watch::Sender<bool>,
@@ -156,6 +158,7 @@ impl AppState {
             seed,
             clock,
             fetcher,
+            ws_connections: std::sync::atomic::AtomicUsize::new(0),
             shutdown,
             shutdown_tx,
             rng: Mutex::new(rng),

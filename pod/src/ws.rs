@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use std::sync::atomic::Ordering;
 
 use crate::AppState;
 use crate::auth::authenticate_ws;
@@ -20,6 +21,8 @@ use crate::error::ApiError;
 pub const CLOSE_AUTH: u16 = 4401;
 /// Close code for a client too slow to take its frames (private-use range, like 4401).
 pub const CLOSE_SLOW: u16 = 4408;
+/// Close code for a session beyond the identity's limit (`ws_per_identity`).
+pub const CLOSE_TOO_MANY: u16 = 4429;
 /// Close code when the pod shuts down ("going away", RFC 6455).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Largest frame accepted from a client: the auth frame is hex of a small signed text.
@@ -35,10 +38,38 @@ pub async fn upgrade(
             "GET / is the WebSocket endpoint (P-S1); this request is not an upgrade: {e}"
         ))
     })?;
+    // Count the connection from the upgrade on; refuse beyond the pod's total.
+    let slot = ConnectionSlot::take(&state)
+        .ok_or_else(|| ApiError::too_many("too many WebSocket connections: try later"))?;
     Ok(ws
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| session(state, socket)))
+        .on_upgrade(move |socket| async move {
+            session(state, socket).await;
+            drop(slot);
+        }))
+}
+
+/// One of the pod's `ws_total` connection slots, given back on drop.
+struct ConnectionSlot(AppState);
+
+impl ConnectionSlot {
+    fn take(state: &AppState) -> Option<ConnectionSlot> {
+        let max = state.config.ws_total;
+        state
+            .ws_connections
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ConnectionSlot(state.clone()))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.ws_connections.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
@@ -64,7 +95,17 @@ async fn session(state: AppState, mut socket: WebSocket) {
             return close(socket, CLOSE_AUTH, &e.message).await;
         }
     };
-    let (id, mut rx) = state.hub.subscribe(&identity.pubkeyhash);
+    let Some((id, mut rx)) = state
+        .hub
+        .subscribe_capped(&identity.pubkeyhash, state.config.ws_per_identity)
+    else {
+        return close(
+            socket,
+            CLOSE_TOO_MANY,
+            "too many sessions for this identity",
+        )
+        .await;
+    };
     tracing::debug!(pubkeyhash = %identity.pubkeyhash, "WebSocket subscriber");
     let mut shutdown = state.shutdown.clone();
     loop {

@@ -188,3 +188,36 @@ async fn the_websocket_and_the_api_share_the_base_uri() {
         200
     );
 }
+
+#[tokio::test]
+async fn websocket_connections_are_capped_per_identity_and_in_total() {
+    let config = PodConfig {
+        ws_per_identity: 2,
+        ws_total: 3,
+        ..PodConfig::default()
+    };
+    let pod = live_pod(config, 15).await;
+    let alice = user("alice");
+    enrol_live(&pod, &alice, "alice").await;
+    let mut a1 = subscribe(&pod, &alice).await;
+    let _a2 = subscribe(&pod, &alice).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A third session for alice is closed after authentication.
+    let mut a3 = subscribe(&pod, &alice).await;
+    match tokio::time::timeout(Duration::from_secs(5), a3.next()).await {
+        Ok(Some(Ok(Message::Close(Some(f))))) => assert_eq!(u16::from(f.code), 4429),
+        other => panic!("expected close 4429, got {other:?}"),
+    }
+    drop(a3);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Three connections in all: one unauthenticated fills the pod; a fourth upgrade is 429.
+    let _idle = connect(&pod).await;
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/", pod.addr)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 429),
+        other => panic!("expected a 429 refusal, got {other:?}"),
+    }
+    // The first sessions still work.
+    notify(&pod, &alice, "alice", "alice", &"6".repeat(40)).await;
+    assert!(next_text(&mut a1).await.contains(&"6".repeat(40)));
+}
