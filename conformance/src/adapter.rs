@@ -17,6 +17,8 @@
 //! | `key_of` | `value` (hex text) | key hex (P-V2) |
 //! | `check_store` | `key`, `value`, optional `timestamp`, `publisher`; `now_ms`, `expiry_ms` | `{"accept": bool, "rule": refusal rule or absent}` |
 //! | `pubkeyhash` | `text` (armored key) | hex (P-G1) |
+//! | `pgp_message` | `message`, `recipient_secret`, `sender_public` (armored texts), `now_ms` | `{"verdict": good/unsigned/bad-signature/wrong-signer/not-for-me/error, "plaintext"?}` (P-G2, P-G3) |
+//! | `pgp_auth` | `text` (cleartext-signed), `public_key`, `now_ms`, `window_ms` | `{"verdict": ok/wrong-key/bad-signature/stale-nonce/error}` (P-A1, P-A2) |
 //!
 //! [`InProcess`] answers these from this repository's `muttr-node`; `muttr-conformance adapter`
 //! serves it over stdin/stdout, and [`Subprocess`] drives any adapter command.
@@ -25,7 +27,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use muttr_node::crypto;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use muttr_node::crypto::{self, auth};
 use muttr_node::id::{self, NodeId};
 use muttr_node::value;
 use muttr_node::wire::{self, Body, Contact, FindValueResult};
@@ -43,7 +47,7 @@ pub trait Implementation {
 pub struct InProcess;
 
 /// The ops [`InProcess`] answers.
-pub const OPS: [&str; 9] = [
+pub const OPS: [&str; 11] = [
     "hello",
     "decode",
     "node_id",
@@ -53,6 +57,8 @@ pub const OPS: [&str; 9] = [
     "key_of",
     "check_store",
     "pubkeyhash",
+    "pgp_message",
+    "pgp_auth",
 ];
 
 fn err(rule: &str, message: impl std::fmt::Display) -> Value {
@@ -174,9 +180,65 @@ impl InProcess {
                 }
             }
             "pubkeyhash" => json!({"ok": crypto::pubkeyhash(str_field(req, "text")?)}),
+            "pgp_message" => json!({"ok": pgp_message(req)?}),
+            "pgp_auth" => json!({"ok": pgp_auth(req)?}),
             _ => json!({"unsupported": true}),
         })
     }
+}
+
+fn at(req: &Value, name: &str) -> Result<(u64, SystemTime), Value> {
+    let ms = req
+        .get(name)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad_request(format!("`{name}` must be an integer")))?;
+    Ok((ms, UNIX_EPOCH + Duration::from_millis(ms)))
+}
+
+/// Decrypts and verifies a message; the verdict names follow `vectors/pgp/README.md`.
+fn pgp_message(req: &Value) -> Result<Value, Value> {
+    let me = crypto::Identity::from_armored(str_field(req, "recipient_secret")?.as_bytes(), None)
+        .map_err(|e| bad_request(format!("recipient_secret: {e}")))?;
+    let sender = crypto::PublicKey::from_armored(str_field(req, "sender_public")?)
+        .map_err(|e| bad_request(format!("sender_public: {e}")))?;
+    let (_, now) = at(req, "now_ms")?;
+    let msg = str_field(req, "message")?;
+    Ok(
+        match crypto::decrypt_and_verify(msg.as_bytes(), &me, Some(&sender), now) {
+            Ok(d) => {
+                let verdict = match d.verdict {
+                    crypto::Verdict::Good { .. } => "good",
+                    crypto::Verdict::Unsigned => "unsigned",
+                    crypto::Verdict::BadSignature => "bad-signature",
+                    crypto::Verdict::WrongSigner { .. } | crypto::Verdict::UnknownSigner { .. } => {
+                        "wrong-signer"
+                    }
+                };
+                json!({"verdict": verdict, "plaintext": String::from_utf8_lossy(&d.plaintext)})
+            }
+            Err(crypto::CryptoError::NotForMe) => json!({"verdict": "not-for-me"}),
+            Err(e) => json!({"verdict": "error", "message": e.to_string()}),
+        },
+    )
+}
+
+/// Verifies a signed auth text, then its nonce window.
+fn pgp_auth(req: &Value) -> Result<Value, Value> {
+    let key = crypto::PublicKey::from_armored(str_field(req, "public_key")?)
+        .map_err(|e| bad_request(format!("public_key: {e}")))?;
+    let (now_ms, now) = at(req, "now_ms")?;
+    let (window, _) = at(req, "window_ms")?;
+    Ok(
+        match auth::verify_auth(str_field(req, "text")?, &key, now) {
+            Ok(a) => match auth::check_nonce(a.nonce, now_ms, window) {
+                Ok(()) => json!({"verdict": "ok"}),
+                Err(_) => json!({"verdict": "stale-nonce"}),
+            },
+            Err(auth::AuthError::WrongKey) => json!({"verdict": "wrong-key"}),
+            Err(auth::AuthError::BadSignature) => json!({"verdict": "bad-signature"}),
+            Err(e) => json!({"verdict": "error", "message": e.to_string()}),
+        },
+    )
 }
 
 impl Implementation for InProcess {

@@ -1129,6 +1129,23 @@ impl Suite {
             );
             known.push(p);
         }
+        // A known peer's own ID as the key: that peer comes first (distance 0).
+        let first = &known[0];
+        let (fm, r, list) = self.contacts_near(&q, &first.id).await;
+        let head = list
+            .as_ref()
+            .and_then(|l| l.first())
+            .map(|c| c["nodeID"].clone());
+        self.check(
+            "seed.find-node.exact-match-first",
+            "P-W8",
+            Strength::Must,
+            head == Some(json!(first.id)),
+            "a contact whose ID equals the key is listed first",
+            Some(&fm),
+            r.as_ref(),
+            json!({"contacts": [claim(first.addr)]}),
+        );
         // Peers whose only datagram was invalid are not learned.
         for (slug, rule, extra) in [
             ("invalid-request", "P-W6", json!({"rpcID": null})),

@@ -16,9 +16,10 @@ pub fn default_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
 }
 
-/// Loads every vector file of [`FILES`] from `dir`.
+/// Loads every vector file of [`FILES`] from `dir`, then `pgp/vectors.json` with the files it
+/// names read in (its keys, messages), as suite `pgp`.
 pub fn load(dir: &Path) -> anyhow::Result<Vec<(String, Value)>> {
-    FILES
+    let mut out: Vec<(String, Value)> = FILES
         .iter()
         .map(|name| {
             let path = dir.join(name);
@@ -28,7 +29,56 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<(String, Value)>> {
                 .with_context(|| format!("parsing {}", path.display()))?;
             Ok((name.to_string(), doc))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    out.push(("pgp/vectors.json".into(), load_pgp(&dir.join("pgp"))?));
+    Ok(out)
+}
+
+/// `pgp/vectors.json` with every file reference replaced by the file's text, as one document
+/// `{"suite": "pgp", "now_ms", "nonce_window_ms", "cases": [...]}` whose cases carry a `kind`
+/// (`pubkeyhash`, `message`, `auth`).
+fn load_pgp(dir: &Path) -> anyhow::Result<Value> {
+    let path = dir.join("vectors.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let read = |rel: &Value| -> anyhow::Result<Value> {
+        let rel = rel.as_str().context("a file name")?;
+        let p = dir.join(rel);
+        Ok(Value::String(
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
+        ))
+    };
+    let key = |name: &Value, part: &str| -> anyhow::Result<Value> {
+        read(&doc["keys"][name.as_str().context("a key name")?][part])
+    };
+    let mut cases = Vec::new();
+    let empty = Vec::new();
+    for c in doc["pubkeyhash"].as_array().unwrap_or(&empty) {
+        let mut c = c.clone();
+        c["kind"] = "pubkeyhash".into();
+        c["public_key"] = read(&c["public_key"])?;
+        cases.push(c);
+    }
+    for c in doc["messages"].as_array().unwrap_or(&empty) {
+        let mut c = c.clone();
+        c["kind"] = "message".into();
+        c["message"] = read(&c["message"])?;
+        c["recipient_secret"] = key(&c["recipient"], "secret")?;
+        c["sender_public"] = key(&c["expected_sender"], "public")?;
+        cases.push(c);
+    }
+    for c in doc["auth"].as_array().unwrap_or(&empty) {
+        let mut c = c.clone();
+        c["kind"] = "auth".into();
+        c["public_key"] = key(&c["key"], "public")?;
+        cases.push(c);
+    }
+    Ok(json!({
+        "suite": "pgp", "now_ms": doc["now_ms"], "nonce_window_ms": doc["nonce_window_ms"],
+        "cases": cases,
+    }))
 }
 
 /// Runs every case of every file against `imp`.
@@ -163,6 +213,7 @@ fn run_case(suite: &str, doc: &Value, case: &Value, imp: &mut dyn Implementation
             )
         }
         "store" => store_case(&mut cx, doc, case, &desc),
+        "pgp" => pgp_case(&mut cx, doc, case),
         "pubkeyhash" => cx.expect_ok(
             json!({"op": "pubkeyhash", "text": case["public_key"]}),
             &case["pubkeyhash"],
@@ -182,6 +233,9 @@ fn wire_case(cx: &mut Ctx<'_>, case: &Value, desc: &str) -> CaseResult {
         let mut r = req.clone();
         if bytes.len() > 2048 {
             r["input_hex"] = json!(format!("<{} bytes>", bytes.len()));
+        } else if let Ok(text) = std::str::from_utf8(&bytes) {
+            // Readable evidence; the adapter was sent the hex.
+            r["input_text"] = json!(text);
         }
         r
     };
@@ -288,4 +342,60 @@ fn store_case(cx: &mut Ctx<'_>, doc: &Value, case: &Value, desc: &str) -> CaseRe
             .result(Verdict::Fail, format!("{desc}: no verdict in the answer"))
             .evidence(None, Some(answer), json!({"ok": {"accept": want_accept}})),
     }
+}
+
+/// An OpenPGP case (`vectors/pgp/README.md`). P-G3 only requires that nothing but a good
+/// signature by the expected sender is reported `good`, and nothing but a valid, fresh auth text
+/// `ok`: a different refusal verdict than the vector's passes, with a note.
+fn pgp_case(cx: &mut Ctx<'_>, doc: &Value, case: &Value) -> CaseResult {
+    let (req, positive) = match case["kind"].as_str() {
+        Some("pubkeyhash") => {
+            return cx.expect_ok(
+                json!({"op": "pubkeyhash", "text": case["public_key"]}),
+                &case["pubkeyhash"],
+                "pubkeyhash = sha1 of the exact key text",
+            );
+        }
+        Some("message") => (
+            json!({"op": "pgp_message", "message": case["message"],
+                   "recipient_secret": case["recipient_secret"],
+                   "sender_public": case["sender_public"], "now_ms": doc["now_ms"]}),
+            "good",
+        ),
+        Some("auth") => (
+            json!({"op": "pgp_auth", "text": case["text"], "public_key": case["public_key"],
+                   "now_ms": doc["now_ms"], "window_ms": doc["nonce_window_ms"]}),
+            "ok",
+        ),
+        _ => return cx.result(Verdict::Fail, "malformed pgp vector: unknown kind"),
+    };
+    let answer = match cx.call(req) {
+        Ok(a) => a,
+        Err(done) => return *done,
+    };
+    let want = case["verdict"].as_str().unwrap_or_default();
+    let got = answer["ok"]["verdict"].as_str().unwrap_or_default();
+    let evidence = |r: CaseResult| {
+        r.evidence(
+            Some(json!({"case": case["id"]})),
+            Some(answer.clone()),
+            json!({"verdict": want}),
+        )
+    };
+    if got == want {
+        if want == positive
+            && let Some(p) = case["plaintext"].as_str()
+            && answer["ok"]["plaintext"].as_str().is_some_and(|g| g != p)
+        {
+            return evidence(cx.result(Verdict::Fail, "good verdict, wrong plaintext"));
+        }
+        return cx.result(Verdict::Pass, format!("verdict {want}"));
+    }
+    if want != positive && got != positive && !got.is_empty() {
+        return cx.result(
+            Verdict::Pass,
+            format!("refused as {got} (the vector says {want}; only `{positive}` must be exact)"),
+        );
+    }
+    evidence(cx.result(Verdict::Fail, format!("verdict {got:?}, expected {want}")))
 }

@@ -96,6 +96,10 @@ enum Bug {
     UppercaseNodeIdAccepted,
     /// Closest-first by little-endian comparison.
     LittleEndianDistance,
+    /// Any signed message is "good", whoever signed it.
+    TrustsAnySigner,
+    /// Auth nonces are never checked for age.
+    NoNonceWindow,
 }
 
 impl Implementation for Mutant {
@@ -154,6 +158,16 @@ impl Implementation for Mutant {
                 ids.truncate(req["k"].as_u64().unwrap() as usize);
                 return Ok(json!({"ok": ids}));
             }
+            (Bug::TrustsAnySigner, Some("pgp_message")) => {
+                let a = self.inner.call(&req)?;
+                if a["ok"]["verdict"] == "wrong-signer" {
+                    return Ok(json!({"ok": {"verdict": "good"}}));
+                }
+                return Ok(a);
+            }
+            (Bug::NoNonceWindow, Some("pgp_auth")) => {
+                req["window_ms"] = json!(u64::MAX / 2);
+            }
             _ => {}
         }
         self.inner.call(&req)
@@ -202,4 +216,15 @@ fn each_mutant_fails_exactly_its_rule() {
     assert!(ids.iter().all(|i| i.starts_with("closest.")), "{ids:?}");
     assert!(ids.contains("closest.big-endian"), "{ids:?}");
     assert!(rules.contains("P-K1"), "{rules:?}");
+
+    let (ids, rules) = failing(Bug::TrustsAnySigner);
+    assert_eq!(
+        ids,
+        BTreeSet::from(["pgp.message.wrong-signer".to_string()])
+    );
+    assert_eq!(rules, BTreeSet::from(["P-G3".to_string()]));
+
+    let (ids, rules) = failing(Bug::NoNonceWindow);
+    assert_eq!(ids, BTreeSet::from(["pgp.auth.stale-nonce".to_string()]));
+    assert_eq!(rules, BTreeSet::from(["P-A2".to_string()]));
 }
