@@ -62,6 +62,10 @@ enum Cmd {
         /// How long silence must last to count as a drop, in ms.
         #[arg(long, default_value_t = 1000)]
         silence_ms: u64,
+        /// How long a contact that ignores the seed's eviction PING gets before the suite
+        /// expects it evicted, in ms (the seed's response timeout plus a margin, P-K2, P-K3).
+        #[arg(long, default_value_t = 6500)]
+        eviction_wait_ms: u64,
         /// Seed of the suite's random values (default: from the clock).
         #[arg(long)]
         rng_seed: Option<u64>,
@@ -142,12 +146,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             addr,
             timeout_ms,
             silence_ms,
+            eviction_wait_ms,
             rng_seed,
             out,
         } => {
             let mut opts = seed::Options::new(addr);
             opts.reply_timeout = Duration::from_millis(timeout_ms);
             opts.silence = Duration::from_millis(silence_ms);
+            opts.eviction_wait = Duration::from_millis(eviction_wait_ms);
             if let Some(s) = rng_seed {
                 opts.rng_seed = s;
             }

@@ -14,7 +14,10 @@
 //! 6. routing: contacts learned from each request type (P-K4), FIND_NODE / FIND_VALUE contact
 //!    lists at most 3, closest first, the true closest, never the seed, not the requester (P-W8);
 //! 7. STORE and FIND_VALUE: valid values stored and found again, each refusal of P-V1–P-V3
-//!    answered `success: false` with nothing stored.
+//!    answered `success: false` with nothing stored;
+//! 8. the routing table (P-K3), on an empty bucket: filled to k, a newcomer makes the seed
+//!    PING the least-recently-seen contact, which stays when it answers and is replaced by a
+//!    waiting newcomer when it does not.
 //!
 //! The seed's own node ID is taken to be SHA-1 of the target's `address:port` text (P-W3).
 
@@ -42,6 +45,9 @@ pub struct Options {
     pub reply_timeout: Duration,
     /// How long silence must last to count as a drop.
     pub silence: Duration,
+    /// How long to wait for a silent contact to be evicted (P-K3): the seed's response timeout
+    /// (5 s by default, P-K2) plus a margin.
+    pub eviction_wait: Duration,
     /// Seed for the values and rpcIDs the suite makes up (fresh values per run avoid
     /// confusion with what an earlier run stored).
     pub rng_seed: u64,
@@ -58,6 +64,7 @@ impl Options {
             target,
             reply_timeout: Duration::from_secs(2),
             silence: Duration::from_secs(1),
+            eviction_wait: Duration::from_millis(6_500),
             rng_seed: nanos,
         }
     }
@@ -197,6 +204,14 @@ fn distance(a: &str, b: &str) -> Option<[u8; 20]> {
     Some(d)
 }
 
+/// The bucket index of `id` seen from `from`: floor(log2(distance)), None when equal.
+fn bucket_of(from: &str, id: &str) -> Option<usize> {
+    let d = distance(from, id)?;
+    d.iter()
+        .position(|&b| b != 0)
+        .map(|i| (19 - i) * 8 + 7 - d[i].leading_zeros() as usize)
+}
+
 fn is_lower_hex40(s: &str) -> bool {
     s.len() == 40
         && s.bytes()
@@ -274,6 +289,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     s.spoofing().await?;
     s.routing().await?;
     s.storage().await?;
+    s.table().await?;
     Ok(s.cases)
 }
 
@@ -355,6 +371,230 @@ impl Suite {
             json!({"type": "PONG"}),
         );
         Ok(ok)
+    }
+
+    // ------------------------------------------------------------------ 1b. routing table
+
+    /// P-K3, on bucket 150 (IDs sharing the seed's first 9 bits, then differing), which a
+    /// seed with a few hundred contacts almost never holds anything in: fill it with k = 20
+    /// peers that answer PINGs (their ports chosen so that sha1(ip:port) lands there), then
+    /// watch what a newcomer causes. Assumes one k-bucket per distance range
+    /// [2^i, 2^(i+1)), as the PROFILE's bucket indexes (vectors/distance.json) describe.
+    async fn table(&mut self) -> anyhow::Result<()> {
+        const K: usize = 20;
+        const BUCKET: usize = 150;
+        const IDS: [&str; 6] = [
+            "seed.table.full-bucket-pings-oldest",
+            "seed.table.answering-oldest-kept",
+            "seed.table.newcomer-waits",
+            "seed.table.least-recently-seen-next",
+            "seed.table.silent-oldest-evicted",
+            "seed.table.replacement-promoted",
+        ];
+        let na = |s: &mut Suite, why: String| {
+            for id in IDS {
+                s.push(CaseResult::with(
+                    id,
+                    "P-K3",
+                    Verdict::NotApplicable,
+                    why.clone(),
+                ));
+            }
+        };
+        // Peers are placed by choosing ports: sha1(ip:port) decides the bucket.
+        let mut far = Vec::new();
+        for port in 1025..=65_535u16 {
+            let addr = SocketAddr::new(self.ip, port);
+            if bucket_of(&self.seed_id, &id_of(addr)) != Some(BUCKET) {
+                continue;
+            }
+            if let Ok(sock) = UdpSocket::bind(addr).await {
+                far.push(Peer {
+                    sock,
+                    addr,
+                    id: id_of(addr),
+                });
+                if far.len() == K + 2 {
+                    break;
+                }
+            }
+        }
+        if far.len() < K + 2 {
+            na(
+                self,
+                format!(
+                    "could not bind {} ports whose IDs fall in bucket {BUCKET}",
+                    K + 2
+                ),
+            );
+            return Ok(());
+        }
+        let mut near = Vec::new();
+        while near.len() < 2 {
+            let p = self.peer().await?;
+            if bucket_of(&self.seed_id, &p.id) != Some(BUCKET) {
+                near.push(p);
+            }
+        }
+        let q = near.pop().expect("two near peers");
+        let e = near.pop().expect("one near peer");
+        let t = self.opts.target;
+        let wait = self.opts.reply_timeout;
+        // Contacts of the bucket, if any, are the closest to an ID inside it.
+        let (_, _, list) = self.contacts_near(&e, &far[0].id).await;
+        let occupied = list.as_ref().map(|l| {
+            l.iter()
+                .filter(|c| {
+                    c["nodeID"]
+                        .as_str()
+                        .and_then(|id| bucket_of(&self.seed_id, id))
+                        == Some(BUCKET)
+                })
+                .count()
+        });
+        if occupied != Some(0) {
+            na(
+                self,
+                format!(
+                    "bucket {BUCKET} of the seed is not empty (or FIND_NODE failed): P-K3 is checked on an empty bucket"
+                ),
+            );
+            return Ok(());
+        }
+        // The far peers answer the seed's PINGs from background tasks while `answer` is set,
+        // and log who was pinged, in order.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+        let mut answer = Vec::new();
+        let mut socks = Vec::new();
+        let mut tasks = Vec::new();
+        let far: Vec<(std::sync::Arc<UdpSocket>, SocketAddr, String)> = far
+            .into_iter()
+            .map(|p| (std::sync::Arc::new(p.sock), p.addr, p.id))
+            .collect();
+        for (i, (sock, addr, _)) in far.iter().enumerate() {
+            let sock = sock.clone();
+            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let (sock2, flag2, log2, me) = (sock.clone(), flag.clone(), log.clone(), claim(*addr));
+            tasks.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 65_536];
+                while let Ok((n, from)) = sock2.recv_from(&mut buf).await {
+                    let Ok(v) = serde_json::from_slice::<Value>(&buf[..n]) else {
+                        continue;
+                    };
+                    if v["type"] != "PING" {
+                        continue;
+                    }
+                    if let Ok(mut l) = log2.lock() {
+                        l.push(i);
+                    }
+                    if flag2.load(Ordering::SeqCst) {
+                        let mut pm = me.clone();
+                        pm.insert("referenceID".into(), v["params"]["rpcID"].clone());
+                        let pong = canon::compact(&json!({"type": "PONG", "params": pm}));
+                        let _ = sock2.send_to(pong.as_bytes(), from).await;
+                    }
+                }
+            }));
+            answer.push(flag);
+            socks.push(sock);
+        }
+        let ping = |s: &Suite, i: usize| {
+            let mut pm = claim(far[i].1);
+            pm.insert("rpcID".into(), s.rpc().into());
+            canon::compact(&message("PING", pm, json!({})))
+        };
+        for (i, sock) in socks.iter().enumerate().take(K) {
+            let _ = sock.send_to(ping(self, i).as_bytes(), t).await;
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let pings_before = log.lock().map(|l| l.len()).unwrap_or(0);
+        // Newcomer 1: the bucket is full; the oldest (far[0]) must be pinged, and answers.
+        let _ = socks[K].send_to(ping(self, K).as_bytes(), t).await;
+        tokio::time::sleep(wait.min(Duration::from_millis(1_000))).await;
+        let pinged: Vec<usize> = log
+            .lock()
+            .map(|l| l[pings_before..].to_vec())
+            .unwrap_or_default();
+        let shown = json!({"pings_seen_by_peer_index": pinged, "oldest": 0});
+        self.check(
+            IDS[0],
+            "P-K3",
+            Strength::Must,
+            pinged.first() == Some(&0),
+            "with its bucket full, a newcomer makes the seed PING the least-recently-seen contact",
+            Some(&json!(
+                "20 peers PING in turn, then a 21st in the same bucket"
+            )),
+            None,
+            shown,
+        );
+        let (fm, r, list) = self.contacts_near(&q, &far[0].2).await;
+        let has = |l: &Option<Vec<Value>>, id: &str| {
+            l.as_ref()
+                .is_some_and(|l| l.iter().any(|c| c["nodeID"] == json!(id)))
+        };
+        self.check(
+            IDS[1],
+            "P-K3",
+            Strength::Must,
+            has(&list, &far[0].2),
+            "the oldest contact answered the PING, so it stays",
+            Some(&fm),
+            r.as_ref(),
+            json!({"contacts": [claim(far[0].1)]}),
+        );
+        let (fm, r, list) = self.contacts_near(&q, &far[K].2).await;
+        self.check(
+            IDS[2],
+            "P-K3",
+            Strength::Must,
+            list.is_some() && !has(&list, &far[K].2),
+            "the newcomer waits (replacement cache) while the oldest answers",
+            Some(&fm),
+            r.as_ref(),
+            json!({"contacts": format!("without {}", far[K].2)}),
+        );
+        // Newcomer 2, with far[1] (now the least recently seen) silent.
+        answer[1].store(false, Ordering::SeqCst);
+        let pings_before = log.lock().map(|l| l.len()).unwrap_or(0);
+        let _ = socks[K + 1].send_to(ping(self, K + 1).as_bytes(), t).await;
+        tokio::time::sleep(wait.min(Duration::from_millis(1_000))).await;
+        let pinged: Vec<usize> = log
+            .lock()
+            .map(|l| l[pings_before..].to_vec())
+            .unwrap_or_default();
+        let shown = json!({"pings_seen_by_peer_index": pinged, "least_recently_seen": 1});
+        self.check(IDS[3], "P-K3", Strength::Must, pinged.first() == Some(&1), "after the oldest answered it is most recently seen: the next newcomer makes the seed PING the next oldest", Some(&json!("a 22nd peer in the full bucket")), None, shown);
+        tokio::time::sleep(self.opts.eviction_wait).await;
+        let (fm, r, list) = self.contacts_near(&q, &far[1].2).await;
+        self.check(
+            IDS[4],
+            "P-K3",
+            Strength::Must,
+            list.is_some() && !has(&list, &far[1].2),
+            "a contact that does not answer the eviction PING is evicted",
+            Some(&fm),
+            r.as_ref(),
+            json!({"contacts": format!("without {}", far[1].2)}),
+        );
+        let (_, _, l1) = self.contacts_near(&q, &far[K].2).await;
+        let (fm, r, l2) = self.contacts_near(&q, &far[K + 1].2).await;
+        self.check(
+            IDS[5],
+            "P-K3",
+            Strength::Must,
+            has(&l1, &far[K].2) || has(&l2, &far[K + 1].2),
+            "a waiting newcomer takes the evicted contact's place",
+            Some(&fm),
+            r.as_ref(),
+            json!("one of the two newcomers in the table"),
+        );
+        for t in tasks {
+            t.abort();
+        }
+        drop(e);
+        Ok(())
     }
 
     // ------------------------------------------------------------------ 2. reply shapes

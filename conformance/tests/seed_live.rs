@@ -36,6 +36,19 @@ fn not_passing(cases: &[CaseResult]) -> Vec<&CaseResult> {
         .collect()
 }
 
+/// The P-K3 cases ran (they are not-applicable when the bucket they use is not empty).
+fn assert_table_checked(cases: &[CaseResult]) {
+    let table: Vec<&CaseResult> = cases
+        .iter()
+        .filter(|c| c.id.starts_with("seed.table."))
+        .collect();
+    assert_eq!(table.len(), 6);
+    assert!(
+        table.iter().all(|c| c.verdict == Verdict::Pass),
+        "{table:#?}"
+    );
+}
+
 // ------------------------------------------------------------------ our seed, real process
 
 struct SeedProcess {
@@ -104,6 +117,7 @@ fn real_muttr_seed_process_passes_every_case() {
     let cases = rt.block_on(seed::run(&options(seed.addr, 1))).unwrap();
     let bad = not_passing(&cases);
     assert!(bad.is_empty(), "{bad:#?}");
+    assert_table_checked(&cases);
     let ids: BTreeSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids.len(), cases.len(), "case ids are unique");
     assert!(cases.len() >= 150, "{} cases", cases.len());
@@ -172,6 +186,7 @@ async fn in_process_seed_passes_every_case() {
     let cases = seed::run(&options(s.local_addr(), 2)).await.unwrap();
     let bad = not_passing(&cases);
     assert!(bad.is_empty(), "{bad:#?}");
+    assert_table_checked(&cases);
     s.shutdown().await.unwrap();
 }
 
@@ -205,25 +220,86 @@ enum Break {
     ValueAndContacts,
     /// The requester is sent back to itself (a SHOULD NOT of P-W8: non-strict only).
     ListsRequester,
+    /// A full bucket turns newcomers away without pinging its oldest contact (P-K3).
+    NeverEvicts,
 }
 
+/// A minimal seed written for these tests: a flat table of 160 k-buckets with
+/// ping-before-evict and a replacement cache (P-K3), values in a map, this crate's wire codec and
+/// STORE check. It passes the whole suite, then breaks one rule at a time.
 struct Mini {
     me: Contact,
-    table: Vec<Contact>,
+    buckets: HashMap<usize, Vec<Contact>>,
+    waiting: HashMap<usize, Vec<Contact>>,
+    /// Eviction PINGs in flight: rpcID → (bucket, the pinged contact, deadline).
+    pending: HashMap<String, (usize, Contact, tokio::time::Instant)>,
     values: HashMap<NodeId, String>,
     brk: Break,
+    next_rpc: u64,
 }
 
+const K: usize = 20;
+
 impl Mini {
-    fn learn(&mut self, c: Contact) {
-        self.table.retain(|x| *x != c);
-        self.table.push(c);
+    /// Notes a valid message from `c` (P-K4); may return an eviction PING to send.
+    fn learn(&mut self, c: Contact) -> Option<(Vec<u8>, SocketAddr)> {
+        let b = self.me.node_id.bucket_index(&c.node_id)?;
+        let bucket = self.buckets.entry(b).or_default();
+        if let Some(i) = bucket.iter().position(|x| *x == c) {
+            bucket.remove(i);
+            bucket.push(c);
+            return None;
+        }
+        if bucket.len() < K {
+            bucket.push(c);
+            return None;
+        }
+        if self.brk == Break::NeverEvicts {
+            return None;
+        }
+        let oldest = bucket[0];
+        let wait = self.waiting.entry(b).or_default();
+        wait.retain(|x| *x != c);
+        wait.push(c);
+        if self.pending.values().any(|(pb, _, _)| *pb == b) {
+            return None;
+        }
+        self.next_rpc += 1;
+        let rpc = format!("evict-{}", self.next_rpc);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        self.pending.insert(rpc.clone(), (b, oldest, deadline));
+        let ping = wire::encode(&Message::new(self.me, rpc, Body::Ping));
+        Some((ping, oldest.socket_addr()))
+    }
+
+    /// Evicts contacts whose eviction PING timed out, promoting the newest waiting one.
+    fn expire(&mut self, now: tokio::time::Instant) {
+        let late: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.2 <= now)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for rpc in late {
+            if let Some((b, old, _)) = self.pending.remove(&rpc) {
+                let bucket = self.buckets.entry(b).or_default();
+                bucket.retain(|x| *x != old);
+                if let Some(n) = self.waiting.get_mut(&b).and_then(Vec::pop) {
+                    bucket.push(n);
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<tokio::time::Instant> {
+        self.pending.values().map(|p| p.2).min()
     }
 
     fn contacts(&self, key: &NodeId, requester: &NodeId) -> Vec<Contact> {
         let mut list: Vec<Contact> = self
-            .table
-            .iter()
+            .buckets
+            .values()
+            .flatten()
             .filter(|c| self.brk == Break::ListsRequester || c.node_id != *requester)
             .copied()
             .collect();
@@ -246,21 +322,32 @@ impl Mini {
     }
 
     /// The reply to a datagram from `from`, and where to send it.
-    fn handle(&mut self, bytes: &[u8], from: SocketAddr) -> Option<(Vec<u8>, SocketAddr)> {
+    /// What to send in answer to a datagram from `from`: a reply, and maybe an eviction PING.
+    fn handle(&mut self, bytes: &[u8], from: SocketAddr) -> Vec<(Vec<u8>, SocketAddr)> {
+        let mut out = Vec::new();
         let m = match wire::decode(bytes) {
             Ok(m) => m,
             Err(WireError::NotJson(_))
                 if self.brk == Break::AnswersNonJson && std::str::from_utf8(bytes).is_ok() =>
             {
-                return Some((br#"{"error":"not JSON"}"#.to_vec(), from));
+                out.push((br#"{"error":"not JSON"}"#.to_vec(), from));
+                return out;
             }
-            Err(_) => return None,
+            Err(_) => return out,
         };
+        let authentic = m.sender.socket_addr() == from;
         if !m.is_request() {
-            return None;
+            // An answer to an eviction PING keeps the contact (it becomes most recently seen).
+            if authentic
+                && let Some((_, old, _)) = self.pending.remove(&m.rpc_id)
+                && old == m.sender
+            {
+                out.extend(self.learn(m.sender));
+            }
+            return out;
         }
-        if m.sender.socket_addr() == from || self.brk == Break::LearnsSpoofed {
-            self.learn(m.sender);
+        if authentic || self.brk == Break::LearnsSpoofed {
+            out.extend(self.learn(m.sender));
         }
         let requester = m.sender.node_id;
         let body = match m.body.clone() {
@@ -298,7 +385,7 @@ impl Mini {
                     Body::FindValueReply(FindValueResult::Contacts(self.contacts(&key, &requester)))
                 }
             },
-            _ => return None,
+            _ => return out,
         };
         let rpc = if self.brk == Break::WrongReferenceId {
             format!("not-{}", m.rpc_id)
@@ -317,7 +404,8 @@ impl Mini {
         } else {
             from
         };
-        Some((serde_json::to_vec(&v).unwrap(), to))
+        out.push((serde_json::to_vec(&v).unwrap(), to));
+        out
     }
 }
 
@@ -326,18 +414,26 @@ async fn mini_seed(brk: Break) -> SocketAddr {
     let addr = sock.local_addr().unwrap();
     let mut mini = Mini {
         me: Contact::from_addr(addr),
-        table: Vec::new(),
+        buckets: HashMap::new(),
+        waiting: HashMap::new(),
+        pending: HashMap::new(),
         values: HashMap::new(),
         brk,
+        next_rpc: 0,
     };
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65_536];
         loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                return;
-            };
-            if let Some((bytes, to)) = mini.handle(&buf[..n], from) {
-                let _ = sock.send_to(&bytes, to).await;
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            let deadline = mini.next_deadline().unwrap_or(far);
+            tokio::select! {
+                got = sock.recv_from(&mut buf) => {
+                    let Ok((n, from)) = got else { return };
+                    for (bytes, to) in mini.handle(&buf[..n], from) {
+                        let _ = sock.send_to(&bytes, to).await;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => mini.expire(tokio::time::Instant::now()),
             }
         }
     });
@@ -346,7 +442,7 @@ async fn mini_seed(brk: Break) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_seed_fails_exactly_the_rule_it_breaks() {
-    let expectations: [(Break, &[&str]); 13] = [
+    let expectations: [(Break, &[&str]); 14] = [
         (Break::Nothing, &[]),
         (Break::WrongReferenceId, &["P-W2"]),
         (Break::UppercaseNodeId, &["P-W4"]),
@@ -360,6 +456,7 @@ async fn broken_seed_fails_exactly_the_rule_it_breaks() {
         (Break::AcceptsMissingTimestamp, &["P-V3"]),
         (Break::ValueAndContacts, &["P-W9"]),
         (Break::ListsRequester, &[]),
+        (Break::NeverEvicts, &["P-K3"]),
     ];
     let mut runs = Vec::new();
     for (i, (brk, _)) in expectations.iter().enumerate() {
@@ -392,6 +489,7 @@ async fn broken_seed_fails_exactly_the_rule_it_breaks() {
         } else if *brk == Break::Nothing {
             assert!(non_strict.is_empty(), "{non_strict:?}");
             assert!(failed.is_empty());
+            assert_table_checked(&cases);
         }
     }
 }
