@@ -1,0 +1,29 @@
+//! # muttr-conformance: is this a Muttr implementation?
+//!
+//! Test vectors and black-box suites that grade any implementation of Muttr case by case
+//! against `PROFILE.md`, the way Autobahn|Testsuite grades WebSocket servers and Wycheproof's
+//! vectors grade crypto libraries. Every case has a stable id, names the PROFILE rule it checks,
+//! and gets a verdict: `pass`, `fail` (a MUST broken), `non-strict` (a SHOULD broken) or
+//! `not-applicable`.
+//!
+//! ## Module map
+//! | module | what it holds |
+//! |---|---|
+//! | [`report`] | verdicts, case results, expect files (known failures), text / JSON / JUnit reports |
+//! | [`generate`] | the generator of `vectors/*.json`, with expected results computed from the PROFILE |
+//! | [`vectors`] | the vector runner: every case through the adapter protocol, graded |
+//! | [`adapter`] | the stdin/stdout JSON-lines adapter protocol, this implementation behind it, a subprocess client |
+//! | [`seed`] | the live suite: a seed over real UDP, played against from several sockets |
+//! | [`pgp`] | hand-built OpenPGP packet sequences (encrypted or not) for STORE cases |
+//! | [`canon`] | canonical (sorted-key) JSON text, so generated files are reproducible |
+//!
+//! The `muttr-conformance` binary wraps these: `gen-vectors`, `vectors [--impl CMD]`,
+//! `adapter`, `seed UDP_ADDR`; see `conformance/README.md`.
+
+pub mod adapter;
+pub mod canon;
+pub mod generate;
+pub mod pgp;
+pub mod report;
+pub mod seed;
+pub mod vectors;

@@ -1,0 +1,192 @@
+//! `muttr-conformance`: grade a Muttr implementation against the PROFILE.
+//!
+//! ```text
+//! muttr-conformance gen-vectors [--check]          rebuild vectors/*.json (or check them)
+//! muttr-conformance vectors [--impl CMD]           run the vectors (in-process or via an adapter)
+//! muttr-conformance adapter                        serve this implementation as an adapter
+//! muttr-conformance seed 127.0.0.1:4000            the live seed suite over UDP
+//! ```
+//! Reports: text on stdout, `--json FILE`, `--junit FILE`; `--expect FILE` lists known
+//! failures. Exit status: 0 when no case failed unexpectedly, 1 otherwise, 2 on usage or I/O
+//! errors.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use muttr_conformance::adapter::{self, InProcess, Subprocess};
+use muttr_conformance::report::{CaseResult, Expectations, Report};
+use muttr_conformance::{generate, seed, vectors};
+
+/// Conformance suite for Muttr implementations (PROFILE.md).
+#[derive(Debug, Parser)]
+#[command(name = "muttr-conformance", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Rebuild the vector files under the vectors directory (deterministic).
+    GenVectors {
+        /// The vectors directory (default: this checkout's `vectors/`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Do not write: exit 1 if a committed file differs from what would be generated.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run every vector against this implementation, or another one through an adapter.
+    Vectors {
+        /// The vectors directory (default: this checkout's `vectors/`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// An adapter command (run with `sh -c`) speaking the JSON-lines adapter protocol.
+        #[arg(long = "impl", value_name = "CMD")]
+        imp: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Serve this implementation over the adapter protocol on stdin/stdout.
+    Adapter,
+    /// The live black-box suite against a seed at UDP_ADDR (PROFILE §1-§3).
+    Seed {
+        /// The seed's UDP address (`127.0.0.1:4000`).
+        addr: SocketAddr,
+        /// How long to wait for a reply, in ms.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        /// How long silence must last to count as a drop, in ms.
+        #[arg(long, default_value_t = 1000)]
+        silence_ms: u64,
+        /// How long a contact that ignores the seed's eviction PING gets before the suite
+        /// expects it evicted, in ms (the seed's response timeout plus a margin, P-K2, P-K3).
+        #[arg(long, default_value_t = 6500)]
+        eviction_wait_ms: u64,
+        /// Seed of the suite's random values (default: from the clock).
+        #[arg(long)]
+        rng_seed: Option<u64>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// The live pod suite (PROFILE §5-§6): not implemented yet.
+    Pod {
+        /// The pod's base URL.
+        url: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Output {
+    /// Write a JSON report here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Known failures: a JSON object {"case.id": "reason"}; ids may end in `*`.
+    #[arg(long, value_name = "FILE")]
+    expect: Option<PathBuf>,
+    /// List passing cases too.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("muttr-conformance: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Cmd::GenVectors { dir, check } => {
+            let dir = dir.unwrap_or_else(vectors::default_dir);
+            let files = generate::generate(&dir)?;
+            let mut differ = 0;
+            for (name, text) in &files {
+                let path = dir.join(name);
+                if check {
+                    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                        eprintln!("differs from the generator: {}", path.display());
+                        differ += 1;
+                    }
+                } else {
+                    std::fs::write(&path, text)?;
+                    println!("wrote {}", path.display());
+                }
+            }
+            Ok(if differ == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Cmd::Vectors { dir, imp, out } => {
+            let files = vectors::load(&dir.unwrap_or_else(vectors::default_dir))?;
+            let cases = match imp {
+                Some(cmd) => vectors::run(&files, &mut Subprocess::spawn(&cmd)?),
+                None => vectors::run(&files, &mut InProcess),
+            };
+            finish("vectors", cases, &out)
+        }
+        Cmd::Adapter => {
+            let stdin = std::io::stdin();
+            adapter::serve(stdin.lock(), std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Seed {
+            addr,
+            timeout_ms,
+            silence_ms,
+            eviction_wait_ms,
+            rng_seed,
+            out,
+        } => {
+            let mut opts = seed::Options::new(addr);
+            opts.reply_timeout = Duration::from_millis(timeout_ms);
+            opts.silence = Duration::from_millis(silence_ms);
+            opts.eviction_wait = Duration::from_millis(eviction_wait_ms);
+            if let Some(s) = rng_seed {
+                opts.rng_seed = s;
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let cases = rt.block_on(seed::run(&opts))?;
+            finish("seed", cases, &out)
+        }
+        Cmd::Pod { url } => {
+            anyhow::bail!(
+                "not yet implemented: the pod suite (PROFILE §5-§6) lands with the pod; nothing was run against {url}"
+            )
+        }
+    }
+}
+
+fn finish(suite: &str, cases: Vec<CaseResult>, out: &Output) -> anyhow::Result<ExitCode> {
+    let expectations = match &out.expect {
+        Some(p) => Expectations::parse(&std::fs::read_to_string(p)?).map_err(anyhow::Error::msg)?,
+        None => Expectations::default(),
+    };
+    let report = Report::new(suite, cases, expectations);
+    print!("{}", report.text(out.verbose));
+    if let Some(p) = &out.json {
+        std::fs::write(p, serde_json::to_string_pretty(&report.json())? + "\n")?;
+    }
+    if let Some(p) = &out.junit {
+        std::fs::write(p, report.junit())?;
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

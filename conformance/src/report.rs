@@ -1,0 +1,465 @@
+//! Case results, verdicts, expected-failure files and the three report formats (text, JSON,
+//! JUnit XML).
+//!
+//! Grading follows Autobahn|Testsuite: a broken MUST is [`Verdict::Fail`], a broken SHOULD is
+//! [`Verdict::NonStrict`] (reported, not failing), a case that cannot be observed against this
+//! target is [`Verdict::NotApplicable`]. The exit status follows rustls' BoGo runner: a run
+//! fails when a case fails that the `--expect` file does not list, and a listed case that now
+//! passes is reported so the list can shrink.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// How one case was graded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The implementation did what the rule requires.
+    Pass,
+    /// A MUST was broken.
+    Fail,
+    /// A SHOULD was broken: reported, never failing the run.
+    NonStrict,
+    /// The case cannot be observed against this target (e.g. an IPv6-only check on IPv4, or
+    /// an adapter that does not implement the operation).
+    NotApplicable,
+}
+
+impl Verdict {
+    /// The report spelling (`"non-strict"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::NonStrict => "non-strict",
+            Verdict::NotApplicable => "not-applicable",
+        }
+    }
+}
+
+/// The strength of the requirement a case checks (RFC 2119), which decides how a violation is
+/// graded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Strength {
+    /// Violations are [`Verdict::Fail`].
+    #[default]
+    Must,
+    /// Violations are [`Verdict::NonStrict`].
+    Should,
+}
+
+impl Strength {
+    /// The verdict of a violation of this strength.
+    pub fn violated(self) -> Verdict {
+        match self {
+            Strength::Must => Verdict::Fail,
+            Strength::Should => Verdict::NonStrict,
+        }
+    }
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// Stable identifier (`seed.store.key-mismatch-refused`).
+    pub id: String,
+    /// The PROFILE rule checked (`P-V2`).
+    pub rule: String,
+    /// The grade.
+    pub verdict: Verdict,
+    /// One line on what was checked and, when not passing, what went wrong.
+    pub detail: String,
+    /// What was sent, when relevant.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sent: Option<Value>,
+    /// What came back (`null` for silence), when relevant.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub received: Option<Value>,
+    /// What the rule expects.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expected: Option<Value>,
+}
+
+impl CaseResult {
+    /// A passing case.
+    pub fn pass(id: impl Into<String>, rule: &str, detail: impl Into<String>) -> CaseResult {
+        CaseResult {
+            id: id.into(),
+            rule: rule.to_string(),
+            verdict: Verdict::Pass,
+            detail: detail.into(),
+            sent: None,
+            received: None,
+            expected: None,
+        }
+    }
+
+    /// A case with the given verdict.
+    pub fn with(
+        id: impl Into<String>,
+        rule: &str,
+        verdict: Verdict,
+        detail: impl Into<String>,
+    ) -> CaseResult {
+        CaseResult {
+            verdict,
+            ..CaseResult::pass(id, rule, detail)
+        }
+    }
+
+    /// Attaches what was sent, received and expected.
+    pub fn evidence(
+        mut self,
+        sent: Option<Value>,
+        received: Option<Value>,
+        expected: Value,
+    ) -> Self {
+        self.sent = sent;
+        self.received = received;
+        self.expected = Some(expected);
+        self
+    }
+}
+
+/// Known failures: case id (or a prefix ending in `*`) → reason.
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    entries: BTreeMap<String, String>,
+}
+
+impl Expectations {
+    /// Parses an expect file: a JSON object `{"case.id": "reason", "seed.store.*": "reason"}`.
+    pub fn parse(text: &str) -> Result<Expectations, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("expect file: {e}"))?;
+        let Value::Object(map) = v else {
+            return Err("expect file: must be a JSON object {\"case.id\": \"reason\"}".into());
+        };
+        let mut entries = BTreeMap::new();
+        for (k, v) in map {
+            let Value::String(reason) = v else {
+                return Err(format!(
+                    "expect file: the reason for {k:?} must be a string"
+                ));
+            };
+            entries.insert(k, reason);
+        }
+        Ok(Expectations { entries })
+    }
+
+    /// The reason a case is expected to fail, if it is listed.
+    pub fn reason(&self, id: &str) -> Option<&str> {
+        if let Some(r) = self.entries.get(id) {
+            return Some(r);
+        }
+        self.entries
+            .iter()
+            .filter(|(k, _)| k.ends_with('*') && id.starts_with(&k[..k.len() - 1]))
+            .map(|(_, r)| r.as_str())
+            .next()
+    }
+}
+
+/// A graded run: its cases and what the expect file says about them.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The suite's name (`vectors`, `seed`).
+    pub suite: String,
+    /// Every case, in run order.
+    pub cases: Vec<CaseResult>,
+    expectations: Expectations,
+}
+
+/// Counts of a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Cases run.
+    pub total: usize,
+    /// Passing cases.
+    pub pass: usize,
+    /// Failing cases (listed in the expect file or not).
+    pub fail: usize,
+    /// Broken SHOULDs.
+    pub non_strict: usize,
+    /// Cases that could not be observed.
+    pub not_applicable: usize,
+    /// Failing cases that the expect file lists.
+    pub expected_failures: Vec<String>,
+    /// Failing cases that the expect file does not list: these fail the run.
+    pub unexpected_failures: Vec<String>,
+    /// Cases the expect file lists that did not fail: the list can shrink.
+    pub fixed: Vec<String>,
+}
+
+impl Report {
+    /// A report of `cases` under `expectations`.
+    pub fn new(suite: &str, cases: Vec<CaseResult>, expectations: Expectations) -> Report {
+        Report {
+            suite: suite.to_string(),
+            cases,
+            expectations,
+        }
+    }
+
+    /// The counts, and the split of failures into expected and unexpected.
+    pub fn summary(&self) -> Summary {
+        let count = |v: Verdict| self.cases.iter().filter(|c| c.verdict == v).count();
+        let mut s = Summary {
+            total: self.cases.len(),
+            pass: count(Verdict::Pass),
+            fail: count(Verdict::Fail),
+            non_strict: count(Verdict::NonStrict),
+            not_applicable: count(Verdict::NotApplicable),
+            expected_failures: Vec::new(),
+            unexpected_failures: Vec::new(),
+            fixed: Vec::new(),
+        };
+        for c in &self.cases {
+            let listed = self.expectations.reason(&c.id).is_some();
+            match (c.verdict, listed) {
+                (Verdict::Fail, true) => s.expected_failures.push(c.id.clone()),
+                (Verdict::Fail, false) => s.unexpected_failures.push(c.id.clone()),
+                (Verdict::Pass, true) => s.fixed.push(c.id.clone()),
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// True when no case failed unexpectedly.
+    pub fn ok(&self) -> bool {
+        self.summary().unexpected_failures.is_empty()
+    }
+
+    /// The human-readable report.
+    pub fn text(&self, verbose: bool) -> String {
+        let mut out = String::new();
+        for c in &self.cases {
+            let known = self.expectations.reason(&c.id);
+            let show = verbose || c.verdict != Verdict::Pass;
+            if !show {
+                continue;
+            }
+            let _ = write!(out, "{:<15} {:<6} {}", c.verdict.as_str(), c.rule, c.id);
+            if let (Verdict::Fail, Some(r)) = (c.verdict, known) {
+                let _ = write!(out, "  [expected: {r}]");
+            }
+            let _ = writeln!(out);
+            if c.verdict != Verdict::Pass || verbose {
+                let _ = writeln!(out, "    {}", c.detail);
+            }
+            if c.verdict == Verdict::Fail || c.verdict == Verdict::NonStrict {
+                for (label, v) in [
+                    ("sent", &c.sent),
+                    ("received", &c.received),
+                    ("expected", &c.expected),
+                ] {
+                    if let Some(v) = v {
+                        let _ = writeln!(out, "    {label}: {}", clip(&v.to_string(), 600));
+                    }
+                }
+            }
+        }
+        let s = self.summary();
+        let _ = writeln!(
+            out,
+            "{} suite: {} cases: {} pass, {} fail ({} expected), {} non-strict, {} not-applicable",
+            self.suite,
+            s.total,
+            s.pass,
+            s.fail,
+            s.expected_failures.len(),
+            s.non_strict,
+            s.not_applicable
+        );
+        for id in &s.fixed {
+            let _ = writeln!(
+                out,
+                "known failure now passes (remove it from the expect file): {id}"
+            );
+        }
+        if s.unexpected_failures.is_empty() {
+            let _ = writeln!(out, "result: OK");
+        } else {
+            let _ = writeln!(
+                out,
+                "result: FAILED ({} unexpected failures)",
+                s.unexpected_failures.len()
+            );
+        }
+        out
+    }
+
+    /// The JSON report: `{"suite", "cases": [{"id", "rule", "verdict", "detail", …}],
+    /// "summary": {…}}`.
+    pub fn json(&self) -> Value {
+        let cases: Vec<Value> = self
+            .cases
+            .iter()
+            .map(|c| {
+                let mut v = serde_json::to_value(c).expect("a case serialises");
+                if let Some(r) = self.expectations.reason(&c.id) {
+                    v["expected_failure"] = Value::String(r.to_string());
+                }
+                v
+            })
+            .collect();
+        json!({"suite": self.suite, "cases": cases, "summary": self.summary()})
+    }
+
+    /// A JUnit XML report: one `<testcase>` per case; `fail` is a `<failure>` (unless the expect
+    /// file lists it, then `<skipped>` with the reason), `not-applicable` is `<skipped>`,
+    /// `non-strict` passes with its detail in `<system-out>`.
+    pub fn junit(&self) -> String {
+        let s = self.summary();
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let skipped = s.not_applicable + s.expected_failures.len();
+        let _ = writeln!(
+            out,
+            "<testsuites><testsuite name=\"muttr-conformance.{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
+            xml(&self.suite),
+            s.total,
+            s.unexpected_failures.len(),
+            skipped
+        );
+        for c in &self.cases {
+            let _ = write!(
+                out,
+                "  <testcase classname=\"{}\" name=\"{}\">",
+                xml(&c.rule),
+                xml(&c.id)
+            );
+            match (c.verdict, self.expectations.reason(&c.id)) {
+                (Verdict::Fail, Some(r)) => {
+                    let _ = write!(out, "<skipped message=\"expected failure: {}\"/>", xml(r));
+                }
+                (Verdict::Fail, None) => {
+                    let mut body = String::new();
+                    for (label, v) in [
+                        ("sent", &c.sent),
+                        ("received", &c.received),
+                        ("expected", &c.expected),
+                    ] {
+                        if let Some(v) = v {
+                            let _ = writeln!(body, "{label}: {v}");
+                        }
+                    }
+                    let _ = write!(
+                        out,
+                        "<failure message=\"{}\">{}</failure>",
+                        xml(&c.detail),
+                        xml(&body)
+                    );
+                }
+                (Verdict::NotApplicable, _) => {
+                    let _ = write!(out, "<skipped message=\"{}\"/>", xml(&c.detail));
+                }
+                (Verdict::NonStrict, _) => {
+                    let _ = write!(
+                        out,
+                        "<system-out>non-strict: {}</system-out>",
+                        xml(&c.detail)
+                    );
+                }
+                (Verdict::Pass, _) => {}
+            }
+            let _ = writeln!(out, "</testcase>");
+        }
+        out.push_str("</testsuite></testsuites>\n");
+        out
+    }
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
+}
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cases() -> Vec<CaseResult> {
+        vec![
+            CaseResult::pass("a.pass", "P-W1", "ok"),
+            CaseResult::with("a.fail", "P-W3", Verdict::Fail, "broke <it> & more"),
+            CaseResult::with("a.known", "P-V2", Verdict::Fail, "known"),
+            CaseResult::with("a.fixed", "P-V2", Verdict::Pass, "now fine"),
+            CaseResult::with("b.should", "P-W8", Verdict::NonStrict, "should"),
+            CaseResult::with("b.na", "P-W1", Verdict::NotApplicable, "ipv4"),
+        ]
+    }
+
+    #[test]
+    fn expectations_split_failures_and_report_fixed() {
+        let exp =
+            Expectations::parse(r#"{"a.known": "libmuttr key", "a.fix*": "was broken"}"#).unwrap();
+        let r = Report::new("seed", cases(), exp);
+        let s = r.summary();
+        assert_eq!(
+            (s.total, s.pass, s.fail, s.non_strict, s.not_applicable),
+            (6, 2, 2, 1, 1)
+        );
+        assert_eq!(s.expected_failures, vec!["a.known"]);
+        assert_eq!(s.unexpected_failures, vec!["a.fail"]);
+        assert_eq!(s.fixed, vec!["a.fixed"]);
+        assert!(!r.ok());
+        let text = r.text(false);
+        assert!(text.contains("known failure now passes"));
+        assert!(text.contains("result: FAILED (1 unexpected failures)"));
+    }
+
+    #[test]
+    fn all_failures_expected_is_ok() {
+        let exp = Expectations::parse(r#"{"a.*": "whole group"}"#).unwrap();
+        assert!(Report::new("seed", cases(), exp).ok());
+    }
+
+    #[test]
+    fn bad_expect_files_are_errors() {
+        assert!(Expectations::parse("[]").is_err());
+        assert!(Expectations::parse(r#"{"a": 1}"#).is_err());
+        assert!(Expectations::parse("nope").is_err());
+    }
+
+    #[test]
+    fn json_and_junit_shapes() {
+        let r = Report::new("seed", cases(), Expectations::default());
+        let j = r.json();
+        assert_eq!(j["cases"].as_array().unwrap().len(), 6);
+        assert_eq!(j["cases"][1]["verdict"], "fail");
+        assert_eq!(j["cases"][4]["verdict"], "non-strict");
+        assert_eq!(j["summary"]["fail"], 2);
+        let x = r.junit();
+        assert!(x.contains("tests=\"6\" failures=\"2\" skipped=\"1\""));
+        assert!(x.contains("broke &lt;it&gt; &amp; more"));
+        assert_eq!(x.matches("<testcase").count(), 6);
+    }
+}

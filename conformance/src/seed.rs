@@ -1,0 +1,1903 @@
+//! The live seed suite: a black-box check of PROFILE §1–§3 against a seed over real UDP.
+//!
+//! The suite plays several peers, each on its own socket (so replies, learned contacts and
+//! spoofed claims can be told apart), and judges only what it sees on the wire. Silence within
+//! [`Options::silence`] counts as a drop (P-W6); a request unanswered within
+//! [`Options::reply_timeout`] counts as no reply. Phases:
+//!
+//! 1. probe: a PING must get a PONG (without it nothing else can be judged);
+//! 2. reply shape, for each of the four request types (P-W1–P-W4, P-W7);
+//! 3. `rpcID` echo byte for byte, unknown fields ignored, the largest datagram (P-W1, P-W2);
+//! 4. bad input, all at once from fresh sockets: every datagram must go unanswered (P-W1–P-W6),
+//!    and the seed must still answer afterwards;
+//! 5. spoofed senders: replies go to the source, spoofed contacts are never learned (P-W7);
+//! 6. routing: contacts learned from each request type (P-K4), FIND_NODE / FIND_VALUE contact
+//!    lists at most 3, closest first, the true closest, never the seed, not the requester (P-W8);
+//! 7. STORE and FIND_VALUE: valid values stored and found again, each refusal of P-V1–P-V3
+//!    answered `success: false` with nothing stored;
+//! 8. the routing table (P-K3), on an empty bucket: filled to k, a newcomer makes the seed
+//!    PING the least-recently-seen contact, which stays when it answers and is replaced by a
+//!    waiting newcomer when it does not.
+//!
+//! The seed's own node ID is taken to be SHA-1 of the target's `address:port` text (P-W3).
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::join_all;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value, json};
+use tokio::net::UdpSocket;
+
+use crate::canon;
+use crate::pgp::{self, hex_of, sha1_hex};
+use crate::report::{CaseResult, Strength, Verdict};
+
+/// How to run the suite.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The seed under test.
+    pub target: SocketAddr,
+    /// How long to wait for a reply.
+    pub reply_timeout: Duration,
+    /// How long silence must last to count as a drop.
+    pub silence: Duration,
+    /// How long to wait for a silent contact to be evicted (P-K3): the seed's response timeout
+    /// (5 s by default, P-K2) plus a margin.
+    pub eviction_wait: Duration,
+    /// Seed for the values and rpcIDs the suite makes up (fresh values per run avoid
+    /// confusion with what an earlier run stored).
+    pub rng_seed: u64,
+}
+
+impl Options {
+    /// Defaults: 2 s reply timeout, 1 s silence, an RNG seed from the clock.
+    pub fn new(target: SocketAddr) -> Options {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Options {
+            target,
+            reply_timeout: Duration::from_secs(2),
+            silence: Duration::from_secs(1),
+            eviction_wait: Duration::from_millis(6_500),
+            rng_seed: nanos,
+        }
+    }
+}
+
+const REQUESTS: [&str; 4] = ["PING", "STORE", "FIND_NODE", "FIND_VALUE"];
+
+/// A datagram received by a peer.
+#[derive(Debug, Clone)]
+struct Reply {
+    bytes: Vec<u8>,
+    from: SocketAddr,
+    json: Option<Value>,
+}
+
+impl Reply {
+    fn shown(&self) -> Value {
+        match &self.json {
+            Some(v) => v.clone(),
+            None => json!({"raw": String::from_utf8_lossy(&self.bytes)}),
+        }
+    }
+
+    fn params(&self) -> Option<&Map<String, Value>> {
+        self.json.as_ref()?.get("params")?.as_object()
+    }
+
+    fn ty(&self) -> Option<&str> {
+        self.json.as_ref()?.get("type")?.as_str()
+    }
+}
+
+/// One simulated peer: a socket and the identity P-W3 gives it.
+struct Peer {
+    sock: UdpSocket,
+    addr: SocketAddr,
+    id: String,
+}
+
+fn ip_text(ip: IpAddr) -> String {
+    ip.to_canonical().to_string()
+}
+
+fn id_of(addr: SocketAddr) -> String {
+    sha1_hex(&format!("{}:{}", ip_text(addr.ip()), addr.port()))
+}
+
+impl Peer {
+    async fn bind(ip: IpAddr) -> std::io::Result<Peer> {
+        let sock = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let addr = sock.local_addr()?;
+        Ok(Peer {
+            sock,
+            addr,
+            id: id_of(addr),
+        })
+    }
+
+    /// `address`, `port`, `nodeID` of this peer.
+    fn me(&self) -> Map<String, Value> {
+        claim(self.addr)
+    }
+
+    async fn send(&self, to: SocketAddr, bytes: &[u8]) -> std::io::Result<()> {
+        self.sock.send_to(bytes, to).await.map(|_| ())
+    }
+
+    /// The next datagram within `wait`, answering any PING the seed sends us meanwhile (it
+    /// may be checking that we are alive before evicting someone, P-K3).
+    async fn recv(&self, wait: Duration) -> Option<Reply> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, from) = tokio::time::timeout_at(deadline, self.sock.recv_from(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            let bytes = buf[..n].to_vec();
+            let json = serde_json::from_slice::<Value>(&bytes).ok();
+            let r = Reply { bytes, from, json };
+            if r.ty() == Some("PING")
+                && let Some(rpc) = r.params().and_then(|p| p.get("rpcID")).cloned()
+            {
+                let mut p = self.me();
+                p.insert("referenceID".into(), rpc);
+                let pong = canon::compact(&json!({"type": "PONG", "params": p}));
+                let _ = self.send(from, pong.as_bytes()).await;
+                continue;
+            }
+            if r.ty().is_some_and(|t| REQUESTS.contains(&t)) {
+                continue; // a request of the seed's own (a lookup); not an answer
+            }
+            return Some(r);
+        }
+    }
+
+    /// Sends `msg` and waits for the first non-request datagram.
+    async fn ask(&self, to: SocketAddr, msg: &Value, wait: Duration) -> Option<Reply> {
+        self.send(to, canon::compact(msg).as_bytes()).await.ok()?;
+        self.recv(wait).await
+    }
+}
+
+fn claim(addr: SocketAddr) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("address".into(), ip_text(addr.ip()).into());
+    m.insert("port".into(), addr.port().into());
+    m.insert("nodeID".into(), id_of(addr).into());
+    m
+}
+
+fn message(ty: &str, mut params: Map<String, Value>, extra: Value) -> Value {
+    if let Value::Object(e) = extra {
+        for (k, v) in e {
+            if v.is_null() {
+                params.remove(&k);
+            } else {
+                params.insert(k, v);
+            }
+        }
+    }
+    json!({"type": ty, "params": params})
+}
+
+fn unhex(s: &str) -> Option<[u8; 20]> {
+    let mut a = [0u8; 20];
+    hex::decode_to_slice(s, &mut a).ok()?;
+    Some(a)
+}
+
+fn distance(a: &str, b: &str) -> Option<[u8; 20]> {
+    let (x, y) = (unhex(a)?, unhex(b)?);
+    let mut d = [0u8; 20];
+    for i in 0..20 {
+        d[i] = x[i] ^ y[i];
+    }
+    Some(d)
+}
+
+/// The bucket index of `id` seen from `from`: floor(log2(distance)), None when equal.
+fn bucket_of(from: &str, id: &str) -> Option<usize> {
+    let d = distance(from, id)?;
+    d.iter()
+        .position(|&b| b != 0)
+        .map(|i| (19 - i) * 8 + 7 - d[i].leading_zeros() as usize)
+}
+
+fn is_lower_hex40(s: &str) -> bool {
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A contact as sent by the seed, checked against P-W2/P-W3/P-W4: its nodeID, or why not.
+fn contact_id(c: &Value) -> Result<String, String> {
+    let addr = c["address"]
+        .as_str()
+        .ok_or("contact without a string `address`")?;
+    addr.parse::<IpAddr>()
+        .map_err(|_| format!("contact address {addr:?} is not an IP text"))?;
+    let port = c["port"]
+        .as_u64()
+        .filter(|p| (1..=65_535).contains(p))
+        .ok_or("contact port is not an integer 1-65535")?;
+    let id = c["nodeID"]
+        .as_str()
+        .ok_or("contact without a string `nodeID`")?;
+    if !is_lower_hex40(id) {
+        return Err(format!("contact nodeID {id:?} is not 40 lowercase hex"));
+    }
+    if sha1_hex(&format!("{addr}:{port}")) != id {
+        return Err(format!("contact nodeID {id} is not sha1({addr}:{port})"));
+    }
+    Ok(id.to_string())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Suite {
+    opts: Options,
+    ip: IpAddr,
+    seed_id: String,
+    counter: AtomicU64,
+    rng: ChaCha8Rng,
+    cases: Vec<CaseResult>,
+}
+
+/// Runs the whole suite against `opts.target`.
+pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
+    // The local address the target is reached from: peers claim it, so it must be the
+    // datagrams' real source (P-W7).
+    let probe = std::net::UdpSocket::bind(SocketAddr::new(
+        if opts.target.is_ipv4() {
+            IpAddr::from([0, 0, 0, 0])
+        } else {
+            IpAddr::from([0u16; 8])
+        },
+        0,
+    ))?;
+    probe.connect(opts.target)?;
+    let ip = probe.local_addr()?.ip();
+    drop(probe);
+    let mut s = Suite {
+        opts: opts.clone(),
+        ip,
+        seed_id: id_of(opts.target),
+        counter: AtomicU64::new(0),
+        rng: ChaCha8Rng::seed_from_u64(opts.rng_seed),
+        cases: Vec::new(),
+    };
+    if !s.probe().await? {
+        return Ok(s.cases);
+    }
+    s.shapes().await?;
+    s.echo_and_leniency().await?;
+    s.drops().await?;
+    s.spoofing().await?;
+    s.routing().await?;
+    s.storage().await?;
+    s.table().await?;
+    Ok(s.cases)
+}
+
+impl Suite {
+    fn rpc(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        sha1_hex(&format!("{}-{n}", self.opts.rng_seed))
+    }
+
+    async fn peer(&self) -> anyhow::Result<Peer> {
+        Ok(Peer::bind(self.ip).await?)
+    }
+
+    fn push(&mut self, c: CaseResult) {
+        self.cases.push(c);
+    }
+
+    /// Records a case: pass when `ok`, else the strength's verdict with the evidence.
+    #[allow(clippy::too_many_arguments)] // one flat call per case keeps the case list readable
+    fn check(
+        &mut self,
+        id: &str,
+        rule: &str,
+        strength: Strength,
+        ok: bool,
+        detail: impl Into<String>,
+        sent: Option<&Value>,
+        got: Option<&Reply>,
+        expected: Value,
+    ) {
+        let detail = detail.into();
+        let c = if ok {
+            CaseResult::pass(id, rule, detail)
+        } else {
+            CaseResult::with(id, rule, strength.violated(), detail).evidence(
+                sent.cloned(),
+                Some(got.map(Reply::shown).unwrap_or(Value::Null)),
+                expected,
+            )
+        };
+        self.push(c);
+    }
+
+    fn request(&self, peer: &Peer, ty: &str, extra: Value) -> (Value, String) {
+        let rpc = self.rpc();
+        let mut p = peer.me();
+        p.insert("rpcID".into(), rpc.clone().into());
+        (message(ty, p, extra), rpc)
+    }
+
+    fn fresh_value(&mut self, len: usize) -> String {
+        hex_of(&pgp::armor_message(&pgp::encrypted(&mut self.rng, len)))
+    }
+
+    fn store_params(&mut self) -> Value {
+        let v = self.fresh_value(64);
+        json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms(), "publisher": id_of(SocketAddr::new(self.ip, 1))})
+    }
+
+    // ------------------------------------------------------------------ 1. probe
+
+    async fn probe(&mut self) -> anyhow::Result<bool> {
+        let p = self.peer().await?;
+        let (msg, _) = self.request(&p, "PING", json!({}));
+        let r = p.ask(self.opts.target, &msg, self.opts.reply_timeout).await;
+        let ok = r.is_some();
+        self.check(
+            "seed.probe.ping-answered",
+            "P-W2",
+            Strength::Must,
+            ok,
+            if ok {
+                "the seed answers a PING"
+            } else {
+                "the seed did not answer a PING: nothing else can be judged"
+            },
+            Some(&msg),
+            r.as_ref(),
+            json!({"type": "PONG"}),
+        );
+        Ok(ok)
+    }
+
+    // ------------------------------------------------------------------ 1b. routing table
+
+    /// P-K3, on bucket 150 (IDs sharing the seed's first 9 bits, then differing), which a
+    /// seed with a few hundred contacts almost never holds anything in: fill it with k = 20
+    /// peers that answer PINGs (their ports chosen so that sha1(ip:port) lands there), then
+    /// watch what a newcomer causes. Assumes one k-bucket per distance range
+    /// [2^i, 2^(i+1)), as the PROFILE's bucket indexes (vectors/distance.json) describe.
+    async fn table(&mut self) -> anyhow::Result<()> {
+        const K: usize = 20;
+        const BUCKET: usize = 150;
+        const IDS: [&str; 6] = [
+            "seed.table.full-bucket-pings-oldest",
+            "seed.table.answering-oldest-kept",
+            "seed.table.newcomer-waits",
+            "seed.table.least-recently-seen-next",
+            "seed.table.silent-oldest-evicted",
+            "seed.table.replacement-promoted",
+        ];
+        let na = |s: &mut Suite, why: String| {
+            for id in IDS {
+                s.push(CaseResult::with(
+                    id,
+                    "P-K3",
+                    Verdict::NotApplicable,
+                    why.clone(),
+                ));
+            }
+        };
+        // Peers are placed by choosing ports: sha1(ip:port) decides the bucket.
+        let mut far = Vec::new();
+        for port in 1025..=65_535u16 {
+            let addr = SocketAddr::new(self.ip, port);
+            if bucket_of(&self.seed_id, &id_of(addr)) != Some(BUCKET) {
+                continue;
+            }
+            if let Ok(sock) = UdpSocket::bind(addr).await {
+                far.push(Peer {
+                    sock,
+                    addr,
+                    id: id_of(addr),
+                });
+                if far.len() == K + 2 {
+                    break;
+                }
+            }
+        }
+        if far.len() < K + 2 {
+            na(
+                self,
+                format!(
+                    "could not bind {} ports whose IDs fall in bucket {BUCKET}",
+                    K + 2
+                ),
+            );
+            return Ok(());
+        }
+        let mut near = Vec::new();
+        while near.len() < 2 {
+            let p = self.peer().await?;
+            if bucket_of(&self.seed_id, &p.id) != Some(BUCKET) {
+                near.push(p);
+            }
+        }
+        let q = near.pop().expect("two near peers");
+        let e = near.pop().expect("one near peer");
+        let t = self.opts.target;
+        let wait = self.opts.reply_timeout;
+        // Contacts of the bucket, if any, are the closest to an ID inside it.
+        let (_, _, list) = self.contacts_near(&e, &far[0].id).await;
+        let occupied = list.as_ref().map(|l| {
+            l.iter()
+                .filter(|c| {
+                    c["nodeID"]
+                        .as_str()
+                        .and_then(|id| bucket_of(&self.seed_id, id))
+                        == Some(BUCKET)
+                })
+                .count()
+        });
+        if occupied != Some(0) {
+            na(
+                self,
+                format!(
+                    "bucket {BUCKET} of the seed is not empty (or FIND_NODE failed): P-K3 is checked on an empty bucket"
+                ),
+            );
+            return Ok(());
+        }
+        // The far peers answer the seed's PINGs from background tasks while `answer` is set,
+        // and log who was pinged, in order.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+        let mut answer = Vec::new();
+        let mut socks = Vec::new();
+        let mut tasks = Vec::new();
+        let far: Vec<(std::sync::Arc<UdpSocket>, SocketAddr, String)> = far
+            .into_iter()
+            .map(|p| (std::sync::Arc::new(p.sock), p.addr, p.id))
+            .collect();
+        for (i, (sock, addr, _)) in far.iter().enumerate() {
+            let sock = sock.clone();
+            let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let (sock2, flag2, log2, me) = (sock.clone(), flag.clone(), log.clone(), claim(*addr));
+            tasks.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 65_536];
+                while let Ok((n, from)) = sock2.recv_from(&mut buf).await {
+                    let Ok(v) = serde_json::from_slice::<Value>(&buf[..n]) else {
+                        continue;
+                    };
+                    if v["type"] != "PING" {
+                        continue;
+                    }
+                    if let Ok(mut l) = log2.lock() {
+                        l.push(i);
+                    }
+                    if flag2.load(Ordering::SeqCst) {
+                        let mut pm = me.clone();
+                        pm.insert("referenceID".into(), v["params"]["rpcID"].clone());
+                        let pong = canon::compact(&json!({"type": "PONG", "params": pm}));
+                        let _ = sock2.send_to(pong.as_bytes(), from).await;
+                    }
+                }
+            }));
+            answer.push(flag);
+            socks.push(sock);
+        }
+        let ping = |s: &Suite, i: usize| {
+            let mut pm = claim(far[i].1);
+            pm.insert("rpcID".into(), s.rpc().into());
+            canon::compact(&message("PING", pm, json!({})))
+        };
+        for (i, sock) in socks.iter().enumerate().take(K) {
+            let _ = sock.send_to(ping(self, i).as_bytes(), t).await;
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let pings_before = log.lock().map(|l| l.len()).unwrap_or(0);
+        // Newcomer 1: the bucket is full; the oldest (far[0]) must be pinged, and answers.
+        let _ = socks[K].send_to(ping(self, K).as_bytes(), t).await;
+        tokio::time::sleep(wait.min(Duration::from_millis(1_000))).await;
+        let pinged: Vec<usize> = log
+            .lock()
+            .map(|l| l[pings_before..].to_vec())
+            .unwrap_or_default();
+        let shown = json!({"pings_seen_by_peer_index": pinged, "oldest": 0});
+        self.check(
+            IDS[0],
+            "P-K3",
+            Strength::Must,
+            pinged.first() == Some(&0),
+            "with its bucket full, a newcomer makes the seed PING the least-recently-seen contact",
+            Some(&json!(
+                "20 peers PING in turn, then a 21st in the same bucket"
+            )),
+            None,
+            shown,
+        );
+        let (fm, r, list) = self.contacts_near(&q, &far[0].2).await;
+        let has = |l: &Option<Vec<Value>>, id: &str| {
+            l.as_ref()
+                .is_some_and(|l| l.iter().any(|c| c["nodeID"] == json!(id)))
+        };
+        self.check(
+            IDS[1],
+            "P-K3",
+            Strength::Must,
+            has(&list, &far[0].2),
+            "the oldest contact answered the PING, so it stays",
+            Some(&fm),
+            r.as_ref(),
+            json!({"contacts": [claim(far[0].1)]}),
+        );
+        let (fm, r, list) = self.contacts_near(&q, &far[K].2).await;
+        self.check(
+            IDS[2],
+            "P-K3",
+            Strength::Must,
+            list.is_some() && !has(&list, &far[K].2),
+            "the newcomer waits (replacement cache) while the oldest answers",
+            Some(&fm),
+            r.as_ref(),
+            json!({"contacts": format!("without {}", far[K].2)}),
+        );
+        // Newcomer 2, with far[1] (now the least recently seen) silent.
+        answer[1].store(false, Ordering::SeqCst);
+        let pings_before = log.lock().map(|l| l.len()).unwrap_or(0);
+        let _ = socks[K + 1].send_to(ping(self, K + 1).as_bytes(), t).await;
+        tokio::time::sleep(wait.min(Duration::from_millis(1_000))).await;
+        let pinged: Vec<usize> = log
+            .lock()
+            .map(|l| l[pings_before..].to_vec())
+            .unwrap_or_default();
+        let shown = json!({"pings_seen_by_peer_index": pinged, "least_recently_seen": 1});
+        self.check(IDS[3], "P-K3", Strength::Must, pinged.first() == Some(&1), "after the oldest answered it is most recently seen: the next newcomer makes the seed PING the next oldest", Some(&json!("a 22nd peer in the full bucket")), None, shown);
+        tokio::time::sleep(self.opts.eviction_wait).await;
+        let (fm, r, list) = self.contacts_near(&q, &far[1].2).await;
+        self.check(
+            IDS[4],
+            "P-K3",
+            Strength::Must,
+            list.is_some() && !has(&list, &far[1].2),
+            "a contact that does not answer the eviction PING is evicted",
+            Some(&fm),
+            r.as_ref(),
+            json!({"contacts": format!("without {}", far[1].2)}),
+        );
+        let (_, _, l1) = self.contacts_near(&q, &far[K].2).await;
+        let (fm, r, l2) = self.contacts_near(&q, &far[K + 1].2).await;
+        self.check(
+            IDS[5],
+            "P-K3",
+            Strength::Must,
+            has(&l1, &far[K].2) || has(&l2, &far[K + 1].2),
+            "a waiting newcomer takes the evicted contact's place",
+            Some(&fm),
+            r.as_ref(),
+            json!("one of the two newcomers in the table"),
+        );
+        for t in tasks {
+            t.abort();
+        }
+        drop(e);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ 2. reply shapes
+
+    fn shape(&mut self, prefix: &str, reply_ty: &str, sent: &Value, rpc: &str, r: Option<&Reply>) {
+        let id = |s: &str| format!("{prefix}.reply.{s}");
+        let Some(r) = r else {
+            self.check(
+                &format!("{prefix}.answered"),
+                "P-W2",
+                Strength::Must,
+                false,
+                "no reply",
+                Some(sent),
+                None,
+                json!({"type": reply_ty}),
+            );
+            for s in [
+                "json-object",
+                "type",
+                "reference-id",
+                "no-rpc-id",
+                "address",
+                "port",
+                "node-id-hex",
+                "node-id-matches",
+                "claims-source",
+            ] {
+                self.push(CaseResult::with(
+                    id(s),
+                    "P-W2",
+                    Verdict::NotApplicable,
+                    "no reply to check",
+                ));
+            }
+            return;
+        };
+        self.check(
+            &format!("{prefix}.answered"),
+            "P-W2",
+            Strength::Must,
+            true,
+            "answered",
+            None,
+            None,
+            Value::Null,
+        );
+        let obj = r
+            .json
+            .as_ref()
+            .is_some_and(|j| j.is_object() && j.get("params").is_some_and(Value::is_object));
+        self.check(
+            &id("json-object"),
+            "P-W1",
+            Strength::Must,
+            obj,
+            "the reply is a JSON object with a `params` object",
+            Some(sent),
+            Some(r),
+            json!({"type": reply_ty, "params": {}}),
+        );
+        let p = r.params().cloned().unwrap_or_default();
+        self.check(
+            &id("type"),
+            "P-W2",
+            Strength::Must,
+            r.ty() == Some(reply_ty),
+            format!("the reply's type is {reply_ty}"),
+            Some(sent),
+            Some(r),
+            json!({"type": reply_ty}),
+        );
+        self.check(
+            &id("reference-id"),
+            "P-W2",
+            Strength::Must,
+            p.get("referenceID").and_then(Value::as_str) == Some(rpc),
+            "`referenceID` is the request's rpcID, byte for byte",
+            Some(sent),
+            Some(r),
+            json!({"referenceID": rpc}),
+        );
+        self.check(
+            &id("no-rpc-id"),
+            "P-W2",
+            Strength::Must,
+            !p.contains_key("rpcID"),
+            "a reply carries `referenceID`, not also `rpcID` (exactly one of)",
+            Some(sent),
+            Some(r),
+            json!({"rpcID": null}),
+        );
+        let addr = p.get("address").and_then(Value::as_str);
+        let addr_ok = addr.is_some_and(|a| a.parse::<IpAddr>().is_ok());
+        self.check(
+            &id("address"),
+            "P-W2",
+            Strength::Must,
+            addr_ok,
+            "`address` is IPv4 dotted or IPv6 text without brackets",
+            Some(sent),
+            Some(r),
+            json!({"address": ip_text(self.opts.target.ip())}),
+        );
+        let port = p
+            .get("port")
+            .and_then(Value::as_u64)
+            .filter(|p| (1..=65_535).contains(p));
+        self.check(
+            &id("port"),
+            "P-W2",
+            Strength::Must,
+            port.is_some(),
+            "`port` is a JSON integer 1-65535",
+            Some(sent),
+            Some(r),
+            json!({"port": self.opts.target.port()}),
+        );
+        let nid = p.get("nodeID").and_then(Value::as_str).unwrap_or_default();
+        self.check(
+            &id("node-id-hex"),
+            "P-W4",
+            Strength::Must,
+            is_lower_hex40(nid),
+            "`nodeID` is 40 lowercase hex characters",
+            Some(sent),
+            Some(r),
+            json!({"nodeID": self.seed_id}),
+        );
+        let matches = match (addr, port) {
+            (Some(a), Some(port)) => sha1_hex(&format!("{a}:{port}")) == nid.to_ascii_lowercase(),
+            _ => false,
+        };
+        self.check(
+            &id("node-id-matches"),
+            "P-W3",
+            Strength::Must,
+            matches,
+            "`nodeID` = sha1(address:port)",
+            Some(sent),
+            Some(r),
+            json!({"nodeID": "sha1(address:port)"}),
+        );
+        let claims = addr
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .zip(port)
+            .map(|(ip, port)| SocketAddr::new(ip, port as u16));
+        self.check(&id("claims-source"), "P-W7", Strength::Should, claims == Some(r.from) && r.from == self.opts.target, "the reply comes from the target and claims the address it comes from (else peers cannot add it, P-W7)", Some(sent), Some(r), json!({"address": ip_text(self.opts.target.ip()), "port": self.opts.target.port(), "from": self.opts.target.to_string()}));
+    }
+
+    async fn shapes(&mut self) -> anyhow::Result<()> {
+        let p = self.peer().await?;
+        let t = self.opts.target;
+        let wait = self.opts.reply_timeout;
+        let (m, rpc) = self.request(&p, "PING", json!({}));
+        let r = p.ask(t, &m, wait).await;
+        self.shape("seed.ping", "PONG", &m, &rpc, r.as_ref());
+
+        let sp = self.store_params();
+        let (m, rpc) = self.request(&p, "STORE", sp);
+        let r = p.ask(t, &m, wait).await;
+        self.shape("seed.store", "STORE_REPLY", &m, &rpc, r.as_ref());
+        if let Some(r) = &r {
+            let b = r
+                .params()
+                .and_then(|p| p.get("success"))
+                .is_some_and(Value::is_boolean);
+            self.check(
+                "seed.store.reply.success-boolean",
+                "P-W6",
+                Strength::Must,
+                b,
+                "STORE_REPLY carries a boolean `success`",
+                Some(&m),
+                Some(r),
+                json!({"success": true}),
+            );
+        }
+
+        let key = sha1_hex(&format!("shape-{}", self.opts.rng_seed));
+        let (m, rpc) = self.request(&p, "FIND_NODE", json!({"key": key}));
+        let r = p.ask(t, &m, wait).await;
+        self.shape("seed.find-node", "FIND_NODE_REPLY", &m, &rpc, r.as_ref());
+        if let Some(r) = &r {
+            let list = r
+                .params()
+                .and_then(|p| p.get("contacts"))
+                .and_then(Value::as_array);
+            self.check(
+                "seed.find-node.reply.contacts-array",
+                "P-W6",
+                Strength::Must,
+                list.is_some(),
+                "FIND_NODE_REPLY carries a `contacts` array",
+                Some(&m),
+                Some(r),
+                json!({"contacts": []}),
+            );
+        }
+
+        let (m, rpc) = self.request(&p, "FIND_VALUE", json!({"key": key}));
+        let r = p.ask(t, &m, wait).await;
+        self.shape("seed.find-value", "FIND_VALUE_REPLY", &m, &rpc, r.as_ref());
+        if let Some(r) = &r {
+            let p = r.params().cloned().unwrap_or_default();
+            let (v, c) = (
+                p.get("value").is_some_and(|v| !v.is_null()),
+                p.get("contacts").is_some_and(|v| !v.is_null()),
+            );
+            self.check(
+                "seed.find-value.unknown-key.contacts-not-value",
+                "P-W9",
+                Strength::Must,
+                c && !v,
+                "an unknown key gets `contacts`, never both, never a value",
+                Some(&m),
+                Some(r),
+                json!({"contacts": []}),
+            );
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ 3. echo & leniency
+
+    async fn echo_and_leniency(&mut self) -> anyhow::Result<()> {
+        let p = self.peer().await?;
+        let t = self.opts.target;
+        let wait = self.opts.reply_timeout;
+        let ids: [(&str, String); 5] = [
+            ("1-char", "x".into()),
+            ("128-chars", "z".repeat(128)),
+            ("punctuation", " \"\\~{}[]".into()),
+            ("uuid", "6f1a0c2e-5b7d-4e8f-9a0b-1c2d3e4f5a6b".into()),
+            ("mixed-case", "AbC-dEf_123".into()),
+        ];
+        for (slug, rpc) in ids {
+            let mut pm = p.me();
+            pm.insert("rpcID".into(), rpc.clone().into());
+            let m = message("PING", pm, json!({}));
+            let r = p.ask(t, &m, wait).await;
+            let got = r
+                .as_ref()
+                .and_then(|r| r.params())
+                .and_then(|p| p.get("referenceID"))
+                .and_then(Value::as_str);
+            self.check(
+                &format!("seed.echo.rpc-id-{slug}"),
+                "P-W2",
+                Strength::Must,
+                got == Some(rpc.as_str()),
+                "the reply's referenceID is this rpcID byte for byte (P-W4 allows it)",
+                Some(&m),
+                r.as_ref(),
+                json!({"referenceID": rpc}),
+            );
+        }
+
+        let lenient: [(&str, &str, Value, bool); 5] = [
+            ("unknown-param", "PING", json!({"mip42": {"x": 1}}), false),
+            ("last-seen", "PING", json!({"lastSeen": 1}), false),
+            ("unknown-top-level", "PING", json!({}), true),
+            (
+                "find-node-unknown-param",
+                "FIND_NODE",
+                json!({"key": self.seed_id, "hops": 3}),
+                false,
+            ),
+            (
+                "find-value-unknown-param",
+                "FIND_VALUE",
+                json!({"key": self.seed_id, "ttl": 3}),
+                false,
+            ),
+        ];
+        for (slug, ty, extra, top) in lenient {
+            let (mut m, _) = self.request(&p, ty, extra);
+            if top {
+                m["mip"] = json!(true);
+            }
+            let r = p.ask(t, &m, wait).await;
+            let want = format!("{ty}_REPLY").replace("PING_REPLY", "PONG");
+            self.check(
+                &format!("seed.lenient.{slug}"),
+                "P-W1",
+                Strength::Must,
+                r.as_ref().and_then(Reply::ty) == Some(want.as_str()),
+                "unknown fields are ignored: the request is answered",
+                Some(&m),
+                r.as_ref(),
+                json!({"type": want}),
+            );
+        }
+
+        // The largest datagram a receiver must accept (P-W1), padded with JSON whitespace.
+        let (m, _) = self.request(&p, "PING", json!({}));
+        let mut bytes = canon::compact(&m).into_bytes();
+        bytes.resize(65_507, b' ');
+        let sent = p.send(t, &bytes).await;
+        match sent {
+            Err(e) => self.push(CaseResult::with(
+                "seed.datagram.max-size-accepted",
+                "P-W1",
+                Verdict::NotApplicable,
+                format!("cannot send 65,507 bytes from here: {e}"),
+            )),
+            Ok(()) => {
+                let r = p.recv(wait).await;
+                let shown = json!({"datagram": format!("PING padded to {} bytes", bytes.len())});
+                self.check(
+                    "seed.datagram.max-size-accepted",
+                    "P-W1",
+                    Strength::Must,
+                    r.as_ref().and_then(Reply::ty) == Some("PONG"),
+                    "a 65,507-byte datagram is accepted",
+                    Some(&shown),
+                    r.as_ref(),
+                    json!({"type": "PONG"}),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ 4. bad input
+
+    async fn drops(&mut self) -> anyhow::Result<()> {
+        let mut list: Vec<(String, &'static str, Vec<u8>)> = Vec::new();
+        let mut peers = Vec::new();
+        let mut add =
+            |peers: &mut Vec<Peer>, p: Peer, slug: &str, rule: &'static str, bytes: Vec<u8>| {
+                list.push((format!("seed.drop.{slug}"), rule, bytes));
+                peers.push(p);
+            };
+        let raw: [(&str, &str, &[u8]); 15] = [
+            ("empty", "P-W6", b""),
+            ("garbage-bytes", "P-W6", b"\x13\x37garbage"),
+            ("not-utf8", "P-W1", b"\xff\xfe{}"),
+            ("not-json", "P-W6", b"hello seed"),
+            ("truncated-json", "P-W6", b"{\"type\":\"PING\",\"params\":{"),
+            ("json-array", "P-W1", b"[1,2]"),
+            ("json-string", "P-W1", b"\"PING\""),
+            ("json-number", "P-W1", b"42"),
+            ("json-null", "P-W1", b"null"),
+            ("empty-object", "P-W6", b"{}"),
+            ("missing-params", "P-W6", b"{\"type\":\"PING\"}"),
+            ("params-array", "P-W1", b"{\"type\":\"PING\",\"params\":[]}"),
+            (
+                "params-string",
+                "P-W1",
+                b"{\"type\":\"PING\",\"params\":\"x\"}",
+            ),
+            ("type-number", "P-W6", b"{\"type\":7,\"params\":{}}"),
+            (
+                "http-request",
+                "P-W6",
+                b"GET / HTTP/1.1\r\nHost: seed\r\n\r\n",
+            ),
+        ];
+        for (slug, rule, bytes) in raw {
+            let p = self.peer().await?;
+            add(&mut peers, p, slug, rule, bytes.to_vec());
+        }
+        let store_ok = self.store_params();
+        let key = sha1_hex(&format!("drop-{}", self.opts.rng_seed));
+        // (slug, rule, type, params change, raw-suffix)
+        let defects: Vec<(&str, &str, &str, Value)> = vec![
+            ("type-unknown", "P-W6", "PANG", json!({})),
+            ("type-lowercase", "P-W6", "ping", json!({})),
+            ("type-reply-name-as-request", "P-W2", "PONG", json!({})),
+            (
+                "ping-missing-address",
+                "P-W2",
+                "PING",
+                json!({"address": null}),
+            ),
+            (
+                "ping-address-hostname",
+                "P-W2",
+                "PING",
+                json!({"address": "localhost"}),
+            ),
+            (
+                "ping-address-number",
+                "P-W2",
+                "PING",
+                json!({"address": 2130706433}),
+            ),
+            ("ping-missing-port", "P-W2", "PING", json!({"port": null})),
+            ("ping-port-zero", "P-W2", "PING", json!({"port": 0})),
+            ("ping-port-65536", "P-W2", "PING", json!({"port": 65_536})),
+            ("ping-port-string", "P-W2", "PING", json!({"port": "PORT"})),
+            ("ping-port-fraction", "P-W2", "PING", json!({"port": 1.5})),
+            (
+                "ping-missing-node-id",
+                "P-W2",
+                "PING",
+                json!({"nodeID": null}),
+            ),
+            (
+                "ping-node-id-uppercase",
+                "P-W4",
+                "PING",
+                json!({"nodeID": "UPPER"}),
+            ),
+            (
+                "ping-node-id-mismatch",
+                "P-W3",
+                "PING",
+                json!({"nodeID": sha1_hex("127.0.0.1:1")}),
+            ),
+            ("ping-node-id-number", "P-W6", "PING", json!({"nodeID": 5})),
+            (
+                "ping-missing-rpc-id",
+                "P-W2",
+                "PING",
+                json!({"rpcID": null}),
+            ),
+            ("ping-rpc-id-empty", "P-W4", "PING", json!({"rpcID": ""})),
+            (
+                "ping-rpc-id-129-chars",
+                "P-W4",
+                "PING",
+                json!({"rpcID": "r".repeat(129)}),
+            ),
+            (
+                "ping-rpc-id-control-char",
+                "P-W4",
+                "PING",
+                json!({"rpcID": "a\nb"}),
+            ),
+            (
+                "ping-rpc-id-non-ascii",
+                "P-W4",
+                "PING",
+                json!({"rpcID": "réf"}),
+            ),
+            ("ping-rpc-id-number", "P-W4", "PING", json!({"rpcID": 42})),
+            (
+                "ping-with-reference-id",
+                "P-W2",
+                "PING",
+                json!({"referenceID": "x"}),
+            ),
+            ("find-node-missing-key", "P-W6", "FIND_NODE", json!({})),
+            (
+                "find-node-key-uppercase",
+                "P-W4",
+                "FIND_NODE",
+                json!({"key": key.to_uppercase()}),
+            ),
+            (
+                "find-node-key-short",
+                "P-W4",
+                "FIND_NODE",
+                json!({"key": &key[..39]}),
+            ),
+            (
+                "find-node-key-number",
+                "P-W6",
+                "FIND_NODE",
+                json!({"key": 1}),
+            ),
+            (
+                "find-node-missing-rpc-id",
+                "P-W2",
+                "FIND_NODE",
+                json!({"key": key, "rpcID": null}),
+            ),
+            ("find-value-missing-key", "P-W6", "FIND_VALUE", json!({})),
+            (
+                "find-value-key-uppercase",
+                "P-W4",
+                "FIND_VALUE",
+                json!({"key": key.to_uppercase()}),
+            ),
+            (
+                "find-value-node-id-mismatch",
+                "P-W3",
+                "FIND_VALUE",
+                json!({"key": key, "nodeID": key}),
+            ),
+            (
+                "store-missing-key",
+                "P-W6",
+                "STORE",
+                json!({"value": store_ok["value"], "timestamp": store_ok["timestamp"], "publisher": store_ok["publisher"]}),
+            ),
+            (
+                "store-missing-value",
+                "P-W6",
+                "STORE",
+                json!({"key": store_ok["key"], "timestamp": store_ok["timestamp"], "publisher": store_ok["publisher"]}),
+            ),
+            (
+                "store-value-number",
+                "P-W6",
+                "STORE",
+                json!({"key": store_ok["key"], "value": 7, "timestamp": store_ok["timestamp"], "publisher": store_ok["publisher"]}),
+            ),
+            ("store-key-uppercase", "P-W4", "STORE", {
+                let mut s = store_ok.clone();
+                s["key"] = json!(store_ok["key"].as_str().unwrap_or_default().to_uppercase());
+                s
+            }),
+            ("store-timestamp-string", "P-W5", "STORE", {
+                let mut s = store_ok.clone();
+                s["timestamp"] = json!("now");
+                s
+            }),
+            ("store-timestamp-negative", "P-W5", "STORE", {
+                let mut s = store_ok.clone();
+                s["timestamp"] = json!(-5);
+                s
+            }),
+            ("store-timestamp-fraction", "P-W5", "STORE", {
+                let mut s = store_ok.clone();
+                s["timestamp"] = json!(1.25);
+                s
+            }),
+            ("store-publisher-uppercase", "P-W4", "STORE", {
+                let mut s = store_ok.clone();
+                s["publisher"] = json!(
+                    store_ok["publisher"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_uppercase()
+                );
+                s
+            }),
+            ("store-with-reference-id", "P-W2", "STORE", {
+                let mut s = store_ok.clone();
+                s["referenceID"] = json!("x");
+                s
+            }),
+        ];
+        for (slug, rule, ty, extra) in defects {
+            let p = self.peer().await?;
+            let (mut m, _) = self.request(&p, ty, extra);
+            if m["params"]["nodeID"] == "UPPER" {
+                m["params"]["nodeID"] = json!(p.id.to_uppercase());
+            }
+            add(&mut peers, p, slug, rule, canon::compact(&m).into_bytes());
+        }
+        // Whole-datagram defects on an otherwise valid PING.
+        for (slug, rule) in [("trailing-garbage", "P-W6"), ("two-messages", "P-W6")] {
+            let p = self.peer().await?;
+            let (m, _) = self.request(&p, "PING", json!({}));
+            let text = canon::compact(&m);
+            let bytes = if slug == "trailing-garbage" {
+                format!("{text}x")
+            } else {
+                format!("{text}{text}")
+            };
+            add(&mut peers, p, slug, rule, bytes.into_bytes());
+        }
+
+        let target = self.opts.target;
+        let silence = self.opts.silence;
+        let outcomes = join_all(
+            peers
+                .iter()
+                .zip(&list)
+                .map(|(p, (_, _, bytes))| async move {
+                    if let Err(e) = p.send(target, bytes).await {
+                        return Err(e.to_string());
+                    }
+                    Ok(p.recv(silence).await)
+                }),
+        )
+        .await;
+        for ((id, rule, bytes), out) in list.iter().zip(outcomes) {
+            let shown = match std::str::from_utf8(bytes) {
+                Ok(t) => json!(t),
+                Err(_) => json!({"hex": hex::encode(bytes)}),
+            };
+            match out {
+                Err(e) => self.push(CaseResult::with(
+                    id.clone(),
+                    rule,
+                    Verdict::NotApplicable,
+                    format!("could not send: {e}"),
+                )),
+                Ok(r) => self.check(
+                    id,
+                    rule,
+                    Strength::Must,
+                    r.is_none(),
+                    "an invalid datagram is dropped with no reply (P-W6)",
+                    Some(&shown),
+                    r.as_ref(),
+                    Value::Null,
+                ),
+            }
+        }
+        // An oversize datagram can only be sent over IPv6 (the IPv4 UDP payload limit is 65,507).
+        let p = self.peer().await?;
+        let (m, _) = self.request(&p, "PING", json!({}));
+        let mut big = canon::compact(&m).into_bytes();
+        big.resize(65_508, b' ');
+        match p.send(target, &big).await {
+            Err(e) => self.push(CaseResult::with(
+                "seed.drop.oversize",
+                "P-W1",
+                Verdict::NotApplicable,
+                format!("65,508 bytes cannot be sent to this target ({e})"),
+            )),
+            Ok(()) => {
+                // Accepting more than required is not forbidden (P-W1 sets a floor); the seed
+                // must survive it (P-W6).
+                let _ = p.recv(silence).await;
+                let (m, _) = self.request(&p, "PING", json!({}));
+                let r = p.ask(target, &m, self.opts.reply_timeout).await;
+                self.check(
+                    "seed.drop.oversize",
+                    "P-W6",
+                    Strength::Must,
+                    r.as_ref().and_then(Reply::ty) == Some("PONG"),
+                    "after a 65,508-byte datagram the seed still answers",
+                    Some(&m),
+                    r.as_ref(),
+                    json!({"type": "PONG"}),
+                );
+            }
+        }
+        // The seed is still up (P-W6).
+        let p = self.peer().await?;
+        let (m, _) = self.request(&p, "PING", json!({}));
+        let r = p.ask(target, &m, self.opts.reply_timeout).await;
+        self.check(
+            "seed.drop.still-alive",
+            "P-W6",
+            Strength::Must,
+            r.as_ref().and_then(Reply::ty) == Some("PONG"),
+            "after all the bad input, the seed still answers a PING",
+            Some(&m),
+            r.as_ref(),
+            json!({"type": "PONG"}),
+        );
+        // Unsolicited replies get no answer either.
+        let mut list = Vec::new();
+        for ty in ["PONG", "STORE_REPLY", "FIND_NODE_REPLY", "FIND_VALUE_REPLY"] {
+            let p = self.peer().await?;
+            let mut pm = p.me();
+            pm.insert("referenceID".into(), self.rpc().into());
+            let extra = match ty {
+                "STORE_REPLY" => json!({"success": true}),
+                "FIND_NODE_REPLY" => json!({"contacts": []}),
+                "FIND_VALUE_REPLY" => json!({"value": store_ok["value"]}),
+                _ => json!({}),
+            };
+            let m = message(ty, pm, extra);
+            list.push((p, m, ty));
+        }
+        let outs = join_all(list.iter().map(|(p, m, _)| async move {
+            let _ = p.send(target, canon::compact(m).as_bytes()).await;
+            p.recv(silence).await
+        }))
+        .await;
+        for ((_, m, ty), r) in list.iter().zip(outs) {
+            let slug = ty.to_lowercase().replace('_', "-");
+            self.check(
+                &format!("seed.drop.unsolicited-{slug}"),
+                "P-W2",
+                Strength::Must,
+                r.is_none(),
+                "a reply that answers nothing is not answered",
+                Some(m),
+                r.as_ref(),
+                Value::Null,
+            );
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ 5. spoofing
+
+    /// Asks `asker` for the contacts closest to `key`, from a FIND_NODE.
+    async fn contacts_near(
+        &self,
+        asker: &Peer,
+        key: &str,
+    ) -> (Value, Option<Reply>, Option<Vec<Value>>) {
+        let (m, _) = self.request(asker, "FIND_NODE", json!({"key": key}));
+        let r = asker
+            .ask(self.opts.target, &m, self.opts.reply_timeout)
+            .await;
+        let list = r
+            .as_ref()
+            .and_then(|r| r.params())
+            .and_then(|p| p.get("contacts"))
+            .and_then(Value::as_array)
+            .cloned();
+        (m, r, list)
+    }
+
+    async fn spoofing(&mut self) -> anyhow::Result<()> {
+        let a = self.peer().await?;
+        let b = self.peer().await?; // never sends anything itself
+        let t = self.opts.target;
+        for (slug, ty, extra) in [
+            ("ping", "PING", json!({})),
+            ("find-node", "FIND_NODE", json!({"key": self.seed_id})),
+            ("store", "STORE", self.store_params()),
+        ] {
+            let mut pm = claim(b.addr);
+            pm.insert("rpcID".into(), self.rpc().into());
+            let m = message(ty, pm, extra);
+            let r = a.ask(t, &m, self.opts.reply_timeout).await;
+            self.check(
+                &format!("seed.spoof.{slug}-reply-to-source"),
+                "P-W7",
+                Strength::Must,
+                r.is_some(),
+                "a request claiming another address is answered at its source",
+                Some(&m),
+                r.as_ref(),
+                json!({"to": a.addr.to_string()}),
+            );
+            let misdirected = b.recv(Duration::from_millis(200)).await;
+            self.check(
+                &format!("seed.spoof.{slug}-not-to-claimed-address"),
+                "P-W7",
+                Strength::Must,
+                misdirected.is_none(),
+                "nothing is sent to the claimed address",
+                Some(&m),
+                misdirected.as_ref(),
+                Value::Null,
+            );
+        }
+        let c = self.peer().await?;
+        let (m, r, list) = self.contacts_near(&c, &b.id).await;
+        let learned = list
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|x| x["nodeID"] == json!(b.id)));
+        self.check("seed.spoof.not-learned", "P-W7", Strength::Must, list.is_some() && !learned, "a contact whose claimed address was not the datagram's source is not in the routing table", Some(&m), r.as_ref(), json!({"contacts": format!("without {}", b.id)}));
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ 6. routing
+
+    async fn routing(&mut self) -> anyhow::Result<()> {
+        let t = self.opts.target;
+        let wait = self.opts.reply_timeout;
+        // Peers that introduce themselves through each request type (P-K4).
+        let mut known: Vec<Peer> = Vec::new();
+        let q = self.peer().await?;
+        for ty in ["PING", "FIND_NODE", "FIND_VALUE", "STORE"] {
+            let p = self.peer().await?;
+            let extra = match ty {
+                "FIND_NODE" | "FIND_VALUE" => json!({"key": p.id}),
+                "STORE" => self.store_params(),
+                _ => json!({}),
+            };
+            let (m, _) = self.request(&p, ty, extra);
+            let _ = p.ask(t, &m, wait).await;
+            let (fm, r, list) = self.contacts_near(&q, &p.id).await;
+            let listed = list
+                .as_ref()
+                .is_some_and(|l| l.iter().any(|c| c["nodeID"] == json!(p.id)));
+            let slug = ty.to_lowercase().replace('_', "-");
+            self.check(
+                &format!("seed.learn.from-{slug}"),
+                "P-K4",
+                Strength::Must,
+                listed,
+                format!("a peer that sent a valid {ty} is learned: FIND_NODE for its ID lists it"),
+                Some(&fm),
+                r.as_ref(),
+                json!({"contacts": [claim(p.addr)]}),
+            );
+            known.push(p);
+        }
+        // A known peer's own ID as the key: that peer comes first (distance 0).
+        let first = &known[0];
+        let (fm, r, list) = self.contacts_near(&q, &first.id).await;
+        let head = list
+            .as_ref()
+            .and_then(|l| l.first())
+            .map(|c| c["nodeID"].clone());
+        self.check(
+            "seed.find-node.exact-match-first",
+            "P-W8",
+            Strength::Must,
+            head == Some(json!(first.id)),
+            "a contact whose ID equals the key is listed first",
+            Some(&fm),
+            r.as_ref(),
+            json!({"contacts": [claim(first.addr)]}),
+        );
+        // Peers whose only datagram was invalid are not learned.
+        for (slug, rule, extra) in [
+            ("invalid-request", "P-W6", json!({"rpcID": null})),
+            (
+                "mismatched-node-id",
+                "P-W3",
+                json!({"nodeID": sha1_hex("127.0.0.1:2")}),
+            ),
+        ] {
+            let p = self.peer().await?;
+            let (m, _) = self.request(&p, "PING", extra);
+            let _ = p.send(t, canon::compact(&m).as_bytes()).await;
+            let _ = p.recv(Duration::from_millis(200)).await;
+            let (fm, r, list) = self.contacts_near(&q, &p.id).await;
+            let learned = list
+                .as_ref()
+                .is_some_and(|l| l.iter().any(|x| x["nodeID"] == json!(p.id)));
+            self.check(
+                &format!("seed.learn.not-from-{slug}"),
+                rule,
+                Strength::Must,
+                list.is_some() && !learned,
+                "a dropped datagram does not put its sender in the routing table",
+                Some(&fm),
+                r.as_ref(),
+                json!({"contacts": format!("without {}", p.id)}),
+            );
+        }
+        for _ in 0..4 {
+            let p = self.peer().await?;
+            let (m, _) = self.request(&p, "PING", json!({}));
+            let _ = p.ask(t, &m, wait).await;
+            known.push(p);
+        }
+        // q itself is known too (it sent valid FIND_NODEs).
+        let known_ids: Vec<String> = known.iter().map(|p| p.id.clone()).collect();
+        for ty in ["FIND_NODE", "FIND_VALUE"] {
+            let slug = ty.to_lowercase().replace('_', "-");
+            let target_key = sha1_hex(&format!("routing-{slug}-{}", self.opts.rng_seed));
+            let (m, _) = self.request(&q, ty, json!({"key": target_key}));
+            let r = q.ask(t, &m, wait).await;
+            self.contact_list_checks(
+                &format!("seed.{slug}"),
+                &target_key,
+                &q,
+                &known_ids,
+                &m,
+                r.as_ref(),
+            );
+            // The seed's own ID as the key: the seed must not list itself.
+            let (m, _) = self.request(&q, ty, json!({"key": self.seed_id}));
+            let r = q.ask(t, &m, wait).await;
+            let list = r
+                .as_ref()
+                .and_then(|r| r.params())
+                .and_then(|p| p.get("contacts"))
+                .and_then(Value::as_array)
+                .cloned();
+            let has_self = list
+                .as_ref()
+                .is_some_and(|l| l.iter().any(|c| c["nodeID"] == json!(self.seed_id)));
+            self.check(
+                &format!("seed.{slug}.never-self-even-for-own-id"),
+                "P-W8",
+                Strength::Must,
+                list.is_some() && !has_self,
+                "looking up the seed's own ID does not return the seed",
+                Some(&m),
+                r.as_ref(),
+                json!({"contacts": format!("without {}", self.seed_id)}),
+            );
+            // The requester's own ID as the key.
+            let (m, _) = self.request(&q, ty, json!({"key": q.id}));
+            let r = q.ask(t, &m, wait).await;
+            let list = r
+                .as_ref()
+                .and_then(|r| r.params())
+                .and_then(|p| p.get("contacts"))
+                .and_then(Value::as_array)
+                .cloned();
+            let has_q = list
+                .as_ref()
+                .is_some_and(|l| l.iter().any(|c| c["nodeID"] == json!(q.id)));
+            self.check(
+                &format!("seed.{slug}.not-requester"),
+                "P-W8",
+                Strength::Should,
+                list.is_some() && !has_q,
+                "the requester is not sent back to itself (SHOULD NOT)",
+                Some(&m),
+                r.as_ref(),
+                json!({"contacts": format!("without {}", q.id)}),
+            );
+        }
+        Ok(())
+    }
+
+    fn contact_list_checks(
+        &mut self,
+        prefix: &str,
+        key: &str,
+        q: &Peer,
+        known: &[String],
+        sent: &Value,
+        r: Option<&Reply>,
+    ) {
+        let list = r
+            .and_then(|r| r.params())
+            .and_then(|p| p.get("contacts"))
+            .and_then(Value::as_array)
+            .cloned();
+        let id = |s: &str| format!("{prefix}.{s}");
+        let Some(list) = list else {
+            self.check(
+                &id("contacts-returned"),
+                "P-W8",
+                Strength::Must,
+                false,
+                "no contact list came back",
+                Some(sent),
+                r,
+                json!({"contacts": []}),
+            );
+            return;
+        };
+        self.check(
+            &id("contacts-returned"),
+            "P-W8",
+            Strength::Must,
+            true,
+            "a contact list came back",
+            None,
+            None,
+            Value::Null,
+        );
+        let ids: Vec<Result<String, String>> = list.iter().map(contact_id).collect();
+        let bad: Vec<&String> = ids.iter().filter_map(|r| r.as_ref().err()).collect();
+        self.check(
+            &id("contacts-well-formed"),
+            "P-W3",
+            Strength::Must,
+            bad.is_empty(),
+            match bad.first() {
+                Some(e) => format!(
+                    "every contact is address/port/nodeID with nodeID = sha1(address:port): {e}"
+                ),
+                None => "every contact is well formed".into(),
+            },
+            Some(sent),
+            r,
+            json!("contacts with nodeID = sha1(address:port)"),
+        );
+        let good: Vec<String> = ids.into_iter().filter_map(Result::ok).collect();
+        self.check(
+            &id("at-most-3"),
+            "P-W8",
+            Strength::Must,
+            list.len() <= 3,
+            format!("{} contacts; at most 3", list.len()),
+            Some(sent),
+            r,
+            json!("at most 3 contacts"),
+        );
+        let dists: Vec<[u8; 20]> = good.iter().filter_map(|g| distance(g, key)).collect();
+        let sorted = dists.windows(2).all(|w| w[0] < w[1]);
+        self.check(
+            &id("closest-first"),
+            "P-W8",
+            Strength::Must,
+            sorted,
+            "contacts are ordered by XOR distance to the key, closest first, no repeats",
+            Some(sent),
+            r,
+            json!("ascending XOR distance"),
+        );
+        let has_self = good.contains(&self.seed_id);
+        self.check(
+            &id("never-self"),
+            "P-W8",
+            Strength::Must,
+            !has_self,
+            "the seed never lists itself",
+            Some(sent),
+            r,
+            json!({"contacts": format!("without {}", self.seed_id)}),
+        );
+        // The reply must hold the closest of the peers the seed knows (it may know others too).
+        let others: Vec<&String> = known.iter().filter(|k| **k != q.id).collect();
+        let returned: BTreeSet<&String> = good.iter().collect();
+        let worst = dists.iter().max().copied();
+        let missed: Vec<&&String> = others
+            .iter()
+            .filter(|k| !returned.contains(**k))
+            .filter(|k| match (distance(k, key), worst) {
+                (Some(d), Some(w)) => list.len() < 3 || d < w,
+                _ => false,
+            })
+            .collect();
+        self.check(&id("truly-closest"), "P-W8", Strength::Must, missed.is_empty(), match missed.first() { Some(m) => format!("known peer {m} is closer than a returned contact (or was left out of a short list)"), None => "no known peer closer than the returned ones was left out".into() }, Some(sent), r, json!("the 3 closest known contacts"));
+        let want = others.len().min(3);
+        self.check(
+            &id("full-width"),
+            "P-K2",
+            Strength::Should,
+            list.len() >= want,
+            format!(
+                "{} contacts returned while the seed knows at least {} others: reply width is 3",
+                list.len(),
+                others.len()
+            ),
+            Some(sent),
+            r,
+            json!(format!("{want} contacts")),
+        );
+    }
+
+    // ------------------------------------------------------------------ 7. storage
+
+    async fn storage(&mut self) -> anyhow::Result<()> {
+        let t = self.opts.target;
+        let wait = self.opts.reply_timeout;
+        let s = self.peer().await?;
+        let other = self.peer().await?;
+        let success = |r: &Option<Reply>| {
+            r.as_ref()
+                .and_then(|r| r.params())
+                .and_then(|p| p.get("success"))
+                .and_then(Value::as_bool)
+        };
+        let found = |r: &Option<Reply>| {
+            r.as_ref()
+                .and_then(|r| r.params())
+                .and_then(|p| p.get("value"))
+                .and_then(Value::as_str)
+                .map(String::from)
+        };
+
+        // Accepted STOREs, each then found (P-V3, P-V2).
+        let mut accepted: Vec<(&str, &str, Strength, Value)> = Vec::new();
+        let base = self.store_params();
+        accepted.push(("valid", "P-V3", Strength::Must, base.clone()));
+        let mut pk = pgp::pkesk(&mut self.rng);
+        pk.extend(pgp::seip(&mut self.rng, 120));
+        let v = hex_of(&pgp::armor_message(&pk));
+        accepted.push(("pkesk", "P-V1", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms(), "publisher": base["publisher"]})));
+        let v = self.fresh_value(20_000);
+        accepted.push(("large-value", "P-V1", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms(), "publisher": base["publisher"]})));
+        let v = self.fresh_value(64);
+        accepted.push(("timestamp-5-min-ahead", "P-V3", Strength::Should, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms() + 300_000, "publisher": base["publisher"]})));
+        let v = self.fresh_value(64);
+        accepted.push(("timestamp-1-hour-old", "P-K2", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms() - 3_600_000, "publisher": base["publisher"]})));
+        let v = self.fresh_value(64);
+        accepted.push(("other-publisher", "P-V3", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms(), "publisher": sha1_hex("10.9.9.9:9")})));
+        for (slug, rule, strength, params) in accepted {
+            let (m, _) = self.request(&s, "STORE", params.clone());
+            let r = s.ask(t, &m, wait).await;
+            let shown = clip_value(&m);
+            self.check(
+                &format!("seed.store.{slug}-accepted"),
+                rule,
+                strength,
+                success(&r) == Some(true),
+                "a valid STORE is answered success:true",
+                Some(&shown),
+                r.as_ref(),
+                json!({"success": true}),
+            );
+            let (fm, _) = self.request(&other, "FIND_VALUE", json!({"key": params["key"]}));
+            let fr = other.ask(t, &fm, wait).await;
+            let got = found(&fr);
+            self.check(
+                &format!("seed.store.{slug}-found"),
+                rule,
+                strength,
+                got.as_deref() == params["value"].as_str(),
+                "FIND_VALUE for its key returns the value, exactly as stored",
+                Some(&fm),
+                fr.as_ref().map(clip_reply).as_ref(),
+                json!({"value": "the stored value"}),
+            );
+            if slug == "valid" {
+                let c = fr
+                    .as_ref()
+                    .and_then(|r| r.params())
+                    .is_some_and(|p| p.get("contacts").is_some_and(|c| !c.is_null()));
+                self.check(
+                    "seed.find-value.found.value-not-contacts",
+                    "P-W9",
+                    Strength::Must,
+                    got.is_some() && !c,
+                    "a found value comes without `contacts`",
+                    Some(&fm),
+                    fr.as_ref().map(clip_reply).as_ref(),
+                    json!({"value": "…"}),
+                );
+                let (m2, _) = self.request(&s, "STORE", params.clone());
+                let r2 = s.ask(t, &m2, wait).await;
+                self.check(
+                    "seed.store.again-succeeds",
+                    "P-V3",
+                    Strength::Must,
+                    success(&r2) == Some(true),
+                    "storing an existing key again succeeds",
+                    Some(&clip_value(&m2)),
+                    r2.as_ref(),
+                    json!({"success": true}),
+                );
+                let (fm, _) = self.request(&other, "FIND_VALUE", json!({"key": params["key"]}));
+                let fr = other.ask(t, &fm, wait).await;
+                self.check(
+                    "seed.store.again-changes-nothing",
+                    "P-V3",
+                    Strength::Must,
+                    found(&fr).as_deref() == params["value"].as_str(),
+                    "the value is unchanged after the second STORE",
+                    Some(&fm),
+                    fr.as_ref().map(clip_reply).as_ref(),
+                    json!({"value": "the stored value"}),
+                );
+            }
+        }
+
+        // Refused STOREs: success:false and nothing stored, under the key sent nor the value's own.
+        let pubr = base["publisher"].clone();
+        let mut refused: Vec<(&str, &str, Strength, Value)> = Vec::new();
+        let v = self.fresh_value(64);
+        refused.push(("key-mismatch", "P-V2", Strength::Must, json!({"key": sha1_hex(&format!("not the key {v}")), "value": v, "timestamp": now_ms(), "publisher": pubr})));
+        let armored = pgp::armor_message(&pgp::encrypted(&mut self.rng, 64));
+        refused.push(("libmuttr-key", "P-V2", Strength::Must, json!({"key": sha1_hex(&armored), "value": hex_of(&armored), "timestamp": now_ms(), "publisher": pubr})));
+        let up = self.fresh_value(64).to_uppercase();
+        refused.push((
+            "value-uppercase-hex",
+            "P-V1",
+            Strength::Must,
+            json!({"key": sha1_hex(&up), "value": up, "timestamp": now_ms(), "publisher": pubr}),
+        ));
+        let odd = format!("{}0", self.fresh_value(64));
+        refused.push((
+            "value-odd-length",
+            "P-V1",
+            Strength::Must,
+            json!({"key": sha1_hex(&odd), "value": odd, "timestamp": now_ms(), "publisher": pubr}),
+        ));
+        let nonhex = format!("zz{}", &self.fresh_value(64)[2..]);
+        refused.push(("value-not-hex", "P-V1", Strength::Must, json!({"key": sha1_hex(&nonhex), "value": nonhex, "timestamp": now_ms(), "publisher": pubr})));
+        refused.push((
+            "value-empty",
+            "P-V1",
+            Strength::Must,
+            json!({"key": sha1_hex(""), "value": "", "timestamp": now_ms(), "publisher": pubr}),
+        ));
+        let plain = hex_of(&format!("not an OpenPGP message {}\n", self.rpc()));
+        refused.push(("value-plain-text", "P-V1", Strength::Must, json!({"key": sha1_hex(&plain), "value": plain, "timestamp": now_ms(), "publisher": pubr})));
+        let bin = hex::encode(pgp::encrypted(&mut self.rng, 64));
+        refused.push((
+            "value-binary-not-armored",
+            "P-V1",
+            Strength::Must,
+            json!({"key": sha1_hex(&bin), "value": bin, "timestamp": now_ms(), "publisher": pubr}),
+        ));
+        let kb = hex_of(&pgp::armor_as(
+            &pgp::encrypted(&mut self.rng, 64),
+            sequoia_openpgp::armor::Kind::PublicKey,
+        ));
+        refused.push((
+            "value-public-key-armor",
+            "P-V1",
+            Strength::Must,
+            json!({"key": sha1_hex(&kb), "value": kb, "timestamp": now_ms(), "publisher": pubr}),
+        ));
+        let full = pgp::armor_message(&pgp::encrypted(&mut self.rng, 64));
+        let cut = hex_of(full.split("-----END").next().unwrap_or_default());
+        refused.push((
+            "value-armor-no-end",
+            "P-V1",
+            Strength::Must,
+            json!({"key": sha1_hex(&cut), "value": cut, "timestamp": now_ms(), "publisher": pubr}),
+        ));
+        let b64 = hex_of(&format!(
+            "-----BEGIN PGP MESSAGE-----\n\n!!{}!!\n-----END PGP MESSAGE-----\n",
+            self.rpc()
+        ));
+        refused.push((
+            "value-armor-bad-base64",
+            "P-V1",
+            Strength::Must,
+            json!({"key": sha1_hex(&b64), "value": b64, "timestamp": now_ms(), "publisher": pubr}),
+        ));
+        let v = self.fresh_value(64);
+        refused.push((
+            "missing-timestamp",
+            "P-V3",
+            Strength::Must,
+            json!({"key": sha1_hex(&v), "value": v, "publisher": pubr}),
+        ));
+        let v = self.fresh_value(64);
+        refused.push((
+            "missing-publisher",
+            "P-V3",
+            Strength::Must,
+            json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms()}),
+        ));
+        let v = self.fresh_value(64);
+        refused.push(("timestamp-11-min-ahead", "P-V3", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms() + 660_000, "publisher": pubr})));
+        let v = self.fresh_value(64);
+        refused.push(("timestamp-1-day-ahead", "P-V3", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms() + 86_400_000, "publisher": pubr})));
+        let lit = hex_of(&pgp::armor_message(&pgp::literal(self.rpc().as_bytes())));
+        refused.push((
+            "literal-only",
+            "P-V3",
+            Strength::Should,
+            json!({"key": sha1_hex(&lit), "value": lit, "timestamp": now_ms(), "publisher": pubr}),
+        ));
+        let seip = hex_of(&pgp::armor_message(&pgp::seip(&mut self.rng, 64)));
+        refused.push(("seip-without-esk", "P-V3", Strength::Should, json!({"key": sha1_hex(&seip), "value": seip, "timestamp": now_ms(), "publisher": pubr})));
+        let mut after = pgp::encrypted(&mut self.rng, 64);
+        after.extend(pgp::literal(b"trailing"));
+        let after = hex_of(&pgp::armor_message(&after));
+        refused.push(("packet-after-seip", "P-V3", Strength::Should, json!({"key": sha1_hex(&after), "value": after, "timestamp": now_ms(), "publisher": pubr})));
+        let mut junk = b"\x00\x01\x02 ".to_vec();
+        junk.extend(self.rpc().as_bytes());
+        let junk = hex_of(&pgp::armor_message(&junk));
+        refused.push(("garbage-packets", "P-V3", Strength::Should, json!({"key": sha1_hex(&junk), "value": junk, "timestamp": now_ms(), "publisher": pubr})));
+
+        let mut peers = Vec::new();
+        for _ in &refused {
+            peers.push((self.peer().await?, self.peer().await?));
+        }
+        let reqs: Vec<(Value, Value, Value)> = refused
+            .iter()
+            .zip(&peers)
+            .map(|((_, _, _, params), (p, o))| {
+                let (m, _) = self.request(p, "STORE", params.clone());
+                let (f1, _) = self.request(o, "FIND_VALUE", json!({"key": params["key"]}));
+                let own = params["value"].as_str().map(sha1_hex).unwrap_or_default();
+                let (f2, _) = self.request(o, "FIND_VALUE", json!({"key": own}));
+                (m, f1, f2)
+            })
+            .collect();
+        let outs = join_all(
+            peers
+                .iter()
+                .zip(&reqs)
+                .map(|((p, o), (m, f1, f2))| async move {
+                    let r = p.ask(t, m, wait).await;
+                    let a = o.ask(t, f1, wait).await;
+                    let b = o.ask(t, f2, wait).await;
+                    (r, a, b)
+                }),
+        )
+        .await;
+        for (((slug, rule, strength, _), (m, f1, f2)), (r, a, b)) in
+            refused.iter().zip(&reqs).zip(outs)
+        {
+            let shown = clip_value(m);
+            self.check(
+                &format!("seed.store.{slug}-refused"),
+                rule,
+                *strength,
+                success(&r) == Some(false),
+                "answered success:false",
+                Some(&shown),
+                r.as_ref(),
+                json!({"success": false}),
+            );
+            let stored = found(&a).is_some() || found(&b).is_some();
+            let which = if found(&a).is_some() { f1 } else { f2 };
+            let got = if found(&a).is_some() {
+                a.as_ref()
+            } else {
+                b.as_ref()
+            };
+            self.check(&format!("seed.store.{slug}-not-stored"), rule, *strength, !stored, "nothing stored: FIND_VALUE under the key sent and under sha1(value) finds no value", Some(which), got.map(clip_reply).as_ref(), json!({"contacts": "…"}));
+        }
+        Ok(())
+    }
+}
+
+fn clip_str(s: &str) -> Value {
+    if s.len() > 200 {
+        let mut end = 200;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        json!(format!("{}… ({} chars)", &s[..end], s.len()))
+    } else {
+        json!(s)
+    }
+}
+
+fn clip_value(m: &Value) -> Value {
+    let mut m = m.clone();
+    if let Some(v) = m["params"]["value"].as_str() {
+        let c = clip_str(v);
+        m["params"]["value"] = c;
+    }
+    m
+}
+
+fn clip_reply(r: &Reply) -> Reply {
+    let mut r = r.clone();
+    if let Some(j) = &r.json {
+        r.json = Some(clip_value(j));
+    }
+    r
+}
+
+/// The distinct rules among failing cases (for tests and summaries).
+pub fn failing_rules(cases: &[CaseResult]) -> BTreeSet<String> {
+    cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| c.rule.clone())
+        .collect()
+}

@@ -1,0 +1,230 @@
+//! The committed vectors: they are what the generator makes (no diff), this implementation
+//! passes every one of them in-process and through the adapter binary, and a mutated
+//! implementation fails exactly the cases of the rule it breaks.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use muttr_conformance::adapter::{Implementation, InProcess};
+use muttr_conformance::report::Verdict;
+use muttr_conformance::{generate, pgp, vectors};
+use serde_json::{Value, json};
+
+#[test]
+fn committed_vectors_equal_the_generator_output() {
+    let dir = vectors::default_dir();
+    let files = generate::generate(&dir).unwrap();
+    assert_eq!(files.len(), generate::FILES.len());
+    for (name, text) in files {
+        let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_else(|e| {
+            panic!("{name}: {e}; run `cargo run -p muttr-conformance -- gen-vectors`")
+        });
+        assert!(
+            committed == text,
+            "vectors/{name} differs from the generator; run `cargo run -p muttr-conformance -- gen-vectors`"
+        );
+    }
+}
+
+#[test]
+fn this_implementation_passes_every_vector_in_process() {
+    let files = vectors::load(&vectors::default_dir()).unwrap();
+    let cases = vectors::run(&files, &mut InProcess);
+    let bad: Vec<_> = cases
+        .iter()
+        .filter(|c| c.verdict != Verdict::Pass)
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    let ids: BTreeSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), cases.len(), "case ids are unique");
+    assert!(cases.len() >= 280, "{} vector cases", cases.len());
+}
+
+#[test]
+fn adapter_binary_passes_every_vector_and_reports_json_and_junit() {
+    let bin = env!("CARGO_BIN_EXE_muttr-conformance");
+    let tmp = tempfile::tempdir().unwrap();
+    let (json_path, junit_path) = (tmp.path().join("r.json"), tmp.path().join("r.xml"));
+    let out = Command::new(bin)
+        .args(["vectors", "--impl", &format!("'{bin}' adapter"), "--json"])
+        .arg(&json_path)
+        .arg("--junit")
+        .arg(&junit_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("result: OK"), "{stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let total = report["summary"]["total"].as_u64().unwrap();
+    assert!(total >= 280);
+    assert_eq!(report["summary"]["pass"].as_u64().unwrap(), total);
+    let c = &report["cases"][0];
+    for field in ["id", "rule", "verdict", "detail"] {
+        assert!(c.get(field).is_some(), "{field}");
+    }
+    let xml = std::fs::read_to_string(&junit_path).unwrap();
+    assert_eq!(xml.matches("<testcase").count() as u64, total);
+    assert!(!xml.contains("<failure"));
+}
+
+#[test]
+fn a_dead_adapter_fails_cases_instead_of_hanging_or_panicking() {
+    let bin = env!("CARGO_BIN_EXE_muttr-conformance");
+    let out = Command::new(bin)
+        .args(["vectors", "--impl", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("adapter failure"));
+}
+
+/// This implementation with one rule broken, as another implementation might break it.
+struct Mutant {
+    inner: InProcess,
+    bug: Bug,
+}
+
+#[derive(Clone, Copy)]
+enum Bug {
+    /// Keys are SHA-1 of the armored text (libmuttr), and STORE checks that key.
+    LibmuttrKey,
+    /// Node IDs hash `[address]:port` for IPv6.
+    BracketedIpv6NodeId,
+    /// Decoding accepts uppercase hex in `nodeID`.
+    UppercaseNodeIdAccepted,
+    /// Closest-first by little-endian comparison.
+    LittleEndianDistance,
+    /// Any signed message is "good", whoever signed it.
+    TrustsAnySigner,
+    /// Auth nonces are never checked for age.
+    NoNonceWindow,
+}
+
+impl Implementation for Mutant {
+    fn call(&mut self, req: &Value) -> Result<Value, String> {
+        let mut req = req.clone();
+        match (self.bug, req["op"].as_str()) {
+            (Bug::LibmuttrKey, Some("key_of")) => {
+                let armored =
+                    String::from_utf8(hex::decode(req["value"].as_str().unwrap()).unwrap())
+                        .unwrap();
+                return Ok(json!({"ok": pgp::sha1_hex(&armored)}));
+            }
+            (Bug::LibmuttrKey, Some("check_store")) => {
+                // Accept the key libmuttr would compute by checking against that instead.
+                let v = req["value"].as_str().unwrap_or_default();
+                if let Some(armored) = hex::decode(v).ok().and_then(|b| String::from_utf8(b).ok())
+                    && req["key"] == json!(pgp::sha1_hex(&armored))
+                {
+                    req["key"] = json!(pgp::sha1_hex(v));
+                }
+            }
+            (Bug::BracketedIpv6NodeId, Some("node_id")) => {
+                let a = req["address"].as_str().unwrap();
+                if a.contains(':') {
+                    return Ok(json!({"ok": pgp::sha1_hex(&format!("[{a}]:{}", req["port"]))}));
+                }
+            }
+            (Bug::UppercaseNodeIdAccepted, Some("decode")) => {
+                let bytes = hex::decode(req["input_hex"].as_str().unwrap()).unwrap();
+                if bytes.len() <= 65_507
+                    && let Ok(mut v) = serde_json::from_slice::<Value>(&bytes)
+                    && let Some(id) = v["params"]["nodeID"].as_str()
+                    && id.len() == 40
+                {
+                    v["params"]["nodeID"] = json!(id.to_lowercase());
+                    req["input_hex"] = json!(hex::encode(serde_json::to_vec(&v).unwrap()));
+                }
+            }
+            (Bug::LittleEndianDistance, Some("closest")) => {
+                let target = hex::decode(req["target"].as_str().unwrap()).unwrap();
+                let mut ids: Vec<String> = req["ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect();
+                let le = |id: &String| {
+                    let b = hex::decode(id).unwrap();
+                    b.iter()
+                        .zip(&target)
+                        .map(|(x, y)| x ^ y)
+                        .rev()
+                        .collect::<Vec<u8>>()
+                };
+                ids.sort_by_key(le);
+                ids.truncate(req["k"].as_u64().unwrap() as usize);
+                return Ok(json!({"ok": ids}));
+            }
+            (Bug::TrustsAnySigner, Some("pgp_message")) => {
+                let a = self.inner.call(&req)?;
+                if a["ok"]["verdict"] == "wrong-signer" {
+                    return Ok(json!({"ok": {"verdict": "good"}}));
+                }
+                return Ok(a);
+            }
+            (Bug::NoNonceWindow, Some("pgp_auth")) => {
+                req["window_ms"] = json!(u64::MAX / 2);
+            }
+            _ => {}
+        }
+        self.inner.call(&req)
+    }
+}
+
+fn failing(bug: Bug) -> (BTreeSet<String>, BTreeSet<String>) {
+    let files = vectors::load(&vectors::default_dir()).unwrap();
+    let cases = vectors::run(
+        &files,
+        &mut Mutant {
+            inner: InProcess,
+            bug,
+        },
+    );
+    let failed: Vec<_> = cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .collect();
+    (
+        failed.iter().map(|c| c.id.clone()).collect(),
+        failed.iter().map(|c| c.rule.clone()).collect(),
+    )
+}
+
+#[test]
+fn each_mutant_fails_exactly_its_rule() {
+    let (ids, rules) = failing(Bug::LibmuttrKey);
+    assert_eq!(rules, BTreeSet::from(["P-V2".to_string()]), "{ids:?}");
+    assert!(ids.contains("store.refuse.libmuttr-key"), "{ids:?}");
+    assert!(ids.iter().any(|i| i.starts_with("value-key.")), "{ids:?}");
+
+    let (ids, rules) = failing(Bug::BracketedIpv6NodeId);
+    assert_eq!(rules, BTreeSet::from(["P-W3".to_string()]));
+    assert!(
+        ids.contains("node-id.ipv6-loopback") && !ids.contains("node-id.loopback-4000"),
+        "{ids:?}"
+    );
+
+    let (ids, rules) = failing(Bug::UppercaseNodeIdAccepted);
+    assert_eq!(rules, BTreeSet::from(["P-W4".to_string()]), "{ids:?}");
+    assert_eq!(ids.len(), 8, "one per message type: {ids:?}");
+
+    let (ids, rules) = failing(Bug::LittleEndianDistance);
+    // Only closest-k cases (all about the ordering of P-K1) fail, the big-endian one among them.
+    assert!(ids.iter().all(|i| i.starts_with("closest.")), "{ids:?}");
+    assert!(ids.contains("closest.big-endian"), "{ids:?}");
+    assert!(rules.contains("P-K1"), "{rules:?}");
+
+    let (ids, rules) = failing(Bug::TrustsAnySigner);
+    assert_eq!(
+        ids,
+        BTreeSet::from(["pgp.message.wrong-signer".to_string()])
+    );
+    assert_eq!(rules, BTreeSet::from(["P-G3".to_string()]));
+
+    let (ids, rules) = failing(Bug::NoNonceWindow);
+    assert_eq!(ids, BTreeSet::from(["pgp.auth.stale-nonce".to_string()]));
+    assert_eq!(rules, BTreeSet::from(["P-A2".to_string()]));
+}
