@@ -6,7 +6,13 @@
 //! inbox entry survives `kill -9` and power loss. The schema is versioned with
 //! `PRAGMA user_version` and upgraded by [`MIGRATIONS`] at open.
 //!
-//! Calls are synchronous under one mutex: each is a single indexed statement taking
+//! Accepted nonces go through a second connection with `synchronous = NORMAL`: in WAL mode a
+//! killed process loses none of them (the WAL is in the OS's cache), only a power loss can
+//! forget the last ones — and a forgotten nonce can only be replayed within its 5-minute
+//! window. This halves the fsyncs of an authenticated write (one for the entry, none for the
+//! nonce).
+//!
+//! Calls are synchronous under a mutex per connection: each is a single indexed statement taking
 //! microseconds plus one fsync for writes. Running them inline (not on a blocking pool) keeps
 //! the pod deterministic under the simulator's paused clock, where a blocking-pool task would
 //! let virtual time run while it works.
@@ -124,6 +130,7 @@ pub struct InboxEntry {
 #[derive(Debug)]
 pub struct Storage {
     conn: Mutex<Connection>,
+    nonces: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -163,8 +170,17 @@ impl Storage {
                 .map_err(err)?;
             tx.commit().map_err(err)?;
         }
+        let nonces =
+            Connection::open(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        nonces
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        nonces
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
         Ok(Storage {
             conn: Mutex::new(conn),
+            nonces: Mutex::new(nonces),
             path,
         })
     }
@@ -307,7 +323,7 @@ impl Storage {
         now_ms: u64,
         expires_ms: u64,
     ) -> Result<bool, StorageError> {
-        let conn = self.conn();
+        let conn = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
         conn.execute(
             "DELETE FROM nonces WHERE expires < ?1",
             params![now_ms as i64],
@@ -459,6 +475,17 @@ mod tests {
         assert!(s.use_nonce("other", 100, 150, 250).unwrap());
         // After expiry the record is gone (the window check refuses such a nonce anyway).
         assert!(s.use_nonce("id", 100, 201, 300).unwrap());
+    }
+
+    #[test]
+    fn accepted_nonces_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path()).unwrap();
+            assert!(s.use_nonce("id", 100, 100, 1_000).unwrap());
+        }
+        let s = Storage::open(dir.path()).unwrap();
+        assert!(!s.use_nonce("id", 100, 150, 1_000).unwrap());
     }
 
     #[test]
