@@ -51,6 +51,13 @@ pub struct Config {
     /// Most requests answered per second per source IP; further ones are dropped (abuse
     /// limit, not part of P-K2). 0 turns the limit off; loopback sources are never limited.
     pub max_requests_per_sec_per_source: u32,
+    /// Amplification defence (not part of P-K2): a FIND_VALUE whose answer would be more than
+    /// this many times the request's size is answered only once the source has proven its
+    /// address — by answering a PING, or any earlier request of ours. Spoofed requests then get
+    /// one PING sent to the victim (smaller than the request) instead of a value of up to
+    /// 64 KB. Loopback sources, which cannot be spoofed from the network, are exempt. 0 turns
+    /// the defence off.
+    pub amplification_factor: u32,
 }
 
 impl Default for Config {
@@ -69,6 +76,7 @@ impl Default for Config {
             max_values: 100_000,
             max_bytes: 1 << 30,
             max_requests_per_sec_per_source: 200,
+            amplification_factor: 3,
         }
     }
 }

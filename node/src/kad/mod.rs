@@ -150,6 +150,8 @@ pub struct Stats {
     pub spoofed_senders: u64,
     /// Requests that timed out.
     pub timeouts: u64,
+    /// PINGs sent to FIND_VALUE requesters to check their address (amplification defence).
+    pub verification_pings: u64,
     /// Lookups started / finished.
     pub lookups_started: u64,
     /// Lookups finished.
@@ -207,7 +209,18 @@ enum Op {
 enum Purpose {
     Op(u64),
     EvictionPing,
+    /// A PING to a FIND_VALUE requester that has not proven its address yet.
+    Verify,
 }
+
+/// Sources remembered as having proven their address at most.
+pub const MAX_VERIFIED: usize = 65_536;
+/// How long a proven address stays proven (ms): an hour, like a bucket refresh.
+pub const VERIFIED_TTL_MS: u64 = 3_600_000;
+/// Unverified sources with FIND_VALUE answers waiting at most; beyond, the answer is contacts.
+pub const MAX_PARKED_SOURCES: usize = 1_024;
+/// FIND_VALUE answers waiting per unverified source at most.
+pub const MAX_PARKED_PER_SOURCE: usize = 8;
 
 #[derive(Debug, Clone)]
 struct Pending {
@@ -245,6 +258,10 @@ pub struct Node<S: ValueStore> {
     next_housekeeping: u64,
     next_replicate: u64,
     rate: BTreeMap<IpAddr, (u64, u32)>,
+    /// Sources that answered one of our requests, and when (amplification defence).
+    verified: BTreeMap<SocketAddr, u64>,
+    /// FIND_VALUE answers (rpcID, key) waiting for their source to answer our PING.
+    parked: BTreeMap<SocketAddr, Vec<(String, Key)>>,
     stats: Stats,
 }
 
@@ -269,6 +286,8 @@ impl<S: ValueStore> Node<S> {
             next_housekeeping: now_ms + HOUSEKEEPING_INTERVAL_MS,
             next_replicate: now_ms + replicate,
             rate: BTreeMap::new(),
+            verified: BTreeMap::new(),
+            parked: BTreeMap::new(),
             stats: Stats::default(),
             config,
         }
@@ -377,7 +396,7 @@ impl<S: ValueStore> Node<S> {
                 self.stats.spoofed_senders += 1;
                 tracing::debug!(%from, claimed = %msg.sender.socket_addr(), "sender not added: claimed address is not the source (P-W7)");
             }
-            self.answer(from, msg);
+            self.answer(from, msg, bytes.len());
         } else {
             self.on_reply(from, msg, authentic);
         }
@@ -436,7 +455,7 @@ impl<S: ValueStore> Node<S> {
         out
     }
 
-    fn answer(&mut self, from: SocketAddr, msg: Message) {
+    fn answer(&mut self, from: SocketAddr, msg: Message, request_len: usize) {
         *self
             .stats
             .requests
@@ -457,6 +476,15 @@ impl<S: ValueStore> Node<S> {
                 contacts: self.reply_contacts(&key, &requester),
             },
             Body::FindValue { key } => match self.held(&key) {
+                Some(v) if self.must_verify(from, v.value.len(), request_len) => {
+                    if self.park(from, msg.rpc_id.clone(), key) {
+                        return;
+                    }
+                    // No room to wait: answer small, as if the value were not here.
+                    Body::FindValueReply(FindValueResult::Contacts(
+                        self.reply_contacts(&key, &requester),
+                    ))
+                }
                 Some(v) => Body::FindValueReply(FindValueResult::Value(v.value)),
                 None => Body::FindValueReply(FindValueResult::Contacts(
                     self.reply_contacts(&key, &requester),
@@ -465,6 +493,67 @@ impl<S: ValueStore> Node<S> {
             _ => return, // replies are routed to on_reply
         };
         self.reply(from, msg.rpc_id, body);
+    }
+
+    /// Whether answering `value_len` bytes of value to `from` needs `from` to prove its
+    /// address first (see [`Config::amplification_factor`]).
+    fn must_verify(&self, from: SocketAddr, value_len: usize, request_len: usize) -> bool {
+        let factor = self.config.amplification_factor as usize;
+        if factor == 0 || from.ip().is_loopback() {
+            return false;
+        }
+        // The reply is the value plus about 250 bytes of envelope.
+        if value_len + 250 <= factor.saturating_mul(request_len.max(1)) {
+            return false;
+        }
+        self.verified
+            .get(&from)
+            .is_none_or(|&t| self.now.saturating_sub(t) >= VERIFIED_TTL_MS)
+    }
+
+    /// Holds a FIND_VALUE answer until `from` answers a PING; false when there is no room.
+    fn park(&mut self, from: SocketAddr, rpc_id: String, key: Key) -> bool {
+        let waiting = self.parked.get(&from).map_or(0, Vec::len);
+        if waiting >= MAX_PARKED_PER_SOURCE
+            || (waiting == 0 && self.parked.len() >= MAX_PARKED_SOURCES)
+        {
+            self.stats.drop("unverified_value_request");
+            return false;
+        }
+        self.parked.entry(from).or_default().push((rpc_id, key));
+        if waiting == 0 {
+            self.stats.verification_pings += 1;
+            self.send_request(Contact::from_addr(from), Body::Ping, Purpose::Verify);
+        }
+        true
+    }
+
+    /// `from` answered one of our requests: it receives at that address.
+    fn mark_verified(&mut self, from: SocketAddr) {
+        if self.verified.len() >= MAX_VERIFIED && !self.verified.contains_key(&from) {
+            let now = self.now;
+            self.verified
+                .retain(|_, t| now.saturating_sub(*t) < VERIFIED_TTL_MS);
+            if self.verified.len() >= MAX_VERIFIED {
+                // Still full of fresh entries: forget the older half.
+                let mut times: Vec<u64> = self.verified.values().copied().collect();
+                times.sort_unstable();
+                let cut = times[times.len() / 2];
+                self.verified.retain(|_, t| *t > cut);
+            }
+        }
+        self.verified.insert(from, self.now);
+        if let Some(waiting) = self.parked.remove(&from) {
+            for (rpc_id, key) in waiting {
+                let body = match self.held(&key) {
+                    Some(v) => Body::FindValueReply(FindValueResult::Value(v.value)),
+                    None => Body::FindValueReply(FindValueResult::Contacts(
+                        self.reply_contacts(&key, &Contact::from_addr(from).node_id),
+                    )),
+                };
+                self.reply(from, rpc_id, body);
+            }
+        }
     }
 
     /// The value at `key` if held and not expired. Expired values are removed by the
@@ -562,10 +651,15 @@ impl<S: ValueStore> Node<S> {
         }
         let p = self.pending.remove(&msg.rpc_id).expect("checked above");
         self.deadlines.remove(&(p.deadline, msg.rpc_id.clone()));
+        // Whoever answers a request we sent to an address receives at that address.
+        self.mark_verified(from);
         if authentic {
             self.saw(msg.sender);
         } else {
             self.stats.spoofed_senders += 1;
+        }
+        if matches!(p.purpose, Purpose::Verify) {
+            return; // parked answers went out in `mark_verified`
         }
         let Purpose::Op(op) = p.purpose else {
             // Eviction ping answered. When the answer names the contact we pinged, `saw` has
@@ -671,6 +765,14 @@ impl<S: ValueStore> Node<S> {
         self.deadlines.insert((p.deadline, rpc_id));
         match p.purpose {
             Purpose::EvictionPing => self.table.ping_failed(&p.node),
+            Purpose::Verify => {
+                // Never proved its address (a spoofed victim, or gone): its answers are dropped.
+                if let Some(waiting) = self.parked.remove(&p.to) {
+                    for _ in waiting {
+                        self.stats.drop("unverified_value_request");
+                    }
+                }
+            }
             Purpose::Op(op) => {
                 self.table.request_failed(&p.node);
                 // A publish's operation id is first its lookup's, then its STOREs': a FIND_NODE

@@ -52,6 +52,35 @@ fn drain(n: &mut Node<MemStore>) -> Vec<(SocketAddr, Message)> {
     out
 }
 
+/// A PONG from peer `n` answering the request `rpc`.
+fn pong(n: u32, rpc: &str) -> Vec<u8> {
+    let c = Contact::from_addr(addr(n));
+    serde_json::to_vec(&json!({"type": "PONG", "params": {
+        "address": c.address.to_string(), "port": c.port,
+        "nodeID": c.node_id.to_hex(), "referenceID": rpc}}))
+    .unwrap()
+}
+
+/// Sends FIND_VALUE from peer `n` and returns the answer, answering the PING by which a node
+/// checks an unproven requester's address first (amplification defence).
+fn find_value_from(a: &mut Node<MemStore>, now: u64, n: u32, key: &str) -> Message {
+    a.handle_datagram(
+        now,
+        addr(n),
+        &request(n, "FIND_VALUE", json!({ "key": key })),
+    );
+    let mut out = drain(a);
+    if out.len() == 1 && out[0].1.body == Body::Ping {
+        assert_eq!(out[0].0, addr(n), "the check goes to the request's source");
+        let rpc = out[0].1.rpc_id.clone();
+        a.handle_datagram(now, addr(n), &pong(n, &rpc));
+        out = drain(a);
+    }
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, addr(n));
+    out.remove(0).1
+}
+
 #[test]
 fn ping_answered_with_pong_echoing_rpc_id_p_w2() {
     let mut a = node(1);
@@ -169,14 +198,11 @@ fn find_value_gives_value_or_contacts_never_both_p_w9() {
     );
     a.handle_datagram(T0, addr(2), &store);
     assert_eq!(drain(&mut a)[0].1.body, Body::StoreReply { success: true });
-    a.handle_datagram(
-        T0,
-        addr(3),
-        &request(3, "FIND_VALUE", json!({"key": key.to_hex()})),
-    );
+    let answer = find_value_from(&mut a, T0, 3, &key.to_hex());
+    assert_eq!(answer.body, Body::FindValueReply(FindValueResult::Value(v)));
     assert_eq!(
-        drain(&mut a)[0].1.body,
-        Body::FindValueReply(FindValueResult::Value(v))
+        answer.rpc_id, "rpc-3",
+        "the parked answer keeps the request's rpcID"
     );
 }
 
@@ -596,10 +622,9 @@ fn expired_value_is_not_served_before_housekeeping_removes_it_p_k2() {
     a.handle_datagram(T0, addr(2), &request(2, "STORE", p));
     drain(&mut a);
     let find = request(3, "FIND_VALUE", json!({ "key": key }));
-    a.handle_datagram(T0 + 86_400_000 - 1, addr(3), &find);
-    let out = drain(&mut a);
+    let answer = find_value_from(&mut a, T0 + 86_400_000 - 1, 3, &key);
     assert!(matches!(
-        out[0].1.body,
+        answer.body,
         Body::FindValueReply(FindValueResult::Value(_))
     ));
     // At the expiry instant the value is still in the store (housekeeping has not run) but
@@ -880,4 +905,124 @@ proptest::proptest! {
             proptest::prop_assert!(a.table().check_invariants().is_ok());
         }
     }
+}
+
+// ------------------------------------------------------------------ amplification defence
+
+fn holder() -> (Node<MemStore>, String, String) {
+    let mut a = node(1);
+    let v = value(9);
+    let key = value::key_of(&v).to_hex();
+    let p = json!({"key": key, "value": v, "timestamp": T0, "publisher": key});
+    a.handle_datagram(T0, addr(2), &request(2, "STORE", p));
+    drain(&mut a);
+    (a, key, v)
+}
+
+#[test]
+fn a_spoofed_find_value_sends_the_victim_one_small_ping_and_no_value() {
+    let (mut a, key, v) = holder();
+    // "Peer 7" is a victim whose address an attacker put as the source; it never answers.
+    let req = request(7, "FIND_VALUE", json!({ "key": key }));
+    a.handle_datagram(T0, addr(7), &req);
+    let out: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].to, addr(7));
+    assert!(
+        out[0].bytes.len() <= req.len(),
+        "no amplification: {} bytes sent for a {}-byte request",
+        out[0].bytes.len(),
+        req.len()
+    );
+    assert!(v.len() > 3 * req.len(), "the value would have amplified");
+    // The check times out: nothing more is ever sent to the victim.
+    a.handle_timeout(T0 + 5_000);
+    a.handle_timeout(T0 + 10_000);
+    assert!(drain(&mut a).iter().all(|(to, _)| *to != addr(7)));
+    assert_eq!(a.stats().dropped.get("unverified_value_request"), Some(&1));
+    assert_eq!(a.stats().verification_pings, 1);
+}
+
+#[test]
+fn a_proven_requester_gets_the_value_at_once_next_time() {
+    let (mut a, key, v) = holder();
+    let first = find_value_from(&mut a, T0, 3, &key);
+    assert_eq!(
+        first.body,
+        Body::FindValueReply(FindValueResult::Value(v.clone()))
+    );
+    a.handle_datagram(
+        T0 + 1,
+        addr(3),
+        &request(3, "FIND_VALUE", json!({ "key": key })),
+    );
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].1.body,
+        Body::FindValueReply(FindValueResult::Value(v))
+    );
+    assert_eq!(a.stats().verification_pings, 1);
+}
+
+#[test]
+fn loopback_requesters_and_small_answers_need_no_proof() {
+    let (mut a, key, v) = holder();
+    let lo = SocketAddr::from(([127, 0, 0, 1], 5000));
+    let c = Contact::from_addr(lo);
+    let req = serde_json::to_vec(&json!({"type": "FIND_VALUE", "params": {
+        "address": "127.0.0.1", "port": 5000, "nodeID": c.node_id.to_hex(),
+        "rpcID": "r", "key": key}}))
+    .unwrap();
+    a.handle_datagram(T0, lo, &req);
+    let out = drain(&mut a);
+    assert_eq!(
+        out[0].1.body,
+        Body::FindValueReply(FindValueResult::Value(v))
+    );
+    // With the defence off, anyone gets the value at once.
+    let mut b = Node::new(
+        Config {
+            amplification_factor: 0,
+            ..Config::default()
+        },
+        Contact::from_addr(addr(1)),
+        MemStore::default(),
+        1,
+        T0,
+    );
+    let v = value(9);
+    let p = json!({"key": key, "value": v, "timestamp": T0, "publisher": key});
+    b.handle_datagram(T0, addr(2), &request(2, "STORE", p));
+    drain(&mut b);
+    b.handle_datagram(
+        T0,
+        addr(4),
+        &request(4, "FIND_VALUE", json!({ "key": key })),
+    );
+    assert!(matches!(
+        drain(&mut b)[0].1.body,
+        Body::FindValueReply(FindValueResult::Value(_))
+    ));
+}
+
+#[test]
+fn parked_answers_are_bounded_per_source() {
+    let (mut a, key, _) = holder();
+    for i in 0..(MAX_PARKED_PER_SOURCE + 2) {
+        let req = request(
+            7,
+            "FIND_VALUE",
+            json!({ "key": key, "rpcID": format!("r{i}") }),
+        );
+        a.handle_datagram(T0, addr(7), &req);
+    }
+    let out = drain(&mut a);
+    // One PING, then small contact answers once the source's queue is full.
+    assert_eq!(out.iter().filter(|(_, m)| m.body == Body::Ping).count(), 1);
+    let contacts = out
+        .iter()
+        .filter(|(_, m)| matches!(m.body, Body::FindValueReply(FindValueResult::Contacts(_))))
+        .count();
+    assert_eq!(contacts, 2);
 }
