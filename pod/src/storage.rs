@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "pod.sqlite3";
@@ -68,6 +67,16 @@ fn err(e: impl std::fmt::Display) -> StorageError {
     StorageError(e.to_string())
 }
 
+/// Reads `pubkeyhash, fingerprint, armored, registered` columns.
+fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
+    Ok(IdentityRow {
+        pubkeyhash: r.get(0)?,
+        fingerprint: r.get(1)?,
+        armored: r.get(2)?,
+        registered: r.get::<_, i64>(3)? as u64,
+    })
+}
+
 /// A registered identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityRow {
@@ -103,28 +112,13 @@ pub enum AliasOutcome {
     Taken,
 }
 
-/// One side of an inbox entry: `{"userID", "pubkeyhash"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Party {
-    /// `alias@podhost`.
-    #[serde(rename = "userID")]
-    pub user_id: String,
-    /// SHA-1 of the party's armored key.
-    pub pubkeyhash: String,
-}
+/// One side of an inbox entry, `{"userID", "pubkeyhash"}`: the client library's type, so pod
+/// and client read and write one shape.
+pub use muttr_node::client::Party;
 
-/// An inbox entry, in the whitepaper's message format (also the WebSocket frame, P-S2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InboxEntry {
-    /// Who it is for.
-    pub recipient: Party,
-    /// Who sent it (checked against the signer, P-A4).
-    pub sender: Party,
-    /// The message's key in the DHT.
-    pub key: String,
-    /// When the pod received the notification (ms).
-    pub timestamp: u64,
-}
+/// An inbox entry, in the whitepaper's message format (also the WebSocket frame, P-S2): the
+/// client library's [`muttr_node::client::Notification`].
+pub type InboxEntry = muttr_node::client::Notification;
 
 /// The pod's database.
 #[derive(Debug)]
@@ -246,14 +240,7 @@ impl Storage {
             .query_row(
                 "SELECT pubkeyhash, fingerprint, armored, registered FROM identities WHERE pubkeyhash = ?1",
                 params![pubkeyhash],
-                |r| {
-                    Ok(IdentityRow {
-                        pubkeyhash: r.get(0)?,
-                        fingerprint: r.get(1)?,
-                        armored: r.get(2)?,
-                        registered: r.get::<_, i64>(3)? as u64,
-                    })
-                },
+                identity_row,
             )
             .optional()
             .map_err(err)
@@ -300,14 +287,7 @@ impl Storage {
                  FROM aliases a JOIN identities i ON a.pubkeyhash = i.pubkeyhash
                  WHERE a.name = ?1",
                 params![name],
-                |r| {
-                    Ok(IdentityRow {
-                        pubkeyhash: r.get(0)?,
-                        fingerprint: r.get(1)?,
-                        armored: r.get(2)?,
-                        registered: r.get::<_, i64>(3)? as u64,
-                    })
-                },
+                identity_row,
             )
             .optional()
             .map_err(err)

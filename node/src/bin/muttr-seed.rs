@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use muttr_node::Config;
@@ -49,13 +48,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    muttr_node::process::init_logging(&args.log);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -116,53 +109,16 @@ async fn serve<S: ValueStore>(args: Args, config: Config, store: S) -> Result<()
     );
     tracing::info!(values = held, "store opened");
     if !args.bootstrap.is_empty() {
-        let handle = seed.handle();
-        let peers = args.bootstrap.clone();
-        tokio::spawn(async move {
-            // Retry while the table is empty: the bootstrap seed may still be starting.
-            for attempt in 1..=12u32 {
-                match handle.bootstrap(peers.clone()).await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(contacts = n, "joined the network");
-                        return;
-                    }
-                    Ok(_) => tracing::warn!(attempt, "no bootstrap seed answered; retrying"),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "bootstrap failed");
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        });
+        tokio::spawn(muttr_node::process::join(
+            seed.handle(),
+            args.bootstrap.clone(),
+        ));
     }
-    wait_for_signal().await;
+    muttr_node::process::shutdown_signal().await;
     tracing::info!("stopping");
     seed.shutdown()
         .await
         .map_err(|e| format!("shutdown: {e}"))?;
     tracing::info!("stopped; store flushed");
     Ok(())
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        biased;
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -13,7 +13,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use muttr_node::Config;
@@ -70,13 +69,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    muttr_node::process::init_logging(&args.log);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -152,24 +145,10 @@ async fn run(args: Args) -> Result<(), String> {
         args.rng_seed,
     );
     if !args.bootstrap.is_empty() {
-        let handle = seed.handle();
-        let peers = args.bootstrap.clone();
-        tokio::spawn(async move {
-            for attempt in 1..=12u32 {
-                match handle.bootstrap(peers.clone()).await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(contacts = n, "seed joined the network");
-                        return;
-                    }
-                    Ok(_) => tracing::warn!(attempt, "no bootstrap seed answered; retrying"),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "bootstrap failed");
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        });
+        tokio::spawn(muttr_node::process::join(
+            seed.handle(),
+            args.bootstrap.clone(),
+        ));
     }
 
     let seed_addr = seed.contact().socket_addr();
@@ -179,11 +158,11 @@ async fn run(args: Args) -> Result<(), String> {
             let config = tls::server_config(cert, key).map_err(|e| e.to_string())?;
             let listener = tls::TlsListener::new(tcp, config).map_err(|e| e.to_string())?;
             println!("muttr-pod listening on https://{local} seed {seed_addr} node {node}");
-            serve(listener, state, wait_for_signal()).await
+            serve(listener, state, muttr_node::process::shutdown_signal()).await
         }
         _ => {
             println!("muttr-pod listening on http://{local} seed {seed_addr} node {node}");
-            serve(tcp, state, wait_for_signal()).await
+            serve(tcp, state, muttr_node::process::shutdown_signal()).await
         }
     };
     served.map_err(|e| format!("server: {e}"))?;
@@ -193,26 +172,4 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("seed shutdown: {e}"))?;
     tracing::info!("stopped");
     Ok(())
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        biased;
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }
