@@ -37,7 +37,7 @@ pub struct NetArgs {
 /// Arguments of `muttr register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Your pod, e.g. https://muttr.me or http://127.0.0.1:8080.
+    /// Your pod, e.g. `https://muttr.me` or `http://127.0.0.1:8080`.
     #[arg(long)]
     pod: String,
     /// Reach other pods over plain http:// (local networks only).
@@ -50,7 +50,7 @@ pub struct RegisterArgs {
 pub enum AliasCmd {
     /// Take NAME at your pod: you become NAME@pod.
     Add {
-        /// The alias ([a-z0-9][a-z0-9._-]{0,63}).
+        /// The alias (`[a-z0-9][a-z0-9._-]{0,63}`).
         name: String,
     },
 }
