@@ -90,6 +90,10 @@ fn now_ms() -> u64 {
 
 const TEXT: Option<&str> = Some("text/plain");
 const MINUTE: u64 = 60_000;
+/// The body size every pod must refuse with 413 (PROFILE fixes no limit; a value fits one
+/// 65,507-byte datagram and keys are a few KiB, so a pod whose limit is above 2 MiB is assumed
+/// not to exist).
+const OVERSIZE: usize = 2 * 1024 * 1024;
 
 /// A user the suite made up.
 struct User {
@@ -209,7 +213,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     let [alice, bob, carol, mallory, dave] = &users;
     s.register(alice, bob, carol, dave, mallory).await?;
     s.aliases(alice, bob, carol, mallory).await;
-    s.auth(alice, mallory).await;
+    s.auth(alice, bob, mallory).await;
     s.tokens(alice, bob, mallory).await;
     s.inboxes(alice, bob, carol, mallory).await;
     s.messages(alice, bob).await?;
@@ -344,6 +348,21 @@ impl Suite {
         self.error_shape(&format!("{id}.json-error"), r);
     }
 
+    /// POSTs 2 MiB of text to `path`. A server that answers 413 before reading the whole
+    /// body and then closes may reset the connection before the client reads the answer (a
+    /// TCP race, not the pod's fault), so a transport error is retried twice.
+    async fn oversize(&self, path: &str) -> Result<Resp, String> {
+        let mut last = Err(String::new());
+        for _ in 0..3 {
+            let big = "A".repeat(OVERSIZE).into_bytes();
+            last = self.http.send("POST", path, TEXT, big).await;
+            if last.is_ok() {
+                break;
+            }
+        }
+        last
+    }
+
     /// P-A7: an error answer is `{"error": "<message>"}` as JSON.
     fn error_shape(&mut self, id: &str, r: &Result<Resp, String>) {
         match r {
@@ -439,6 +458,21 @@ impl Suite {
                 &r,
                 &[status],
             );
+        }
+        // The base URI is the WebSocket endpoint; a plain GET there is not a page of HTML.
+        let (sent, r) = self.call("GET", "/", None, "").await;
+        match r.as_ref().map(|r| r.status) {
+            Ok(s) if s >= 400 => self.error_shape("pod.route.get-root-plain.json-error", &r),
+            _ => self.check(
+                "pod.route.get-root-plain.json-error",
+                "P-A7",
+                Strength::Must,
+                r.is_ok(),
+                "a plain GET / (no WebSocket upgrade) answers; if it is an error, as JSON",
+                Some(&sent),
+                Some(Self::shown(&r)),
+                json!("an answer"),
+            ),
         }
     }
 
@@ -634,8 +668,7 @@ impl Suite {
             json!({"status": 200}),
         );
         // Oversize.
-        let big = "A".repeat(2 * 1024 * 1024);
-        let r = self.http.send("POST", "/", TEXT, big.into_bytes()).await;
+        let r = self.oversize("/").await;
         self.expect_error(
             "pod.register.oversize-413",
             "P-A7",
@@ -913,7 +946,7 @@ impl Suite {
 
     // ------------------------------------------------------------------ 5. authentication
 
-    async fn auth(&mut self, alice: &User, mallory: &User) {
+    async fn auth(&mut self, alice: &User, bob: &User, mallory: &User) {
         let params: [(&str, &str); 2] = [("resource", "/inboxes"), ("method", "GET")];
         let body = self.signed(alice, &params);
         let (sent, r) = self.post("/tokens", &body).await;
@@ -937,6 +970,15 @@ impl Suite {
                 &sent,
                 &r,
                 &[401],
+            );
+            let (sent, r) = self.post(&format!("/inboxes/{}", alice.alias), &body).await;
+            self.expect_error(
+                "pod.auth.replay-other-endpoint-refused",
+                "P-A2",
+                "a text accepted at POST /tokens, replayed at POST /inboxes/:alias",
+                &sent,
+                &r,
+                &[400, 401],
             );
         } else {
             self.na(
@@ -980,6 +1022,22 @@ impl Suite {
             Strength::Should,
             r.as_ref().is_ok_and(|r| r.status == 200),
             "a nonce 2 minutes old (inside the 5-minute window) is accepted",
+            Some(&sent),
+            Some(Self::shown(&r)),
+            json!({"status": 200}),
+        );
+        // The replay rule is per (identity, nonce): another identity may use the same number.
+        let n = self.nonce();
+        let a = self.signed_as(alice, "pubkeyhash", &alice.hash, n, &params);
+        let b = self.signed_as(bob, "pubkeyhash", &bob.hash, n, &params);
+        let _ = self.post("/tokens", &a).await;
+        let (sent, r) = self.post("/tokens", &b).await;
+        self.check(
+            "pod.auth.same-nonce-other-identity-ok",
+            "P-A2",
+            Strength::Should,
+            r.as_ref().is_ok_and(|r| r.status == 200),
+            "bob may use the nonce alice just used: replay is per (identity, nonce)",
             Some(&sent),
             Some(Self::shown(&r)),
             json!({"status": 200}),
@@ -2220,6 +2278,23 @@ impl Suite {
             &r,
             &[415],
         );
+        // Oversize bodies on the other POST endpoints (a value fits one 65,507-byte datagram).
+        for (id, path) in [
+            ("pod.messages.store-oversize-413", "/messages".to_string()),
+            ("pod.aliases.oversize-413", "/aliases".to_string()),
+            ("pod.tokens.oversize-413", "/tokens".to_string()),
+            ("pod.inbox.oversize-413", format!("/inboxes/{}", bob.alias)),
+        ] {
+            let r = self.oversize(&path).await;
+            self.expect_error(
+                id,
+                "P-A7",
+                "a 2 MiB body",
+                &json!({"method": "POST", "path": path, "body": "2 MiB of 'A'"}),
+                &r,
+                &[413],
+            );
+        }
         Ok(())
     }
 
