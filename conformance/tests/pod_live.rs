@@ -429,3 +429,53 @@ async fn a_pod_serving_keys_as_text_plain_fails_exactly_that_case() {
         BTreeSet::from(["pod.alias-get.media-pgp-keys"])
     );
 }
+
+/// Answers a GET/DELETE whose token it has seen accepted with the same answer again: tokens
+/// usable more than once.
+fn reusable_tokens(r: Router, _: AppState) -> Router {
+    let seen: Seen = Arc::default();
+    r.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let seen = seen.clone();
+        async move {
+            let key = req.uri().to_string().into_bytes();
+            if !req.uri().query().is_some_and(|q| q.contains("token=")) {
+                return next.run(req).await;
+            }
+            if let Some((s, ct, b)) = seen.lock().unwrap().get(&key).cloned() {
+                let mut res = (s, b).into_response();
+                if let Some(ct) = ct {
+                    res.headers_mut().insert(header::CONTENT_TYPE, ct);
+                }
+                return res;
+            }
+            let res = next.run(req).await;
+            if res.status() != StatusCode::OK {
+                return res;
+            }
+            let status = res.status();
+            let ct = res.headers().get(header::CONTENT_TYPE).cloned();
+            let b = to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap()
+                .to_vec();
+            seen.lock()
+                .unwrap()
+                .insert(key, (status, ct.clone(), b.clone()));
+            let mut res = (status, b).into_response();
+            if let Some(ct) = ct {
+                res.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            res
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_accepting_a_token_twice_fails_exactly_that_case() {
+    let (rules, failing) = broken(reusable_tokens).await;
+    assert_eq!(rules, BTreeSet::from(["P-A6".to_string()]), "{failing:#?}");
+    assert_eq!(
+        failing_ids(&failing),
+        BTreeSet::from(["pod.token.single-use-401"])
+    );
+}
