@@ -248,6 +248,23 @@ fn the_muttr_pod_binary_passes_through_the_cli() {
     assert!(v["summary"]["pass"].as_u64().unwrap() >= 100, "{stdout}");
 }
 
+#[test]
+fn an_unreachable_pod_fails_the_probe_and_a_bad_url_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
+        .args(["pod", "http://127.0.0.1:1", "--timeout-ms", "2000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pod.probe.http"), "{stdout}");
+    assert!(stdout.contains("1 cases"), "{stdout}");
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
+        .args(["pod", "ftp://example"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
 // ------------------------------------------------------------------ broken pods
 
 /// Runs the suite against the real router behind `wrap` and returns the failing rules and
