@@ -13,17 +13,19 @@
 //! | [`generate`] | the generator of `vectors/*.json`, with expected results computed from the PROFILE |
 //! | [`vectors`] | the vector runner: every case through the adapter protocol, graded |
 //! | [`adapter`] | the stdin/stdout JSON-lines adapter protocol, this implementation behind it, a subprocess client |
+//! | [`pod`] | the live suite: a pod over HTTP(S) and WebSocket, with its own keys and federation pod |
 //! | [`seed`] | the live suite: a seed over real UDP, played against from several sockets |
 //! | [`pgp`] | hand-built OpenPGP packet sequences (encrypted or not) for STORE cases |
 //! | [`canon`] | canonical (sorted-key) JSON text, so generated files are reproducible |
 //!
 //! The `muttr-conformance` binary wraps these: `gen-vectors`, `vectors [--impl CMD]`,
-//! `adapter`, `seed UDP_ADDR`; see `conformance/README.md`.
+//! `adapter`, `seed UDP_ADDR`, `pod URL`; see `conformance/README.md`.
 
 pub mod adapter;
 pub mod canon;
 pub mod generate;
 pub mod pgp;
+pub mod pod;
 pub mod report;
 pub mod seed;
 pub mod vectors;

@@ -5,6 +5,7 @@
 //! muttr-conformance vectors [--impl CMD]           run the vectors (in-process or via an adapter)
 //! muttr-conformance adapter                        serve this implementation as an adapter
 //! muttr-conformance seed 127.0.0.1:4000            the live seed suite over UDP
+//! muttr-conformance pod http://127.0.0.1:8080      the live pod suite over HTTP and WebSocket
 //! ```
 //! Reports: text on stdout, `--json FILE`, `--junit FILE`; `--expect FILE` lists known
 //! failures. Exit status: 0 when no case failed unexpectedly, 1 otherwise, 2 on usage or I/O
@@ -18,7 +19,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use muttr_conformance::adapter::{self, InProcess, Subprocess};
 use muttr_conformance::report::{CaseResult, Expectations, Report};
-use muttr_conformance::{generate, seed, vectors};
+use muttr_conformance::{generate, pod, seed, vectors};
 
 /// Conformance suite for Muttr implementations (PROFILE.md).
 #[derive(Debug, Parser)]
@@ -72,10 +73,33 @@ enum Cmd {
         #[command(flatten)]
         out: Output,
     },
-    /// The live pod suite (PROFILE §5-§6): not implemented yet.
+    /// The live black-box suite against a pod at URL (PROFILE §5-§6).
     Pod {
-        /// The pod's base URL.
+        /// The pod's base URL (`http://127.0.0.1:8080`, `https://pod.example`).
         url: String,
+        /// The pod's public host in its users' IDs (`alias@HOST`, P-A8); default: the URL's
+        /// host[:port].
+        #[arg(long, value_name = "HOST")]
+        pod_host: Option<String>,
+        /// Serve the suite's own federation pod (plain HTTP) on ADDR (`127.0.0.1:0` picks a
+        /// port) and test href authentication (P-A3); the pod under test must run in
+        /// insecure-federation mode and reach ADDR. Without it those cases are not-applicable.
+        #[arg(long, value_name = "ADDR")]
+        federation_host: Option<SocketAddr>,
+        /// Also run the cases that wait: token expiry (31 s) and WebSocket silence (10 s).
+        #[arg(long)]
+        slow: bool,
+        /// Also register an RSA-3072 key (P-G2).
+        #[arg(long)]
+        rsa: bool,
+        /// How long one request may take, in ms.
+        #[arg(long, default_value_t = 15_000)]
+        timeout_ms: u64,
+        /// Seed of the suite's random aliases and values (default: from the clock).
+        #[arg(long)]
+        rng_seed: Option<u64>,
+        #[command(flatten)]
+        out: Output,
     },
 }
 
@@ -163,10 +187,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cases = rt.block_on(seed::run(&opts))?;
             finish("seed", cases, &out)
         }
-        Cmd::Pod { url } => {
-            anyhow::bail!(
-                "not yet implemented: the pod suite (PROFILE §5-§6) lands with the pod; nothing was run against {url}"
-            )
+        Cmd::Pod {
+            url,
+            pod_host,
+            federation_host,
+            slow,
+            rsa,
+            timeout_ms,
+            rng_seed,
+            out,
+        } => {
+            let mut opts = pod::Options::new(url);
+            opts.pod_host = pod_host;
+            opts.federation_host = federation_host;
+            opts.slow = slow;
+            opts.rsa = rsa;
+            opts.timeout = Duration::from_millis(timeout_ms);
+            if let Some(s) = rng_seed {
+                opts.rng_seed = s;
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let cases = rt.block_on(pod::run(&opts))?;
+            finish("pod", cases, &out)
         }
     }
 }

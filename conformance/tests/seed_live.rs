@@ -160,16 +160,6 @@ fn cli_against_real_seed_writes_reports_and_honours_expect_file() {
     assert!(xml.contains("name=\"seed.store.key-mismatch-refused\""));
 }
 
-#[test]
-fn pod_suite_says_it_is_not_implemented() {
-    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
-        .args(["pod", "http://127.0.0.1:1"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet implemented"));
-}
-
 // ------------------------------------------------------------------ our seed, in-process
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

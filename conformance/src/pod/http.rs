@@ -1,0 +1,243 @@
+//! The suite's own HTTP/1.1 and WebSocket client (any method, header, body), and the tiny
+//! federation pod it serves: `GET /aliases/:alias` over plain HTTP (P-A3).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use muttr_node::client::TcpDialer;
+use muttr_node::client::dial::{Conn, connect};
+use muttr_node::client::http::Target;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Largest answer body read.
+const MAX_ANSWER: usize = 4 * 1024 * 1024;
+
+/// One HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`, if any.
+    pub ctype: Option<String>,
+    /// Body (lossy UTF-8).
+    pub body: String,
+}
+
+impl Resp {
+    /// The body as JSON, if it is JSON.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// The media type without parameters, lowercase.
+    pub fn essence(&self) -> String {
+        self.ctype
+            .as_deref()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    /// For reports: status, media type, body (clipped).
+    pub fn shown(&self) -> Value {
+        json!({"status": self.status, "content_type": self.ctype, "body": clip(&self.body)})
+    }
+}
+
+/// `s`, clipped to 300 characters for reports.
+pub fn clip(s: &str) -> Value {
+    if s.len() > 300 {
+        let mut end = 300;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        json!(format!("{}… ({} bytes)", &s[..end], s.len()))
+    } else {
+        json!(s)
+    }
+}
+
+/// A client for one pod.
+#[derive(Debug, Clone)]
+pub struct Http {
+    /// Where the pod is.
+    pub target: Target,
+    /// How long one request may take.
+    pub timeout: Duration,
+}
+
+impl Http {
+    /// Sends one request on a fresh connection.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        ctype: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Resp, String> {
+        let t = &self.target;
+        let work = async {
+            let conn = connect(&TcpDialer, &t.host, t.port, t.tls)
+                .await
+                .map_err(|e| format!("cannot connect: {e}"))?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(conn))
+                    .await
+                    .map_err(|e| format!("HTTP handshake: {e}"))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            let mut req = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, &t.authority);
+            if let Some(ct) = ctype {
+                req = req.header(hyper::header::CONTENT_TYPE, ct);
+            }
+            let req = req
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| format!("bad request: {e}"))?;
+            let res = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("no answer: {e}"))?;
+            let status = res.status().as_u16();
+            let ctype = res
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let bytes = Limited::new(res.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the answer: {e}"))?
+                .to_bytes();
+            Ok(Resp {
+                status,
+                ctype,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            })
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout)))
+    }
+
+    /// Opens a WebSocket at the base URI (P-S1).
+    pub async fn websocket(&self) -> Result<Ws, String> {
+        let t = &self.target;
+        let conn = tokio::time::timeout(self.timeout, connect(&TcpDialer, &t.host, t.port, t.tls))
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let url = format!("{}://{}/", if t.tls { "wss" } else { "ws" }, t.authority);
+        let (ws, _) = tokio::time::timeout(
+            self.timeout,
+            tokio_tungstenite::client_async(url.as_str(), conn),
+        )
+        .await
+        .map_err(|_| "WebSocket handshake timed out".to_string())?
+        .map_err(|e| format!("WebSocket handshake: {e}"))?;
+        Ok(ws)
+    }
+}
+
+/// A WebSocket to the pod.
+pub type Ws = tokio_tungstenite::WebSocketStream<Conn<TcpStream>>;
+
+/// What the federation pod answers for one alias: status, media type, body.
+pub type Served = (u16, &'static str, String);
+
+/// The suite's own tiny pod: answers `GET /aliases/:alias` from a fixed table over plain
+/// HTTP, and remembers every path it was asked for.
+#[derive(Debug)]
+pub struct FedServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Paths requested, in order.
+    pub seen: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FedServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FedServer {
+    /// Listens on `addr` (port 0 picks one) and serves `table` (alias → answer).
+    pub async fn start(addr: SocketAddr, table: HashMap<String, Served>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let table = Arc::new(table);
+        let seen2 = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (table, seen) = (table.clone(), seen2.clone());
+                tokio::spawn(async move {
+                    let _ = serve_one(sock, &table, &seen).await;
+                });
+            }
+        });
+        Ok(FedServer { addr, seen, task })
+    }
+
+    /// Paths requested so far.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+async fn serve_one(
+    mut sock: TcpStream,
+    table: &HashMap<String, Served>,
+    seen: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 2048];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk))
+            .await
+            .map_err(|_| std::io::Error::other("slow client"))??;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut words = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    if let Ok(mut s) = seen.lock() {
+        s.push(path.to_string());
+    }
+    let alias = path.strip_prefix("/aliases/").unwrap_or("");
+    let (status, ctype, body) = match table.get(alias) {
+        Some(answer) if method == "GET" => answer.clone(),
+        _ => (
+            404,
+            "application/json",
+            r#"{"error":"no such alias"}"#.to_string(),
+        ),
+    };
+    let text = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(text.as_bytes()).await?;
+    sock.shutdown().await
+}

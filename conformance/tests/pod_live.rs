@@ -1,0 +1,498 @@
+//! The live pod suite over real loopback TCP: this repository's pod (in-process through
+//! `muttr_pod::serve`, and the `muttr-pod` binary as a real process) passes every case, and
+//! deliberately broken pods — the real router behind a wrapper that breaks one rule at a time
+//! — fail exactly that rule.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use muttr_conformance::pod::{self, Options};
+use muttr_conformance::report::{CaseResult, Verdict};
+use muttr_conformance::seed::failing_rules;
+use muttr_node::driver::{Seed, SeedOptions, spawn_seed};
+use muttr_node::net::{Clock, TokioTransport};
+use muttr_node::store::{MemStore, Quotas};
+use muttr_pod::{AppState, PodConfig, Storage};
+use serde_json::{Value, json};
+
+fn not_passing(cases: &[CaseResult]) -> Vec<&CaseResult> {
+    cases
+        .iter()
+        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::NotApplicable))
+        .collect()
+}
+
+fn ids(cases: &[CaseResult]) -> BTreeSet<String> {
+    cases.iter().map(|c| c.id.clone()).collect()
+}
+
+fn options(url: String) -> Options {
+    let mut o = Options::new(url);
+    o.federation_host = Some("127.0.0.1:0".parse().unwrap());
+    o.rng_seed = 42;
+    o
+}
+
+/// A pod on a loopback port (its public host is that address), in insecure-federation mode
+/// with loopback exempt from the per-IP limit; `wrap` may put a broken layer around the router.
+struct LivePod {
+    url: String,
+    _seed: Seed<MemStore>,
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LivePod {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn live_pod(wrap: Option<fn(Router, AppState) -> Router>) -> LivePod {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = PodConfig {
+        public_host: addr.to_string(),
+        insecure_federation: true,
+        exempt_loopback: true,
+        ..PodConfig::default()
+    };
+    let seed = spawn_seed(
+        TokioTransport,
+        SeedOptions::new("127.0.0.1:0".parse().unwrap(), 5),
+        MemStore::new(Quotas::from_config(&muttr_node::Config::default())),
+        Clock::system(),
+    )
+    .await
+    .unwrap();
+    let state = AppState::new(
+        config,
+        Storage::open(dir.path()).unwrap(),
+        Some(seed.handle()),
+        Clock::system(),
+        None,
+    );
+    let task = match wrap {
+        None => tokio::spawn(async move {
+            muttr_pod::serve(listener, state, std::future::pending())
+                .await
+                .unwrap();
+        }),
+        Some(wrap) => {
+            let app = wrap(muttr_pod::router(state.clone()), state);
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await
+                .unwrap();
+            })
+        }
+    };
+    LivePod {
+        url: format!("http://{addr}"),
+        _seed: seed,
+        _dir: dir,
+        task,
+    }
+}
+
+// ------------------------------------------------------------------ our pod
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_pod_in_process_passes_every_case() {
+    let pod = live_pod(None).await;
+    let started = std::time::Instant::now();
+    let cases = pod::run(&options(pod.url.clone())).await.unwrap();
+    let took = started.elapsed();
+    let bad = not_passing(&cases);
+    assert!(bad.is_empty(), "{bad:#?}");
+    // Every case id is distinct, and there are enough of them.
+    assert_eq!(ids(&cases).len(), cases.len(), "duplicate case ids");
+    assert!(cases.len() >= 100, "only {} cases", cases.len());
+    // Only the optional ones (RSA, slow) are not applicable.
+    let na: BTreeSet<&str> = cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::NotApplicable)
+        .map(|c| c.id.as_str())
+        .collect();
+    let allowed: BTreeSet<&str> = [
+        "pod.register.rsa",
+        "pod.token.expires-after-30s",
+        "pod.ws.silent-10s-4401",
+    ]
+    .into();
+    assert!(na.is_subset(&allowed), "{na:?}");
+    assert!(took.as_secs() < 20, "the suite took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_federation_host_the_federation_cases_are_not_applicable() {
+    let pod = live_pod(None).await;
+    let mut o = options(pod.url.clone());
+    o.federation_host = None;
+    let cases = pod::run(&o).await.unwrap();
+    assert!(not_passing(&cases).is_empty(), "{:#?}", not_passing(&cases));
+    let fed: Vec<&CaseResult> = cases
+        .iter()
+        .filter(|c| c.id.starts_with("pod.fed."))
+        .collect();
+    assert_eq!(fed.len(), 10);
+    assert!(fed.iter().all(|c| c.verdict == Verdict::NotApplicable));
+}
+
+// ------------------------------------------------------------------ the muttr-pod binary
+
+struct PodProcess {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PodProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `muttr-pod` binary of this workspace (`MUTTR_POD_BIN` overrides); built here when only
+/// this package is tested.
+fn pod_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("MUTTR_POD_BIN") {
+        return PathBuf::from(p);
+    }
+    let me = PathBuf::from(env!("CARGO_BIN_EXE_muttr-conformance"));
+    let path = me.with_file_name(format!("muttr-pod{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "muttr-pod", "--bin", "muttr-pod"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building muttr-pod failed");
+    }
+    path
+}
+
+fn start_pod_process() -> PodProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pod.toml");
+    std::fs::write(&config, "exempt_loopback = true\n").unwrap();
+    let mut child = Command::new(pod_binary())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--seed-listen",
+            "127.0.0.1:0",
+            "--insecure-federation",
+            "--log",
+            "warn",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no ready line: {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    PodProcess {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn the_muttr_pod_binary_passes_through_the_cli() {
+    let pod = start_pod_process();
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
+        .args([
+            "pod",
+            &pod.url,
+            "--federation-host",
+            "127.0.0.1:0",
+            "--json",
+        ])
+        .arg(report.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap()).unwrap();
+    assert_eq!(v["suite"], "pod");
+    assert_eq!(v["summary"]["fail"], 0, "{stdout}");
+    assert!(v["summary"]["pass"].as_u64().unwrap() >= 100, "{stdout}");
+}
+
+#[test]
+fn an_unreachable_pod_fails_the_probe_and_a_bad_url_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
+        .args(["pod", "http://127.0.0.1:1", "--timeout-ms", "2000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pod.probe.http"), "{stdout}");
+    assert!(stdout.contains("1 cases"), "{stdout}");
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
+        .args(["pod", "ftp://example"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+// ------------------------------------------------------------------ broken pods
+
+/// Runs the suite against the real router behind `wrap` and returns the failing rules and
+/// case ids.
+async fn broken(wrap: fn(Router, AppState) -> Router) -> (BTreeSet<String>, Vec<CaseResult>) {
+    let pod = live_pod(Some(wrap)).await;
+    let cases = pod::run(&options(pod.url.clone())).await.unwrap();
+    let failing: Vec<CaseResult> = cases
+        .into_iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .collect();
+    (failing_rules(&failing), failing)
+}
+
+fn failing_ids(cases: &[CaseResult]) -> BTreeSet<&str> {
+    cases.iter().map(|c| c.id.as_str()).collect()
+}
+
+async fn text_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status().as_u16() >= 400 {
+        return (res.status(), "something went wrong").into_response();
+    }
+    res
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_answering_errors_as_text_fails_p_a7_only() {
+    let (rules, failing) = broken(|r, _| r.layer(middleware::from_fn(text_errors))).await;
+    assert_eq!(rules, BTreeSet::from(["P-A7".to_string()]), "{failing:#?}");
+    let other: Vec<&CaseResult> = failing
+        .iter()
+        .filter(|c| !c.id.ends_with(".json-error"))
+        .collect();
+    assert!(other.is_empty(), "{other:#?}");
+    assert!(failing.len() >= 50, "{}", failing.len());
+}
+
+async fn wrap_answers(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if res.status() != StatusCode::OK || !json {
+        return res;
+    }
+    let bytes = to_bytes(res.into_body(), usize::MAX).await.unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    axum::Json(json!({"status": "success", "result": v})).into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_wrapping_answers_like_the_original_muttrpod_fails_p_a5_only() {
+    let (rules, failing) = broken(|r, _| r.layer(middleware::from_fn(wrap_answers))).await;
+    assert_eq!(rules, BTreeSet::from(["P-A5".to_string()]), "{failing:#?}");
+    // Every answer the suite reads a token or a key from is wrapped, so what depends on
+    // them (playback, purge) is not-applicable rather than failed a second time.
+    assert_eq!(
+        failing_ids(&failing),
+        BTreeSet::from([
+            "pod.register.shape",
+            "pod.alias.create-shape",
+            "pod.token.shape",
+            "pod.inbox.post-shape",
+            "pod.messages.store-shape",
+        ])
+    );
+}
+
+type Seen = Arc<Mutex<HashMap<Vec<u8>, (StatusCode, Option<HeaderValue>, Vec<u8>)>>>;
+
+/// Answers a POST body it has already seen accepted with the same answer again: a pod that
+/// does not keep used nonces.
+fn accept_replays(r: Router, _: AppState) -> Router {
+    let seen: Seen = Arc::default();
+    r.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let seen = seen.clone();
+        async move {
+            if req.method() != "POST" {
+                return next.run(req).await;
+            }
+            let (parts, body) = req.into_parts();
+            let bytes = to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default()
+                .to_vec();
+            if let Some((s, ct, b)) = seen.lock().unwrap().get(&bytes).cloned() {
+                let mut res = (s, b).into_response();
+                if let Some(ct) = ct {
+                    res.headers_mut().insert(header::CONTENT_TYPE, ct);
+                }
+                return res;
+            }
+            let res = next
+                .run(Request::from_parts(parts, Body::from(bytes.clone())))
+                .await;
+            if res.status() != StatusCode::OK || !bytes.starts_with(b"-----BEGIN PGP SIGNED") {
+                return res;
+            }
+            let status = res.status();
+            let ct = res.headers().get(header::CONTENT_TYPE).cloned();
+            let b = to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap()
+                .to_vec();
+            seen.lock()
+                .unwrap()
+                .insert(bytes, (status, ct.clone(), b.clone()));
+            let mut res = (status, b).into_response();
+            if let Some(ct) = ct {
+                res.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            res
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_accepting_replayed_nonces_fails_p_a2_only() {
+    let (rules, failing) = broken(accept_replays).await;
+    assert_eq!(rules, BTreeSet::from(["P-A2".to_string()]), "{failing:#?}");
+    let ids = failing_ids(&failing);
+    assert!(ids.contains("pod.auth.replay-401"), "{ids:?}");
+    assert!(ids.contains("pod.inbox.replay-401"), "{ids:?}");
+}
+
+/// Deletes a user's inbox entries once one was pushed over a WebSocket, as the original
+/// muttrpod did.
+fn drop_after_push(r: Router, state: AppState) -> Router {
+    r.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let state = state.clone();
+        async move {
+            let notify = req.method() == "POST" && req.uri().path().starts_with("/inboxes/");
+            let res = next.run(req).await;
+            if !notify || res.status() != StatusCode::OK {
+                return res;
+            }
+            let (parts, body) = res.into_parts();
+            let bytes = to_bytes(body, usize::MAX).await.unwrap();
+            let v: Value = serde_json::from_slice(&bytes).unwrap();
+            let owner = v["message"]["recipient"]["pubkeyhash"]
+                .as_str()
+                .unwrap_or("");
+            if state.hub.subscribers(owner) > 0 {
+                state.storage.purge(owner).unwrap();
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_dropping_pushed_entries_fails_p_a9_only() {
+    let (rules, failing) = broken(drop_after_push).await;
+    assert_eq!(rules, BTreeSet::from(["P-A9".to_string()]), "{failing:#?}");
+    assert!(failing_ids(&failing).contains("pod.inbox.kept-after-push"));
+}
+
+async fn keys_as_text(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    if res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/pgp-keys")
+    {
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    res
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_serving_keys_as_text_plain_fails_exactly_that_case() {
+    let (rules, failing) = broken(|r, _| r.layer(middleware::from_fn(keys_as_text))).await;
+    assert_eq!(rules, BTreeSet::from(["P-A5".to_string()]));
+    assert_eq!(
+        failing_ids(&failing),
+        BTreeSet::from(["pod.alias-get.media-pgp-keys"])
+    );
+}
+
+/// Answers a GET/DELETE whose token it has seen accepted with the same answer again: tokens
+/// usable more than once.
+fn reusable_tokens(r: Router, _: AppState) -> Router {
+    let seen: Seen = Arc::default();
+    r.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let seen = seen.clone();
+        async move {
+            let key = req.uri().to_string().into_bytes();
+            if !req.uri().query().is_some_and(|q| q.contains("token=")) {
+                return next.run(req).await;
+            }
+            if let Some((s, ct, b)) = seen.lock().unwrap().get(&key).cloned() {
+                let mut res = (s, b).into_response();
+                if let Some(ct) = ct {
+                    res.headers_mut().insert(header::CONTENT_TYPE, ct);
+                }
+                return res;
+            }
+            let res = next.run(req).await;
+            if res.status() != StatusCode::OK {
+                return res;
+            }
+            let status = res.status();
+            let ct = res.headers().get(header::CONTENT_TYPE).cloned();
+            let b = to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap()
+                .to_vec();
+            seen.lock()
+                .unwrap()
+                .insert(key, (status, ct.clone(), b.clone()));
+            let mut res = (status, b).into_response();
+            if let Some(ct) = ct {
+                res.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            res
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_accepting_a_token_twice_fails_exactly_that_case() {
+    let (rules, failing) = broken(reusable_tokens).await;
+    assert_eq!(rules, BTreeSet::from(["P-A6".to_string()]), "{failing:#?}");
+    assert_eq!(
+        failing_ids(&failing),
+        BTreeSet::from(["pod.token.single-use-401"])
+    );
+}
