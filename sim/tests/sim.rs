@@ -110,3 +110,92 @@ fn seed_changes_the_run() {
     assert_ne!(a.report.events_sha256, b.report.events_sha256);
     assert_eq!(b.report.seed, 2);
 }
+
+/// Loss, a partition, replacement churn and crash/restart all happen, the run still serves
+/// most lookups, and it replays byte for byte.
+#[test]
+fn faults_happen_and_replay() {
+    let sc = Scenario::from_toml(
+        r#"
+        name = "faults-mini"
+        seed = 3
+        seeds = 60
+        bootstrap_s = 10
+        duration_s = 120
+        [network]
+        latency = { kind = "uniform", min_ms = 10, max_ms = 80 }
+        loss = 0.05
+        [[network.partitions]]
+        start_s = 30
+        end_s = 60
+        fraction = 0.3
+        [churn]
+        replace_per_hour = 5.0
+        crash_per_hour = 5.0
+        restart_after_s = 20
+        [workload]
+        lookups_per_node_per_min = 2.0
+        publishes_per_node_per_min = 0.5
+        "#,
+    )
+    .unwrap();
+    let a = run(&sc, &quiet()).unwrap();
+    let b = run(&sc, &quiet()).unwrap();
+    assert!(a.events == b.events, "event logs differ");
+    assert_eq!(a.report.deterministic_part(), b.report.deterministic_part());
+    let r = &a.report;
+    assert!(
+        r.nodes.left > 0 && r.nodes.joined == r.nodes.left,
+        "{:?}",
+        r.nodes
+    );
+    assert!(
+        r.nodes.crashed > 0 && r.nodes.restarted > 0,
+        "{:?}",
+        r.nodes
+    );
+    assert!(r.traffic.datagrams_lost > 0 && r.traffic.datagrams_partitioned > 0);
+    assert!(r.routing.timeouts > 0);
+    assert!(r.lookups.count > 50, "{}", r.summary());
+    assert!(r.lookups.success_rate >= 0.8, "{}", r.summary());
+    let log = String::from_utf8(a.events.clone()).unwrap();
+    for ev in [
+        "\"partition_start\"",
+        "\"partition_end\"",
+        "\"crash\"",
+        "\"restart\"",
+        "\"leave\"",
+    ] {
+        assert!(log.contains(ev), "no {ev} in the log");
+    }
+}
+
+/// With k = 3 and crashed nodes that never come back in time, values lose every holder among
+/// the k closest live nodes: the checker must notice and fail the run.
+#[test]
+fn invariant_checker_catches_lost_replicas() {
+    let sc = Scenario::from_toml(
+        r#"
+        seed = 5
+        seeds = 30
+        bootstrap_s = 10
+        duration_s = 240
+        [churn]
+        crash_per_hour = 6.0
+        restart_after_s = 100000
+        [workload]
+        lookups_per_node_per_min = 0.0
+        publishes_per_node_per_min = 1.0
+        [checks]
+        interval_s = 30
+        [config]
+        k = 3
+        "#,
+    )
+    .unwrap();
+    let r = run(&sc, &quiet()).unwrap().report;
+    assert!(r.nodes.crashed >= 10, "{:?}", r.nodes);
+    assert!(!r.invariants.ok, "{}", r.summary());
+    assert!(r.invariants.violation_count > 0);
+    assert!(r.invariants.violations[0].contains("none among the 3 closest"));
+}
