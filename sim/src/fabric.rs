@@ -104,6 +104,7 @@ pub fn splitmix64(mut x: u64) -> u64 {
 #[derive(Debug)]
 pub struct Fabric {
     doorbell: Arc<Notify>,
+    batch: Duration,
     latency: Latency,
     loss: f64,
     partitions: Vec<ActivePartition>,
@@ -134,6 +135,7 @@ impl Fabric {
             .collect();
         Fabric {
             doorbell: Arc::new(Notify::new()),
+            batch: Duration::from_millis(network.batch_ms),
             latency: network.latency.clone(),
             loss: network.loss,
             partitions,
@@ -212,7 +214,9 @@ impl Fabric {
                 self.stats.lost += 1;
                 continue;
             }
-            let d = self.delay();
+            // With batching, the datagram left its host up to `batch` ago: count that time
+            // as part of its latency.
+            let d = self.delay().saturating_sub(self.batch);
             if d.is_zero() {
                 self.deliver(guard, pkt);
             } else {
@@ -236,20 +240,37 @@ impl Fabric {
         guard.deliver(pkt);
     }
 
-    /// Runs forever: a pass whenever the doorbell rings or a delivery falls due.
+    /// Runs forever: a pass whenever the doorbell rings (or, with batching, `batch_ms` after
+    /// it first rang) or a delivery falls due.
     pub async fn run(fabric: &std::cell::RefCell<Fabric>, guard: &EnterGuard) {
         let doorbell = fabric.borrow().doorbell();
+        let batch = fabric.borrow().batch;
+        let mut pass_at: Option<Instant> = None;
         loop {
-            let next = fabric.borrow().pending.first_key_value().map(|(k, _)| k.0);
-            match next {
+            let due = fabric.borrow().pending.first_key_value().map(|(k, _)| k.0);
+            let next = match (due, pass_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let rang = match next {
                 Some(at) => {
                     tokio::select! {
                         biased;
-                        _ = doorbell.notified() => {}
-                        _ = tokio::time::sleep_until(at) => {}
+                        _ = doorbell.notified() => true,
+                        _ = tokio::time::sleep_until(at) => false,
                     }
                 }
-                None => doorbell.notified().await,
+                None => {
+                    doorbell.notified().await;
+                    true
+                }
+            };
+            if rang && !batch.is_zero() {
+                pass_at.get_or_insert_with(|| Instant::now() + batch);
+                continue;
+            }
+            if pass_at.is_some_and(|p| p <= Instant::now()) {
+                pass_at = None;
             }
             fabric.borrow_mut().step(guard);
         }

@@ -124,6 +124,16 @@ mod tests {
     /// from the right host, receive on the right host, and close their own socket on drop.
     #[test]
     fn sockets_carry_their_host_into_untagged_tasks() {
+        host_scoped_round_trip(0);
+    }
+
+    /// Batching delays routing by up to 1 ms but the latency seen end to end is unchanged.
+    #[test]
+    fn batched_fabric_keeps_the_latency() {
+        host_scoped_round_trip(1);
+    }
+
+    fn host_scoped_round_trip(batch_ms: u64) {
         let mut net = Net::new();
         let a = net.add_host(IpAddr::V4(host_ip(0)));
         let b = net.add_host(IpAddr::V4(host_ip(1)));
@@ -135,6 +145,7 @@ mod tests {
             .unwrap();
         let network = Network {
             latency: Latency::Fixed { ms: 25.0 },
+            batch_ms,
             ..Network::default()
         };
         rt.block_on(async {
