@@ -592,6 +592,9 @@ async fn orchestrate(
     {
         let bar = bar.clone();
         let w = w.clone();
+        let text_progress = progress && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let step = ((total_s / 10.0).ceil() as u64).max(1);
+        let wall = std::time::Instant::now();
         tokio::task::spawn_local(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -601,6 +604,14 @@ async fn orchestrate(
                 };
                 bar.set_position(t);
                 bar.set_message(format!("{live} live"));
+                // Not a terminal: a plain line every tenth of the run, for logs.
+                if text_progress && t % step == 0 {
+                    eprintln!(
+                        "muttr-sim: {t}/{} simulated s, {live} live, {:.0} wall s",
+                        total_s.ceil(),
+                        wall.elapsed().as_secs_f64()
+                    );
+                }
             }
         });
     }
