@@ -62,6 +62,9 @@ pub struct Nodes {
     pub live_at_end: u32,
     /// Joins whose bootstrap failed.
     pub bootstrap_failed: u32,
+    /// Joins whose bootstrap finished with an empty routing table (every bootstrap address's
+    /// reply lost: the seed stays alone until someone contacts it).
+    pub bootstrap_empty: u32,
 }
 
 /// FIND_VALUE lookups (workload lookups and delivery fetches).
@@ -224,7 +227,7 @@ impl Report {
         let t = &self.traffic;
         let _ = writeln!(
             s,
-            "scenario {} (seed {}): {} seeds, {} pods; {} joined, {} left, {} crashed, {} restarted",
+            "scenario {} (seed {}): {} seeds, {} pods; {} joined, {} left, {} crashed, {} restarted, {} joined alone (empty table)",
             self.scenario,
             self.seed,
             self.nodes.seeds,
@@ -232,7 +235,8 @@ impl Report {
             self.nodes.joined,
             self.nodes.left,
             self.nodes.crashed,
-            self.nodes.restarted
+            self.nodes.restarted,
+            self.nodes.bootstrap_empty
         );
         let _ = writeln!(
             s,

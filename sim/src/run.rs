@@ -224,6 +224,7 @@ struct Metrics {
     crashed: u32,
     restarted: u32,
     bootstrap_failed: u32,
+    bootstrap_empty: u32,
 }
 
 struct World {
@@ -286,6 +287,21 @@ impl World {
                 return Some(i);
             }
         }
+    }
+
+    /// Up to `bootstrap_via` distinct live nodes other than `me`, to join through.
+    fn pick_via(&mut self, me: u32) -> Vec<u32> {
+        let others = self.live.len() - usize::from(self.live_pos[me as usize] != usize::MAX);
+        let n = self.sc.bootstrap_via.min(others);
+        let mut via = Vec::with_capacity(n);
+        while via.len() < n {
+            if let Some(j) = self.random_live(Some(me))
+                && !via.contains(&j)
+            {
+                via.push(j);
+            }
+        }
+        via
     }
 
     fn handle(&self, i: u32) -> Option<SeedHandle> {
@@ -536,16 +552,24 @@ async fn stop_node(w: &W, i: u32, state: State) -> Option<TrackedStore> {
     seed.shutdown().await.ok()
 }
 
-async fn bootstrap(w: &W, i: u32, via: u32) {
-    let (h, addr) = {
+async fn bootstrap(w: &W, i: u32, via: Vec<u32>) {
+    if via.is_empty() {
+        return;
+    }
+    let (h, addrs) = {
         let wb = w.borrow();
-        (wb.handle(i), wb.addr(via))
+        (wb.handle(i), via.iter().map(|&v| wb.addr(v)).collect())
     };
     let Some(h) = h else { return };
-    let r = h.bootstrap(vec![addr]).await;
+    let r = h.bootstrap(addrs).await;
     let mut wb = w.borrow_mut();
     match r {
-        Ok(contacts) => wb.log(Event::Bootstrapped { node: i, contacts }),
+        Ok(contacts) => {
+            if contacts == 0 {
+                wb.m.bootstrap_empty += 1;
+            }
+            wb.log(Event::Bootstrapped { node: i, contacts })
+        }
         Err(e) => {
             wb.m.bootstrap_failed += 1;
             wb.log(Event::BootstrapFailed {
@@ -624,7 +648,18 @@ async fn orchestrate(
     }
     for i in 1..sc.seeds {
         let at = t0 + Duration::from_secs_f64(sc.bootstrap_s * 0.8 * i as f64 / sc.seeds as f64);
-        let via = w.borrow_mut().rng.random_range(0..i);
+        let via = {
+            let mut wb = w.borrow_mut();
+            let n = wb.sc.bootstrap_via.min(i as usize);
+            let mut via: Vec<u32> = Vec::with_capacity(n);
+            while via.len() < n {
+                let j = wb.rng.random_range(0..i);
+                if !via.contains(&j) {
+                    via.push(j);
+                }
+            }
+            via
+        };
         let w = w.clone();
         tokio::task::spawn_local(async move {
             tokio::time::sleep_until(at).await;
@@ -789,12 +824,10 @@ async fn churn_event(w: &W, replace: bool, restart_after: Duration) {
             wb.next_fresh += 1;
             f
         };
-        let via = w.borrow_mut().random_live(None);
+        let via = w.borrow_mut().pick_via(fresh);
         if start_node(w, fresh, None).await.is_ok() {
             w.borrow_mut().m.joined += 1;
-            if let Some(via) = via {
-                bootstrap(w, fresh, via).await;
-            }
+            bootstrap(w, fresh, via).await;
         }
     } else {
         let store = stop_node(w, v, State::Crashed).await;
@@ -813,11 +846,9 @@ async fn churn_event(w: &W, replace: bool, restart_after: Duration) {
                     let mut wb = w.borrow_mut();
                     wb.m.restarted += 1;
                     wb.log(Event::Restart { node: v });
-                    wb.random_live(Some(v))
+                    wb.pick_via(v)
                 };
-                if let Some(via) = via {
-                    bootstrap(&w, v, via).await;
-                }
+                bootstrap(&w, v, via).await;
             }
         });
     }
@@ -1100,6 +1131,7 @@ fn build_report(
             restarted: m.restarted,
             live_at_end: live as u32,
             bootstrap_failed: m.bootstrap_failed,
+            bootstrap_empty: m.bootstrap_empty,
         },
         simulated_seconds,
         wall_seconds,

@@ -29,6 +29,9 @@ pub struct Scenario {
     /// Seconds over which the seeds join, one after another, before the workload starts.
     #[serde(default = "default_bootstrap_s")]
     pub bootstrap_s: f64,
+    /// How many random earlier (live) seeds a joining seed is given to bootstrap through.
+    #[serde(default = "default_bootstrap_via")]
+    pub bootstrap_via: usize,
     /// Seconds of workload after the join phase.
     #[serde(default = "default_duration_s")]
     pub duration_s: f64,
@@ -54,6 +57,9 @@ fn default_seed() -> u64 {
 }
 fn default_bootstrap_s() -> f64 {
     30.0
+}
+fn default_bootstrap_via() -> usize {
+    3
 }
 fn default_duration_s() -> f64 {
     120.0
@@ -302,6 +308,9 @@ impl Scenario {
         }
         if self.pods != 0 {
             return bad("pods are not simulated yet (the pod crate does not exist): set pods = 0");
+        }
+        if self.bootstrap_via == 0 {
+            return bad("bootstrap_via must be at least 1");
         }
         if !finite_nonneg(self.bootstrap_s) || !finite_nonneg(self.duration_s) {
             return bad("bootstrap_s and duration_s must be finite and >= 0");
