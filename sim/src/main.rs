@@ -30,6 +30,14 @@ enum Cmd {
         #[arg(long, default_value = "sim-out")]
         out: PathBuf,
     },
+    /// Redraws the SVG plots of a finished run from its event log.
+    Plot {
+        /// The run's events.jsonl.
+        events: PathBuf,
+        /// Output directory for hops.svg and latency_cdf.svg.
+        #[arg(long, default_value = "sim-out")]
+        out: PathBuf,
+    },
     /// Runs two scenarios on the same seed and prints their metrics side by side.
     Compare {
         /// Scenario A.
@@ -84,6 +92,14 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::from(1));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Plot { events, out } => {
+            let text = std::fs::read_to_string(&events)?;
+            let (hops, lat) = muttr_sim::report::lookups_from_events(&text);
+            std::fs::create_dir_all(&out)?;
+            muttr_sim::report::write_plots(&out, &hops, &lat)?;
+            println!("{} lookups plotted into {}", hops.len(), out.display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Compare { a, b, seed, out } => {

@@ -361,15 +361,36 @@ pub fn write_plots(dir: &Path, hops: &[u32], latencies_ms: &[u64]) -> anyhow::Re
             .y_desc("fraction of lookups")
             .draw()?;
         let n = v.len().max(1) as f64;
+        // At most ~1,000 points: keep the plot small at 100,000 lookups.
+        let stride = v.len().div_ceil(1_000).max(1);
         chart.draw_series(LineSeries::new(
             v.iter()
                 .enumerate()
+                .filter(|(i, _)| i % stride == 0 || i + 1 == v.len())
                 .map(|(i, &ms)| (ms as f64, (i + 1) as f64 / n)),
             &RED,
         ))?;
         root.present()?;
     }
     Ok(())
+}
+
+/// Hops and latencies of the lookups in an event log (`events.jsonl`), to re-plot a run.
+pub fn lookups_from_events(events: &str) -> (Vec<u32>, Vec<u64>) {
+    let mut hops = Vec::new();
+    let mut lat = Vec::new();
+    for line in events.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["ev"] == "lookup"
+            && let (Some(h), Some(l)) = (v["hops"].as_u64(), v["latency_ms"].as_u64())
+        {
+            hops.push(h as u32);
+            lat.push(l);
+        }
+    }
+    (hops, lat)
 }
 
 #[cfg(test)]
@@ -384,5 +405,15 @@ mod tests {
         assert_eq!(s.mean, 50.5);
         assert_eq!(Summary::of(&[]), Summary::default());
         assert_eq!(Summary::of(&[3.0]).p99, 3.0);
+    }
+
+    #[test]
+    fn lookups_are_read_back_from_an_event_log() {
+        let log = concat!(
+            "{\"t\":1,\"ev\":\"up\",\"node\":0,\"id\":\"00\"}\n",
+            "{\"t\":2,\"ev\":\"lookup\",\"hops\":2,\"latency_ms\":80}\n",
+            "not json\n",
+        );
+        assert_eq!(lookups_from_events(log), (vec![2], vec![80]));
     }
 }
