@@ -701,7 +701,12 @@ async fn orchestrate(
         tokio::task::spawn_local(async move {
             for (t, replace) in churn {
                 tokio::time::sleep_until(workload_start + Duration::from_secs_f64(t)).await;
-                churn_event(&w, replace, restart_after).await;
+                // Each event on its own task: a join's bootstrap takes seconds, and the next
+                // event must not wait for it.
+                let w = w.clone();
+                tokio::task::spawn_local(async move {
+                    churn_event(&w, replace, restart_after).await;
+                });
             }
         });
     }
