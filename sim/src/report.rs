@@ -1,0 +1,419 @@
+//! The run report: `report.json`, the human summary, and the SVG plots.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Percentile summary of a sample (nearest-rank percentiles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Sample size.
+    pub n: u64,
+    /// Smallest.
+    pub min: f64,
+    /// Median.
+    pub median: f64,
+    /// Mean.
+    pub mean: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarises `values` (any order).
+    pub fn of(values: &[f64]) -> Summary {
+        if values.is_empty() {
+            return Summary::default();
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        Summary {
+            n: v.len() as u64,
+            min: v[0],
+            median: rank(0.5),
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+            p99: rank(0.99),
+            max: v[v.len() - 1],
+        }
+    }
+}
+
+/// Node counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Nodes {
+    /// Seeds at the start.
+    pub seeds: u32,
+    /// Pods (0 until the pod crate exists).
+    pub pods: u32,
+    /// Seeds that joined later (churn replacements).
+    pub joined: u32,
+    /// Seeds that left for good.
+    pub left: u32,
+    /// Crashes.
+    pub crashed: u32,
+    /// Restarts after a crash.
+    pub restarted: u32,
+    /// Seeds up at the end.
+    pub live_at_end: u32,
+    /// Joins whose bootstrap failed.
+    pub bootstrap_failed: u32,
+    /// Joins whose bootstrap finished with an empty routing table (every bootstrap address's
+    /// reply lost: the seed stays alone until someone contacts it).
+    pub bootstrap_empty: u32,
+}
+
+/// FIND_VALUE lookups (workload lookups and delivery fetches).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lookups {
+    /// Lookups that finished.
+    pub count: u64,
+    /// Of them, the value was found.
+    pub found: u64,
+    /// found / count.
+    pub success_rate: f64,
+    /// Lookups cut short because the asking node was stopped (churn), not counted above.
+    pub aborted: u64,
+    /// Hops per finished lookup.
+    pub hops: Summary,
+    /// Virtual-time latency per finished lookup, ms.
+    pub latency_ms: Summary,
+    /// Requests sent per lookup.
+    pub messages: Summary,
+}
+
+/// Publications.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Publishes {
+    /// PUBLISH commands that finished.
+    pub count: u64,
+    /// Remote seeds that acknowledged the STORE, per publish.
+    pub stored_at: Summary,
+    /// Virtual-time latency of a publish, ms.
+    pub latency_ms: Summary,
+    /// Publishes the node refused or that found nobody.
+    pub failed: u64,
+}
+
+/// End-to-end delivery: a published value found later by a lookup from another node (until
+/// pods exist: published → fetched → byte-identical).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Values published.
+    pub sent: u64,
+    /// Found, byte-identical, by another node.
+    pub delivered: u64,
+    /// Not found.
+    pub lost: u64,
+    /// delivered / (delivered + lost): values whose delivery was aborted are not judged.
+    pub success_rate: f64,
+    /// Losses by reason.
+    pub lost_reasons: BTreeMap<String, u64>,
+    /// Not judged: the publisher or the fetcher was stopped by churn midway.
+    pub aborted: u64,
+}
+
+/// Per-node traffic (payload bytes), over every node that ever ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Datagrams that left any host.
+    pub datagrams_sent: u64,
+    /// Delivered to the destination host.
+    pub datagrams_delivered: u64,
+    /// Dropped by random loss.
+    pub datagrams_lost: u64,
+    /// Dropped by a partition.
+    pub datagrams_partitioned: u64,
+    /// Datagrams sent per node.
+    pub datagrams_out_per_node: Summary,
+    /// Datagrams received per node.
+    pub datagrams_in_per_node: Summary,
+    /// Bytes sent per node.
+    pub bytes_out_per_node: Summary,
+    /// Bytes received per node.
+    pub bytes_in_per_node: Summary,
+}
+
+/// Routing-table health at the end of the run, over live seeds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Routing {
+    /// Contacts per routing table.
+    pub table_size: Summary,
+    /// Live seeds whose table holds fewer than min(k, live − 1) contacts.
+    pub underfilled: u64,
+    /// Requests that timed out, summed over live seeds.
+    pub timeouts: u64,
+    /// Datagrams dropped by seeds, by reason, summed over live seeds.
+    pub dropped: BTreeMap<String, u64>,
+    /// STOREs refused, by rule, summed over live seeds.
+    pub stores_refused: BTreeMap<String, u64>,
+}
+
+/// Invariant checks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Invariants {
+    /// Check rounds.
+    pub rounds: u64,
+    /// Values checked, over all rounds.
+    pub values_checked: u64,
+    /// Violations (first 20 described in `violations`).
+    pub violation_count: u64,
+    /// Descriptions.
+    pub violations: Vec<String>,
+    /// Panics caught in any host.
+    pub panics: Vec<String>,
+    /// True when nothing was violated and nothing panicked.
+    pub ok: bool,
+}
+
+/// Everything measured in one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// The RNG seed used.
+    pub seed: u64,
+    /// Node counts.
+    pub nodes: Nodes,
+    /// Virtual seconds simulated (join phase + workload + drain).
+    pub simulated_seconds: f64,
+    /// Wall-clock seconds of the run (not deterministic).
+    pub wall_seconds: f64,
+    /// simulated_seconds / wall_seconds (not deterministic).
+    pub sim_seconds_per_wall_second: f64,
+    /// Peak resident memory of the process, MiB (VmHWM; not deterministic).
+    pub peak_rss_mib: f64,
+    /// Lookups.
+    pub lookups: Lookups,
+    /// Publications.
+    pub publishes: Publishes,
+    /// Delivery.
+    pub delivery: Delivery,
+    /// Traffic.
+    pub traffic: Traffic,
+    /// Routing tables.
+    pub routing: Routing,
+    /// Invariants.
+    pub invariants: Invariants,
+    /// Lines in the event log.
+    pub events: u64,
+    /// SHA-256 of the event log (JSON lines), hex.
+    pub events_sha256: String,
+    /// Fabric scheduler passes (cost driver: each scans every host).
+    pub fabric_passes: u64,
+}
+
+impl Report {
+    /// The report with the fields that depend on the machine (wall time, speed, memory) zeroed:
+    /// what must be identical between two runs of one scenario and seed.
+    pub fn deterministic_part(&self) -> Report {
+        Report {
+            wall_seconds: 0.0,
+            sim_seconds_per_wall_second: 0.0,
+            peak_rss_mib: 0.0,
+            ..self.clone()
+        }
+    }
+
+    /// A human summary.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let l = &self.lookups;
+        let d = &self.delivery;
+        let t = &self.traffic;
+        let _ = writeln!(
+            s,
+            "scenario {} (seed {}): {} seeds, {} pods; {} joined, {} left, {} crashed, {} restarted, {} joined alone (empty table)",
+            self.scenario,
+            self.seed,
+            self.nodes.seeds,
+            self.nodes.pods,
+            self.nodes.joined,
+            self.nodes.left,
+            self.nodes.crashed,
+            self.nodes.restarted,
+            self.nodes.bootstrap_empty
+        );
+        let _ = writeln!(
+            s,
+            "time: {:.0} simulated s in {:.1} wall s ({:.1} sim s / wall s), peak RSS {:.0} MiB",
+            self.simulated_seconds,
+            self.wall_seconds,
+            self.sim_seconds_per_wall_second,
+            self.peak_rss_mib
+        );
+        let _ = writeln!(
+            s,
+            "lookups: {} finished, success {:.2} %, hops median {} p99 {}, latency median {} ms p99 {} ms ({} aborted by churn)",
+            l.count,
+            100.0 * l.success_rate,
+            l.hops.median,
+            l.hops.p99,
+            l.latency_ms.median,
+            l.latency_ms.p99,
+            l.aborted
+        );
+        let _ = writeln!(
+            s,
+            "publishes: {} (stored at median {} seeds), {} failed",
+            self.publishes.count, self.publishes.stored_at.median, self.publishes.failed
+        );
+        let _ = writeln!(
+            s,
+            "delivery: {} sent, {} delivered, {} lost {:?}, success {:.2} %",
+            d.sent,
+            d.delivered,
+            d.lost,
+            d.lost_reasons,
+            100.0 * d.success_rate
+        );
+        let _ = writeln!(
+            s,
+            "datagrams: {} sent, {} lost, {} partitioned; per node out median {} p99 {}, bytes out median {} p99 {}",
+            t.datagrams_sent,
+            t.datagrams_lost,
+            t.datagrams_partitioned,
+            t.datagrams_out_per_node.median,
+            t.datagrams_out_per_node.p99,
+            t.bytes_out_per_node.median,
+            t.bytes_out_per_node.p99
+        );
+        let _ = writeln!(
+            s,
+            "routing tables: median {} contacts (min {}), {} underfilled; {} timeouts",
+            self.routing.table_size.median,
+            self.routing.table_size.min,
+            self.routing.underfilled,
+            self.routing.timeouts
+        );
+        let inv = &self.invariants;
+        let _ = writeln!(
+            s,
+            "invariants: {} rounds, {} values checked, {} violations, {} panics: {}",
+            inv.rounds,
+            inv.values_checked,
+            inv.violation_count,
+            inv.panics.len(),
+            if inv.ok { "OK" } else { "FAILED" }
+        );
+        let _ = writeln!(s, "events: {} (sha256 {})", self.events, self.events_sha256);
+        s
+    }
+}
+
+/// Writes `hops.svg` (histogram of lookup hops) and `latency_cdf.svg` (CDF of lookup latency)
+/// into `dir`.
+pub fn write_plots(dir: &Path, hops: &[u32], latencies_ms: &[u64]) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    {
+        let path = dir.join("hops.svg");
+        let root = SVGBackend::new(&path, (640, 400)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let max_hop = hops.iter().copied().max().unwrap_or(0);
+        let mut counts = vec![0u64; max_hop as usize + 1];
+        for &h in hops {
+            counts[h as usize] += 1;
+        }
+        let ymax = counts.iter().copied().max().unwrap_or(0).max(1);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Lookup hops", ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(
+                (0u32..max_hop + 1).into_segmented(),
+                0u64..ymax + ymax / 10 + 1,
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc("hops")
+            .y_desc("lookups")
+            .disable_x_mesh()
+            .draw()?;
+        chart.draw_series(
+            Histogram::vertical(&chart)
+                .style(BLUE.filled())
+                .margin(4)
+                .data(hops.iter().map(|&h| (h, 1u64))),
+        )?;
+        root.present()?;
+    }
+    {
+        let path = dir.join("latency_cdf.svg");
+        let root = SVGBackend::new(&path, (640, 400)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut v: Vec<u64> = latencies_ms.to_vec();
+        v.sort_unstable();
+        let xmax = v.last().copied().unwrap_or(1).max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Lookup latency (virtual time), CDF", ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0f64..xmax * 1.05, 0f64..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("latency, ms")
+            .y_desc("fraction of lookups")
+            .draw()?;
+        let n = v.len().max(1) as f64;
+        // At most ~1,000 points: keep the plot small at 100,000 lookups.
+        let stride = v.len().div_ceil(1_000).max(1);
+        chart.draw_series(LineSeries::new(
+            v.iter()
+                .enumerate()
+                .filter(|(i, _)| i % stride == 0 || i + 1 == v.len())
+                .map(|(i, &ms)| (ms as f64, (i + 1) as f64 / n)),
+            &RED,
+        ))?;
+        root.present()?;
+    }
+    Ok(())
+}
+
+/// Hops and latencies of the lookups in an event log (`events.jsonl`), to re-plot a run.
+pub fn lookups_from_events(events: &str) -> (Vec<u32>, Vec<u64>) {
+    let mut hops = Vec::new();
+    let mut lat = Vec::new();
+    for line in events.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["ev"] == "lookup"
+            && let (Some(h), Some(l)) = (v["hops"].as_u64(), v["latency_ms"].as_u64())
+        {
+            hops.push(h as u32);
+            lat.push(l);
+        }
+    }
+    (hops, lat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let s = Summary::of(&v);
+        assert_eq!((s.min, s.median, s.p99, s.max), (1.0, 50.0, 99.0, 100.0));
+        assert_eq!(s.mean, 50.5);
+        assert_eq!(Summary::of(&[]), Summary::default());
+        assert_eq!(Summary::of(&[3.0]).p99, 3.0);
+    }
+
+    #[test]
+    fn lookups_are_read_back_from_an_event_log() {
+        let log = concat!(
+            "{\"t\":1,\"ev\":\"up\",\"node\":0,\"id\":\"00\"}\n",
+            "{\"t\":2,\"ev\":\"lookup\",\"hops\":2,\"latency_ms\":80}\n",
+            "not json\n",
+        );
+        assert_eq!(lookups_from_events(log), (vec![2], vec![80]));
+    }
+}

@@ -1,0 +1,201 @@
+//! End-to-end simulation tests: real seeds on simulated sockets.
+
+use std::path::Path;
+
+use muttr_sim::{RunOptions, Scenario, run, run_to_dir};
+
+fn quiet() -> RunOptions {
+    RunOptions {
+        seed: None,
+        progress: false,
+    }
+}
+
+/// A few dozen seeds join on the simulated network; values published by one are found by
+/// others, every lookup succeeds, and the storage invariant holds.
+#[test]
+fn few_dozen_seeds_publish_and_find() {
+    let sc = Scenario::from_toml(
+        r#"
+        name = "dozens"
+        seed = 7
+        seeds = 40
+        bootstrap_s = 10
+        duration_s = 60
+        [workload]
+        lookups_per_node_per_min = 2.0
+        publishes_per_node_per_min = 0.5
+        "#,
+    )
+    .unwrap();
+    let out = run(&sc, &quiet()).unwrap();
+    let r = &out.report;
+    assert_eq!(r.nodes.seeds, 40);
+    assert_eq!(r.nodes.live_at_end, 40);
+    assert_eq!(r.nodes.bootstrap_failed, 0);
+    assert!(r.publishes.count >= 5, "{}", r.summary());
+    assert_eq!(r.publishes.failed, 0);
+    assert_eq!(r.publishes.stored_at.median, 20.0, "k = 20 replicas");
+    assert!(r.lookups.count >= 30, "{}", r.summary());
+    assert_eq!(r.lookups.success_rate, 1.0, "{}", r.summary());
+    assert_eq!(r.delivery.delivered, r.delivery.sent);
+    assert!(r.invariants.ok && r.invariants.values_checked > 0);
+    assert!(r.simulated_seconds >= 70.0);
+    // Every datagram left a host and reached one (no loss configured).
+    assert_eq!(r.traffic.datagrams_sent, r.traffic.datagrams_delivered);
+    assert!(
+        r.routing.table_size.min >= 20.0,
+        "{:?}",
+        r.routing.table_size
+    );
+}
+
+/// The CI scenario (300 seeds, 2 simulated minutes) run twice with one seed gives a
+/// byte-identical event log and the same report; a different seed gives a different log.
+#[test]
+fn small_scenario_is_deterministic() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/small.toml");
+    let sc = Scenario::load(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = run_to_dir(&sc, &quiet(), dir.path()).unwrap();
+    let b = run(&sc, &quiet()).unwrap();
+    assert!(a.events == b.events, "event logs differ");
+    assert_eq!(a.report.deterministic_part(), b.report.deterministic_part());
+    let r = &a.report;
+    assert!(r.invariants.ok, "{}", r.summary());
+    assert_eq!(r.lookups.success_rate, 1.0, "{}", r.summary());
+    assert!(r.lookups.hops.p99 <= 7.0, "{}", r.summary());
+    assert!(r.delivery.sent > 50 && r.delivery.success_rate == 1.0);
+    // The files are there.
+    for f in ["report.json", "events.jsonl", "hops.svg", "latency_cdf.svg"] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    for field in [
+        "/seed",
+        "/nodes/seeds",
+        "/nodes/pods",
+        "/simulated_seconds",
+        "/wall_seconds",
+        "/lookups/count",
+        "/lookups/success_rate",
+        "/lookups/hops/median",
+        "/lookups/hops/p99",
+        "/lookups/latency_ms/median",
+        "/lookups/latency_ms/p99",
+        "/delivery/sent",
+        "/delivery/delivered",
+        "/delivery/lost",
+        "/delivery/success_rate",
+        "/events_sha256",
+    ] {
+        assert!(json.pointer(field).is_some(), "report.json lacks {field}");
+    }
+}
+
+/// Another seed, another run.
+#[test]
+fn seed_changes_the_run() {
+    let sc = Scenario::from_toml("seeds = 20\nbootstrap_s = 5\nduration_s = 20").unwrap();
+    let a = run(&sc, &quiet()).unwrap();
+    let b = run(
+        &sc,
+        &RunOptions {
+            seed: Some(2),
+            progress: false,
+        },
+    )
+    .unwrap();
+    assert_ne!(a.report.events_sha256, b.report.events_sha256);
+    assert_eq!(b.report.seed, 2);
+}
+
+/// Loss, a partition, replacement churn and crash/restart all happen, the run still serves
+/// most lookups, and it replays byte for byte.
+#[test]
+fn faults_happen_and_replay() {
+    let sc = Scenario::from_toml(
+        r#"
+        name = "faults-mini"
+        seed = 3
+        seeds = 60
+        bootstrap_s = 10
+        duration_s = 120
+        [network]
+        latency = { kind = "uniform", min_ms = 10, max_ms = 80 }
+        loss = 0.05
+        [[network.partitions]]
+        start_s = 30
+        end_s = 60
+        fraction = 0.3
+        [churn]
+        replace_per_hour = 5.0
+        crash_per_hour = 5.0
+        restart_after_s = 20
+        [workload]
+        lookups_per_node_per_min = 2.0
+        publishes_per_node_per_min = 0.5
+        "#,
+    )
+    .unwrap();
+    let a = run(&sc, &quiet()).unwrap();
+    let b = run(&sc, &quiet()).unwrap();
+    assert!(a.events == b.events, "event logs differ");
+    assert_eq!(a.report.deterministic_part(), b.report.deterministic_part());
+    let r = &a.report;
+    assert!(
+        r.nodes.left > 0 && r.nodes.joined == r.nodes.left,
+        "{:?}",
+        r.nodes
+    );
+    assert!(
+        r.nodes.crashed > 0 && r.nodes.restarted > 0,
+        "{:?}",
+        r.nodes
+    );
+    assert!(r.traffic.datagrams_lost > 0 && r.traffic.datagrams_partitioned > 0);
+    assert!(r.routing.timeouts > 0);
+    assert!(r.lookups.count > 50, "{}", r.summary());
+    assert!(r.lookups.success_rate >= 0.8, "{}", r.summary());
+    let log = String::from_utf8(a.events.clone()).unwrap();
+    for ev in [
+        "\"partition_start\"",
+        "\"partition_end\"",
+        "\"crash\"",
+        "\"restart\"",
+        "\"leave\"",
+    ] {
+        assert!(log.contains(ev), "no {ev} in the log");
+    }
+}
+
+/// With k = 3 and crashed nodes that never come back in time, values lose every holder among
+/// the k closest live nodes: the checker must notice and fail the run.
+#[test]
+fn invariant_checker_catches_lost_replicas() {
+    let sc = Scenario::from_toml(
+        r#"
+        seed = 5
+        seeds = 30
+        bootstrap_s = 10
+        duration_s = 240
+        [churn]
+        crash_per_hour = 6.0
+        restart_after_s = 100000
+        [workload]
+        lookups_per_node_per_min = 0.0
+        publishes_per_node_per_min = 1.0
+        [checks]
+        interval_s = 30
+        [config]
+        k = 3
+        "#,
+    )
+    .unwrap();
+    let r = run(&sc, &quiet()).unwrap().report;
+    assert!(r.nodes.crashed >= 10, "{:?}", r.nodes);
+    assert!(!r.invariants.ok, "{}", r.summary());
+    assert!(r.invariants.violation_count > 0);
+    assert!(r.invariants.violations[0].contains("none among the 3 closest"));
+}
