@@ -4,7 +4,8 @@
 //! `muttr_benches::sizes`) every implementation hears from the same N peers once, in the same
 //! order, and keeps what its k-buckets (k = 20) accept: ~130–330 entries. Then:
 //! - `closest/k=3|20/<impl>/N`: the k contacts closest to a random target, as a fresh `Vec`
-//!   (ours also with a reused buffer, `ours_into`);
+//!   (ours also with a reused buffer, `ours_into`; `proposed` is the prototype of
+//!   `muttr_benches::proto` on the same contents);
 //! - `update_churn/<impl>/N`: one routing-table update, alternately from a contact already in
 //!   the table (refresh) and from a newcomer of the network (full bucket: cached / pending).
 //!
@@ -26,6 +27,7 @@ use libp2p_identity::PeerId;
 use libp2p_kad::store::MemoryStore;
 use libp2p_kad::{Behaviour, KBucketKey};
 use muttr_benches::inputs::{build_table, contact_with_id, ipv4_of, random_ids, rng};
+use muttr_benches::proto::FlatTable;
 use muttr_benches::{pretty_size, sizes};
 use muttr_node::id::NodeId;
 use muttr_node::kad::RoutingTable;
@@ -121,6 +123,7 @@ fn closest(c: &mut Criterion) {
         let p2p_targets: Vec<KBucketKey<PeerId>> = (0..TARGETS)
             .map(|_| KBucketKey::from(peer_id(&mut r)))
             .collect();
+        let flat = FlatTable::from_table(&t.ours);
         let size = pretty_size(n);
         for k in [3usize, 20] {
             let mut g = c.benchmark_group(format!("table/closest/k={k}"));
@@ -138,6 +141,12 @@ fn closest(c: &mut Criterion) {
                     buf.clear();
                     t.ours.closest_into(black_box(&targets[i]), k, &mut buf);
                     black_box(&buf);
+                })
+            });
+            g.bench_function(BenchmarkId::new("proposed", &size), |b| {
+                b.iter(|| {
+                    i = (i + 1) % TARGETS;
+                    black_box(flat.closest(black_box(&targets[i]), k))
                 })
             });
             g.bench_function(BenchmarkId::new("libp2p_kad", &size), |b| {

@@ -11,6 +11,8 @@
 //! - [`lookups`]: lookups on the in-process network of sans-IO nodes
 //!   ([`muttr_node::kad::testnet::Network`]): hops and messages per lookup, saved as JSON next
 //!   to criterion's output.
+//! - [`proto`]: a prototype of a faster closest-k over a routing table's contents, measured
+//!   next to the node's (a proposal; the node does not use it).
 //! - [`report`]: reads criterion's `estimates.json` files and the lookup statistics, and
 //!   writes `benches/RESULTS.md`.
 //!
@@ -22,6 +24,7 @@
 
 pub mod inputs;
 pub mod lookups;
+pub mod proto;
 pub mod report;
 
 use std::path::PathBuf;

@@ -260,6 +260,21 @@ fn goals(s: &mut String, r: &Results, x: &Extras) {
             );
         }
     }
+    if let Some(v) = values_of(r, "table/closest/k=20")
+        .into_iter()
+        .max_by_key(|v| numeric(v))
+        && let Some(p) = get(r, "table/closest/k=20", "proposed", &v)
+    {
+        let _ = writeln!(
+            s,
+            "| (prototype `proposed`, not the node's code) closest-20 ≤ 1 µs, ≥ 2× libp2p-kad \
+             (network {v}) | {}, {} | {} |",
+            fmt_time(p),
+            ratio(get(r, "table/closest/k=20", "libp2p_kad", &v), Some(p)),
+            yes(p <= 1_000.0
+                && get(r, "table/closest/k=20", "libp2p_kad", &v).is_some_and(|l| l / p >= 2.0))
+        );
+    }
     let g = "topk/k=20";
     if let (Some(k), Some(sort)) = (get(r, g, "closest_k", "10⁵"), get(r, g, "sort_all", "10⁵"))
     {
@@ -329,7 +344,9 @@ fn tables(s: &mut String, r: &Results, x: &Extras) {
          (`Behaviour::add_address`, `get_closest_local_peers(..).take(k).collect()`) keys peers \
          by SHA-256 of their id; mainline (`RoutingTable::add`, `closest`) and ours use the same \
          160-bit identifiers. mainline's `closest` always computes its 20 closest (k = 3 takes \
-         the first 3). `ours` returns a fresh `Vec`; `ours_into` appends to a reused buffer.\n"
+         the first 3). `ours` returns a fresh `Vec`; `ours_into` appends to a reused buffer; `proposed` is \
+         the prototype of `muttr_benches::proto` (decorated sort on integer keys) over the same \
+         contents as `ours`, returning a fresh `Vec` — a proposal, not the node's code.\n"
     );
     if !x.table_sizes.is_empty() {
         let _ = writeln!(
@@ -346,20 +363,22 @@ fn tables(s: &mut String, r: &Results, x: &Extras) {
         let _ = writeln!(s, "### closest-{k}\n");
         let _ = writeln!(
             s,
-            "| network | ours | ours_into | libp2p-kad | mainline | libp2p/ours | mainline/ours |\n\
-             |---|---|---|---|---|---|---|"
+            "| network | ours | ours_into | proposed | libp2p-kad | mainline | libp2p/ours | \
+             mainline/ours | libp2p/proposed |\n|---|---|---|---|---|---|---|---|---|"
         );
         for v in values_of(r, &g) {
             let t = |f: &str| get(r, &g, f, &v);
             let _ = writeln!(
                 s,
-                "| {v} | {} | {} | {} | {} | {} | {} |",
+                "| {v} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(t("ours")),
                 cell(t("ours_into")),
+                cell(t("proposed")),
                 cell(t("libp2p_kad")),
                 cell(t("mainline")),
                 ratio(t("libp2p_kad"), t("ours")),
                 ratio(t("mainline"), t("ours")),
+                ratio(t("libp2p_kad"), t("proposed")),
             );
         }
         let _ = writeln!(s);
@@ -520,7 +539,7 @@ mod tests {
         assert_eq!(values_of(&r, g), vec!["10³".to_string(), "10⁶".to_string()]);
         let out = render(&r, &Extras::default());
         assert!(
-            out.contains("| 10⁶ | 500.0 ns | – | 2.00 µs | – | 4.0× | – |"),
+            out.contains("| 10⁶ | 500.0 ns | – | – | 2.00 µs | – | 4.0× | – | – |"),
             "{out}"
         );
         assert!(out.contains("closest-20 on a full table (network 10⁶) ≤ 1 µs | 500.0 ns | yes"));
