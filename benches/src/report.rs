@@ -511,15 +511,16 @@ fn lookups(s: &mut String, r: &Results, x: &Extras) {
         let _ = writeln!(
             s,
             "\n10⁵ nodes: not in this run. Joining 10⁵ nodes one by one through the protocol \
-             takes about a quarter of an hour of CPU and ~5 GiB on this machine, more than the \
-             whole benchmark budget; `cargo run --release -p muttr-benches --bin lookup-stats \
-             -- 100000` measures it apart and merges it here."
+             takes far longer than the whole benchmark budget: an attempt with the \
+             `lookup-stats` binary on this shared machine was stopped unfinished (still \
+             joining) after 79 minutes of wall time, 24 minutes of CPU and 4.3 GiB. `cargo run --release -p muttr-benches --bin lookup-stats -- \
+             100000` measures it apart, given the time, and merges it here."
         );
     } else {
         let _ = writeln!(
             s,
-            "\n10⁵ nodes were measured apart by the `lookup-stats` binary (joining them takes a \
-             quarter of an hour of CPU and ~5 GiB, more than the criterion run's budget): its \
+            "\n10⁵ nodes were measured apart by the `lookup-stats` binary (joining them takes \
+             far more than the criterion run's budget): its \
              wall times are plain means over the sampled lookups, and its join time and wall \
              times were taken on the shared 2-core machine while other work ran beside it; \
              hops and requests do not depend on that."

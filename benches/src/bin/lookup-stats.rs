@@ -1,8 +1,9 @@
 //! Measures hops and messages per lookup on networks of the sizes given as arguments
 //! (default 100000) and merges them into the statistics the report reads.
 //!
-//! `cargo bench` measures 10³ and 10⁴ nodes; a 10⁵-node network takes about a quarter of an
-//! hour and ~5 GiB to join on a 2-core machine, so it runs apart:
+//! `cargo bench` measures 10³ and 10⁴ nodes; a 10⁵-node network takes far longer to join (an
+//! attempt on the shared 2-core machine was stopped unfinished after 24 CPU-minutes at
+//! 4.3 GiB), so it runs apart:
 //! `cargo run --release -p muttr-benches --bin lookup-stats -- 100000`.
 
 use muttr_benches::lookups::{merge_save, stats_for};
