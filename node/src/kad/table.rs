@@ -71,6 +71,10 @@ pub enum Update {
 /// left should not keep being offered to others for an hour.
 pub const MAX_FAILURES: u32 = 3;
 
+/// Buckets up to this size are sorted in a stack buffer by `closest_into` (k is 20 by
+/// default, P-K2); larger ones, possible with a MIP's k, are sorted in place.
+const SORT_BUFFER: usize = 64;
+
 /// The routing table of one node.
 #[derive(Debug, Clone)]
 pub struct RoutingTable {
@@ -256,11 +260,29 @@ impl RoutingTable {
             return;
         }
         let x = self.local.distance(target);
+        // Each bucket taken is sorted by distance to `target`, the distance computed once per
+        // contact as an integer pair (`NodeId::distance_key`), in a stack buffer: no allocation
+        // beyond `out`, two integer compares per comparison.
         let take = |i: usize, out: &mut Vec<Contact>| {
-            let before = out.len();
-            out.extend(self.buckets[i].entries.iter().map(|e| e.contact));
-            if out.len() - before > 1 {
-                out[before..].sort_unstable_by_key(|c| c.node_id.distance(target));
+            let entries = &self.buckets[i].entries;
+            let want = n - (out.len() - start);
+            if entries.len() <= SORT_BUFFER {
+                let mut keys = [((0u128, 0u32), 0u8); SORT_BUFFER];
+                for (j, e) in entries.iter().enumerate() {
+                    keys[j] = (e.contact.node_id.distance_key(target), j as u8);
+                }
+                let keys = &mut keys[..entries.len()];
+                keys.sort_unstable_by_key(|&(d, _)| d);
+                out.extend(
+                    keys.iter()
+                        .take(want)
+                        .map(|&(_, j)| entries[j as usize].contact),
+                );
+            } else {
+                let before = out.len();
+                out.extend(entries.iter().map(|e| e.contact));
+                out[before..].sort_unstable_by_key(|c| c.node_id.distance_key(target));
+                out.truncate(before + want);
             }
             out.len() - start >= n
         };
