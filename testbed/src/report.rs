@@ -176,6 +176,7 @@ impl Tally {
         let mut lost_reasons = BTreeMap::new();
         let mut lost = Vec::new();
         let mut latencies = Vec::new();
+        let mut store_latencies = Vec::new();
         let (mut acked, mut notified, mut delivered, mut unacked, mut bad) = (0, 0, 0, 0, 0);
         for (id, m) in &self.messages {
             if m.unacked.is_some() {
@@ -189,6 +190,7 @@ impl Tally {
             }
             let Some(a) = m.acked else { continue };
             acked += 1;
+            store_latencies.push(a.saturating_sub(head.t0_ms + m.at_ms));
             match m.delivered {
                 Some(d) if m.bad.is_none() => {
                     delivered += 1;
@@ -205,13 +207,8 @@ impl Tally {
                 }
             }
         }
-        latencies.sort_unstable();
-        let pct = |p: f64| -> Option<u64> {
-            (!latencies.is_empty()).then(|| {
-                let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-                latencies[i]
-            })
-        };
+        let delivery = Latency::of(latencies);
+        let store = Latency::of(store_latencies);
         let pass = acked == delivered
             && bad == 0
             && self.stray_bad.is_empty()
@@ -232,11 +229,8 @@ impl Tally {
                     delivered as f64 / acked as f64
                 },
                 lost_reasons,
-                latency_ms: Latency {
-                    median: pct(0.5),
-                    p99: pct(0.99),
-                    max: latencies.last().copied(),
-                },
+                latency_ms: delivery,
+                store_latency_ms: store,
             },
             lost,
             stray_bad: self.stray_bad.clone(),
@@ -290,6 +284,8 @@ pub struct ReportHead {
     pub impairment_engine: String,
     /// Workload seconds.
     pub duration_s: u64,
+    /// The workload's start (Unix ms).
+    pub t0_ms: u64,
     /// Seconds from `t0` to the end of the run.
     pub ran_s: f64,
     /// Wall seconds of the whole run, setup included.
@@ -321,6 +317,9 @@ pub struct Messages {
     pub lost_reasons: BTreeMap<String, usize>,
     /// Acknowledged → delivered.
     pub latency_ms: Latency,
+    /// Planned send time → acknowledged by the sender's pod (sealing, storing in the DHT
+    /// through the pod, retries of the store).
+    pub store_latency_ms: Latency,
 }
 
 /// A latency summary.
@@ -332,6 +331,21 @@ pub struct Latency {
     pub p99: Option<u64>,
     /// Largest.
     pub max: Option<u64>,
+}
+
+impl Latency {
+    /// Median, p99 and max of `v`.
+    pub fn of(mut v: Vec<u64>) -> Latency {
+        v.sort_unstable();
+        let pct = |p: f64| -> Option<u64> {
+            (!v.is_empty()).then(|| v[((v.len() as f64 - 1.0) * p).round() as usize])
+        };
+        Latency {
+            median: pct(0.5),
+            p99: pct(0.99),
+            max: v.last().copied(),
+        }
+    }
 }
 
 /// One lost message.
@@ -411,6 +425,16 @@ impl Report {
             let _ = writeln!(
                 s,
                 "acknowledged → delivered: median {med} ms, p99 {p99} ms, max {max} ms"
+            );
+        }
+        if let (Some(med), Some(p99), Some(max)) = (
+            m.store_latency_ms.median,
+            m.store_latency_ms.p99,
+            m.store_latency_ms.max,
+        ) {
+            let _ = writeln!(
+                s,
+                "planned → acknowledged (seal + store through the pod, with retries): median {med} ms, p99 {p99} ms, max {max} ms"
             );
         }
         for (reason, n) in &m.lost_reasons {
@@ -570,6 +594,25 @@ mod tests {
             t.report(ReportHead::default(), vec![], None).messages.bad,
             1
         );
+    }
+
+    #[test]
+    fn store_latency_counts_from_the_planned_send_time() {
+        let mut t = tally(); // planned at 0, 1000, 2000, 3000 ms after t0
+        let t0 = 50_000;
+        for (id, ack) in [("m0", 500), ("m1", 1_200), ("m2", 9_000)] {
+            t.apply(&acked(id, t0 + ack));
+            t.apply(&delivered(id, t0 + ack + 10));
+        }
+        let head = ReportHead {
+            t0_ms: t0,
+            ..Default::default()
+        };
+        let r = t.report(head, vec![], None);
+        assert_eq!(r.messages.store_latency_ms.median, Some(500));
+        assert_eq!(r.messages.store_latency_ms.max, Some(7_000));
+        assert_eq!(r.messages.latency_ms.max, Some(10));
+        assert!(r.text().contains("planned → acknowledged"));
     }
 
     #[test]

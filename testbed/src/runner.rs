@@ -678,6 +678,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
         network: scenario.network,
         impairment_engine: "user-space switch (no sch_netem in this kernel)".into(),
         duration_s: scenario.duration_s,
+        t0_ms: t0,
         ran_s,
         wall_s: wall.elapsed().as_secs_f64(),
         unexpected_exits: unexpected,
