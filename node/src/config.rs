@@ -58,6 +58,11 @@ pub struct Config {
     /// 64 KB. Loopback sources, which cannot be spoofed from the network, are exempt. 0 turns
     /// the defence off.
     pub amplification_factor: u32,
+    /// Lookup stall timer (not part of P-K2; see `kad::rtt`): a lookup request unanswered
+    /// after the node's RTT estimate (`srtt + 4·rttvar`, at least 200 ms) frees its α slot so
+    /// the lookup asks the next candidate, while the request still waits for its reply until
+    /// `response_timeout`. `false` frees the slot only at `response_timeout`.
+    pub lookup_stall: bool,
 }
 
 impl Default for Config {
@@ -77,6 +82,7 @@ impl Default for Config {
             max_bytes: 1 << 30,
             max_requests_per_sec_per_source: 200,
             amplification_factor: 3,
+            lookup_stall: true,
         }
     }
 }

@@ -17,10 +17,12 @@
 //! |---|---|
 //! | [`table`] | the routing table (k-buckets, ping-before-evict, replacement cache, closest-k) |
 //! | [`lookup`] | the iterative FIND_NODE / FIND_VALUE state machine |
+//! | [`rtt`] | the round-trip estimate and the lookup's stall timer |
 //! | [`testnet`] | an in-process network of nodes on virtual time (tests, benchmarks) |
 //! | `mod.rs` | [`Node`]: request handling, commands, timers, statistics |
 
 pub mod lookup;
+pub mod rtt;
 pub mod table;
 pub mod testnet;
 
@@ -150,6 +152,9 @@ pub struct Stats {
     pub spoofed_senders: u64,
     /// Requests that timed out.
     pub timeouts: u64,
+    /// Lookup requests that stalled (unanswered after the RTT-based stall time, so the lookup
+    /// asked another candidate; see [`rtt`]).
+    pub lookup_stalls: u64,
     /// PINGs sent to FIND_VALUE requesters to check their address (amplification defence).
     pub verification_pings: u64,
     /// Lookups started / finished.
@@ -231,6 +236,10 @@ struct Pending {
     timed_out: bool,
     /// The entry of this request in `Node::deadlines`.
     deadline: u64,
+    /// When it was sent (for the RTT estimate).
+    sent_at: u64,
+    /// A lookup request's stall time ([`rtt`]), also in `Node::deadlines`, until it fires.
+    stall_at: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +271,7 @@ pub struct Node<S: ValueStore> {
     verified: BTreeMap<SocketAddr, u64>,
     /// FIND_VALUE answers (rpcID, key) waiting for their source to answer our PING.
     parked: BTreeMap<SocketAddr, Vec<(String, Key)>>,
+    rtt: rtt::RttEstimator,
     stats: Stats,
 }
 
@@ -288,6 +298,7 @@ impl<S: ValueStore> Node<S> {
             rate: BTreeMap::new(),
             verified: BTreeMap::new(),
             parked: BTreeMap::new(),
+            rtt: rtt::RttEstimator::default(),
             stats: Stats::default(),
             config,
         }
@@ -651,6 +662,12 @@ impl<S: ValueStore> Node<S> {
         }
         let p = self.pending.remove(&msg.rpc_id).expect("checked above");
         self.deadlines.remove(&(p.deadline, msg.rpc_id.clone()));
+        if let Some(stall) = p.stall_at {
+            self.deadlines.remove(&(stall, msg.rpc_id.clone()));
+        }
+        if !p.timed_out {
+            self.rtt.sample(self.now.saturating_sub(p.sent_at));
+        }
         // Whoever answers a request we sent to an address receives at that address.
         self.mark_verified(from);
         if authentic {
@@ -711,6 +728,14 @@ impl<S: ValueStore> Node<S> {
         self.push_transmit(addr, wire::encode(&msg));
         let deadline = self.now + self.timeout_ms();
         self.deadlines.insert((deadline, rpc_id.clone()));
+        let lookup_request = matches!(purpose, Purpose::Op(_))
+            && matches!(request, MessageType::FindNode | MessageType::FindValue);
+        let stall_at = (lookup_request && self.config.lookup_stall)
+            .then(|| self.now + self.rtt.stall_after(self.timeout_ms()))
+            .filter(|&t| t < deadline);
+        if let Some(t) = stall_at {
+            self.deadlines.insert((t, rpc_id.clone()));
+        }
         self.pending.insert(
             rpc_id,
             Pending {
@@ -720,6 +745,8 @@ impl<S: ValueStore> Node<S> {
                 purpose,
                 timed_out: false,
                 deadline,
+                sent_at: self.now,
+                stall_at,
             },
         );
     }
@@ -734,11 +761,36 @@ impl<S: ValueStore> Node<S> {
                 break;
             }
             self.deadlines.pop_first();
-            self.request_timed_out(id);
+            let stalls = self
+                .pending
+                .get(&id)
+                .is_some_and(|p| p.stall_at == Some(t) && p.deadline != t);
+            if stalls {
+                self.lookup_request_stalled(id);
+            } else {
+                self.request_timed_out(id);
+            }
         }
         if self.now >= self.next_housekeeping {
             self.next_housekeeping = self.now + HOUSEKEEPING_INTERVAL_MS;
             self.housekeeping();
+        }
+    }
+
+    /// A lookup request went unanswered past its stall time: free its α slot (the lookup asks
+    /// the next candidate) but keep the request pending for its reply until the timeout.
+    fn lookup_request_stalled(&mut self, rpc_id: String) {
+        let Some(p) = self.pending.get_mut(&rpc_id) else {
+            return;
+        };
+        p.stall_at = None;
+        let (node, purpose) = (p.node, p.purpose);
+        self.stats.lookup_stalls += 1;
+        if let Purpose::Op(op) = purpose
+            && let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op)
+        {
+            lookup.on_timeout(&node);
+            self.drive(op);
         }
     }
 

@@ -1026,3 +1026,106 @@ fn parked_answers_are_bounded_per_source() {
         .count();
     assert_eq!(contacts, 2);
 }
+
+/// Node 1 with α = 1 knowing peers 2 and 3, its RTT estimate at 100 ms (a PING to 2 answered
+/// after 100 ms), then a FIND_NODE of peer 2's ID: the request goes to 2. Returns the node,
+/// the time the lookup started and the request.
+fn stalled_lookup_setup(stall: bool) -> (Node<MemStore>, u64, Vec<(SocketAddr, Message)>) {
+    let cfg = Config {
+        k: 2,
+        alpha: 1,
+        lookup_stall: stall,
+        ..Config::default()
+    };
+    let mut a = Node::new(cfg, Contact::from_addr(addr(1)), MemStore::default(), 1, T0);
+    for n in [2, 3] {
+        a.handle_datagram(T0, addr(n), &request(n, "PING", json!({})));
+    }
+    drain(&mut a);
+    a.handle_command(T0, Command::Ping(addr(2)));
+    let ping = rpc_to(&drain(&mut a), 2);
+    a.handle_datagram(T0 + 100, addr(2), &reply(2, "PONG", &ping, json!({})));
+    while a.poll_event().is_some() {}
+    let start = T0 + 1_000;
+    let target = Contact::from_addr(addr(2)).node_id;
+    a.handle_command(start, Command::FindNode(target));
+    let sent = drain(&mut a);
+    assert_eq!(sent.len(), 1, "α = 1: {sent:?}");
+    assert_eq!(sent[0].0, addr(2));
+    (a, start, sent)
+}
+
+#[test]
+fn unanswered_lookup_request_stalls_after_the_rtt_estimate() {
+    let (mut a, start, sent) = stalled_lookup_setup(true);
+    // srtt 100 ms, rttvar 50 ms: the slot is freed after 300 ms, not the 5 s timeout.
+    assert_eq!(a.poll_timeout(), Some(start + 300));
+    a.handle_timeout(start + 300);
+    let next = drain(&mut a);
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(next[0].0, addr(3), "the next candidate is asked");
+    assert_eq!(a.stats().lookup_stalls, 1);
+    assert_eq!(a.stats().timeouts, 0, "a stall is not a timeout");
+    // Peer 2's late reply still counts; with 3's, the lookup ends with both.
+    let none = json!({ "contacts": [] });
+    a.handle_datagram(
+        start + 900,
+        addr(2),
+        &reply(2, "FIND_NODE_REPLY", &sent[0].1.rpc_id, none.clone()),
+    );
+    a.handle_datagram(
+        start + 950,
+        addr(3),
+        &reply(3, "FIND_NODE_REPLY", &next[0].1.rpc_id, none),
+    );
+    match a.poll_event() {
+        Some(Event::Completed {
+            result: CommandResult::Found(r),
+            ..
+        }) => {
+            let ids: Vec<_> = r.closest.iter().map(|c| c.socket_addr()).collect();
+            assert_eq!(ids.len(), 2);
+            assert!(
+                ids.contains(&addr(2)),
+                "the late answer is in the result: {ids:?}"
+            );
+        }
+        other => panic!("expected the lookup's result, got {other:?}"),
+    }
+    // The stall left no timer behind: only housekeeping remains.
+    assert!(a.poll_timeout().unwrap() > start + 5_000);
+}
+
+#[test]
+fn without_the_stall_timer_the_slot_waits_for_the_response_timeout() {
+    let (mut a, start, _) = stalled_lookup_setup(false);
+    assert_eq!(a.poll_timeout(), Some(start + 5_000));
+    a.handle_timeout(start + 4_999);
+    assert!(drain(&mut a).is_empty());
+    a.handle_timeout(start + 5_000);
+    let next = drain(&mut a);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].0, addr(3));
+    assert_eq!(a.stats().lookup_stalls, 0);
+    assert_eq!(a.stats().timeouts, 1);
+}
+
+#[test]
+fn a_stalled_request_that_never_answers_still_times_out_and_fails() {
+    let (mut a, start, _) = stalled_lookup_setup(true);
+    a.handle_timeout(start + 300);
+    drain(&mut a);
+    a.handle_timeout(start + 5_000);
+    assert_eq!(
+        a.stats().timeouts,
+        1,
+        "the request itself still times out at 5 s"
+    );
+    assert_eq!(
+        a.table()
+            .get(&Contact::from_addr(addr(2)).node_id)
+            .unwrap()
+            .failures,
+        1
+    );
+}
