@@ -16,7 +16,7 @@ use muttr_node::id::is_lower_hex;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::federation::UserId;
+use crate::federation::{UserId, parse_user_id};
 use crate::storage::IdentityRow;
 
 /// A request whose signature checked out.
@@ -68,7 +68,7 @@ pub async fn authenticate(state: &AppState, body: &str) -> Result<Authenticated,
             (key, Some(row))
         }
         HREF => {
-            let user = UserId::parse(&claimed.identity)
+            let user = parse_user_id(&claimed.identity)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
             let key = resolve_user(state, &user).await.map_err(|e| {
                 ApiError::unauthorized(format!("cannot authenticate {}: {e}", claimed.identity))

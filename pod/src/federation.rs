@@ -16,8 +16,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::routes::aliases::valid_alias;
-
 /// Why a key could not be fetched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
@@ -45,53 +43,12 @@ pub enum FetchError {
     TooLarge(String),
 }
 
-/// A user ID split into alias and host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserId {
-    /// The alias (P-A8).
-    pub alias: String,
-    /// `host` or `host:port`.
-    pub host: String,
-}
+pub use muttr_node::client::UserId;
 
-impl UserId {
-    /// Parses `alias@host[:port]`. The host may be a name, an IPv4 address or a bracketed IPv6
-    /// address, with an optional port.
-    pub fn parse(text: &str) -> Result<UserId, FetchError> {
-        let bad = || FetchError::BadUserId(text.to_string());
-        let (alias, host) = text.split_once('@').ok_or_else(bad)?;
-        if !valid_alias(alias) || host.is_empty() || host.len() > 255 {
-            return Err(bad());
-        }
-        let ok_host = host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-        if !ok_host {
-            return Err(bad());
-        }
-        // The authority must parse as one (no userinfo, path or query can sneak in).
-        let authority: hyper::http::uri::Authority = host.parse().map_err(|_| bad())?;
-        if authority.as_str() != host || authority.host().is_empty() {
-            return Err(bad());
-        }
-        // A port, when given, must be a number 1–65535 (`Authority` does not check it).
-        let after_host = &host[host.rfind(']').map_or(0, |i| i + 1)..];
-        if let Some((_, port)) = after_host.rsplit_once(':')
-            && !matches!(port.parse::<u16>(), Ok(p) if p > 0)
-        {
-            return Err(bad());
-        }
-        Ok(UserId {
-            alias: alias.to_string(),
-            host: host.to_ascii_lowercase(),
-        })
-    }
-
-    /// The URL of this user's key: `https://host/aliases/alias` (or `http://` when insecure).
-    pub fn key_url(&self, insecure: bool) -> String {
-        let scheme = if insecure { "http" } else { "https" };
-        format!("{scheme}://{}/aliases/{}", self.host, self.alias)
-    }
+/// Parses a user ID with the client library's strict parser (one grammar for clients and
+/// pods), as a federation error.
+pub fn parse_user_id(text: &str) -> Result<UserId, FetchError> {
+    UserId::parse(text).map_err(|_| FetchError::BadUserId(text.to_string()))
 }
 
 /// Boxed future of a fetch.
@@ -169,13 +126,13 @@ mod tests {
 
     #[test]
     fn user_ids_parse_into_key_urls() {
-        let u = UserId::parse("alice@muttr.me").unwrap();
+        let u = parse_user_id("alice@muttr.me").unwrap();
         assert_eq!(u.key_url(false), "https://muttr.me/aliases/alice");
-        let u = UserId::parse("bob@127.0.0.1:8080").unwrap();
+        let u = parse_user_id("bob@127.0.0.1:8080").unwrap();
         assert_eq!(u.key_url(true), "http://127.0.0.1:8080/aliases/bob");
-        let u = UserId::parse("c.d_e-f@[::1]:9000").unwrap();
+        let u = parse_user_id("c.d_e-f@[::1]:9000").unwrap();
         assert_eq!(u.host, "[::1]:9000");
-        assert_eq!(UserId::parse("x@Pod.Example").unwrap().host, "pod.example");
+        assert_eq!(parse_user_id("x@Pod.Example").unwrap().host, "pod.example");
     }
 
     #[test]
@@ -195,7 +152,7 @@ mod tests {
             "alice@host:70000",
             "alice@:80",
         ] {
-            assert!(UserId::parse(bad).is_err(), "{bad}");
+            assert!(parse_user_id(bad).is_err(), "{bad}");
         }
     }
 }

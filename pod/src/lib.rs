@@ -45,7 +45,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -198,8 +198,10 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The pod's HTTP API.
+///
+/// Body size is enforced by [`body::TextBody`] (the only body extractor), which answers 413
+/// after draining; there is deliberately no `DefaultBodyLimit` layer, which nothing would read.
 pub fn router(state: AppState) -> Router {
-    let limit = state.config.max_body_bytes;
     Router::new()
         .route("/", get(ws::upgrade).post(routes::identities::register))
         .route("/messages", post(routes::messages::store))
@@ -217,7 +219,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
         .layer(middleware::map_response(error::json_errors))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 

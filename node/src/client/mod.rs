@@ -21,9 +21,11 @@
 //! |---|---|
 //! | [`dial`] | the `Dialer` trait, TCP, TLS |
 //! | [`http`] | a minimal HTTP/1.1 request over a dialer |
+//! | [`userid`] | user IDs (`alias@host[:port]`, strict) and aliases (P-A8), shared with the pod |
 
 pub mod dial;
 pub mod http;
+pub mod userid;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -42,6 +44,7 @@ use crate::net::Clock;
 use crate::value;
 
 pub use dial::{Dialer, TcpDialer};
+pub use userid::{UserId, valid_alias};
 
 /// Why a client call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,38 +80,6 @@ pub enum ClientError {
     /// The message is not in the DHT.
     #[error("message {0} not found in the DHT")]
     NotFound(String),
-}
-
-/// A user ID split: `alias@host[:port]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserId {
-    /// The alias.
-    pub alias: String,
-    /// The pod's host, with port when not default.
-    pub host: String,
-}
-
-impl UserId {
-    /// Parses `alias@host`.
-    pub fn parse(text: &str) -> Result<UserId, ClientError> {
-        match text.split_once('@') {
-            Some((a, h)) if !a.is_empty() && !h.is_empty() && !h.contains(['/', '?', '#', '@']) => {
-                Ok(UserId {
-                    alias: a.to_string(),
-                    host: h.to_string(),
-                })
-            }
-            _ => Err(ClientError::BadUrl(format!(
-                "not a user ID (alias@pod): {text}"
-            ))),
-        }
-    }
-}
-
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}@{}", self.alias, self.host)
-    }
 }
 
 /// One side of an inbox entry (the pod's `{"userID", "pubkeyhash"}`).
@@ -275,7 +246,7 @@ impl<D: Dialer> Client<D> {
     pub fn user_id(&self) -> Option<UserId> {
         self.config.alias.as_ref().map(|a| UserId {
             alias: a.clone(),
-            host: self.pod.authority.clone(),
+            host: self.pod.authority.to_ascii_lowercase(),
         })
     }
 

@@ -13,16 +13,7 @@ use crate::body::TextBody;
 use crate::error::ApiError;
 use crate::storage::AliasOutcome;
 
-/// P-A8: `[a-z0-9][a-z0-9._-]{0,63}`.
-pub fn valid_alias(alias: &str) -> bool {
-    let b = alias.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b[1..].iter().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-        })
-}
+pub use muttr_node::client::valid_alias;
 
 /// Answers the armored key registered for `alias`, as `application/pgp-keys`.
 pub async fn get(

@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::auth::{authenticate, resolve_user};
 use crate::body::TextBody;
 use crate::error::ApiError;
-use crate::federation::UserId;
+use crate::federation::parse_user_id;
 use crate::routes::aliases::valid_alias;
 use crate::storage::{InboxEntry, Party};
 
@@ -46,7 +46,7 @@ pub async fn notify(
         .alias(&alias)
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no alias `{alias}` here")))?;
-    let sender = UserId::parse(&from).map_err(|e| ApiError::bad_request(format!("`from`: {e}")))?;
+    let sender = parse_user_id(&from).map_err(|e| ApiError::bad_request(format!("`from`: {e}")))?;
     // `from` must be the signer: reuse the key fetched for an href caller naming itself.
     let from_key = if caller.text.identity_type == muttr_node::crypto::auth::HREF
         && caller.text.identity.eq_ignore_ascii_case(&from)
