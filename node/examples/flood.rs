@@ -47,14 +47,7 @@ fn host_ip() -> Option<IpAddr> {
 }
 
 fn memory_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    muttr_node::process::memory_kib(field).unwrap_or(0)
 }
 
 fn ping(from: SocketAddr, n: u32) -> Vec<u8> {

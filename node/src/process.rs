@@ -1,5 +1,6 @@
 //! What the binaries (`muttr-seed`, `muttr-pod`) share around a running seed: logging to
-//! stderr, waiting for SIGINT/SIGTERM, and joining the network with retries.
+//! stderr, running `main`'s future with a clean exit status, waiting for SIGINT/SIGTERM,
+//! joining the network with retries, and reading the process's own memory use.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +17,46 @@ pub fn init_logging(filter: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Runs a binary's `main` future on `runtime`: success is exit status 0; an error (or a
+/// runtime that could not be built) is printed as `name: error` on stderr with status 1.
+pub fn run<F, E>(
+    name: &str,
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    main: F,
+) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let rt = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: cannot start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(main) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A memory figure of this process from `/proc/self/status`, in KiB: `field` is e.g.
+/// `"VmRSS:"` (resident now) or `"VmHWM:"` (peak resident). `None` off Linux or if absent.
+pub fn memory_kib(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Resolves on SIGINT or SIGTERM (Ctrl-C only, off Unix).
@@ -65,4 +106,32 @@ pub async fn join(seed: SeedHandle, peers: Vec<SocketAddr>) -> usize {
         tokio::time::sleep(JOIN_PAUSE).await;
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_memory_on_linux() {
+        if cfg!(target_os = "linux") {
+            let rss = memory_kib("VmRSS:").expect("VmRSS on Linux");
+            let peak = memory_kib("VmHWM:").expect("VmHWM on Linux");
+            assert!(rss > 0 && peak >= rss, "rss {rss} peak {peak}");
+        }
+        assert_eq!(memory_kib("NoSuchField:"), None);
+    }
+
+    #[test]
+    fn run_maps_results_to_exit_status() {
+        let rt = || tokio::runtime::Builder::new_current_thread().build();
+        let ok = run("t", rt(), async { Ok::<(), String>(()) });
+        assert_eq!(ok, std::process::ExitCode::SUCCESS);
+        let err = run("t", rt(), async { Err::<(), _>("boom") });
+        assert_eq!(err, std::process::ExitCode::FAILURE);
+        let no_rt = run("t", Err(std::io::Error::other("no")), async {
+            Ok::<(), String>(())
+        });
+        assert_eq!(no_rt, std::process::ExitCode::FAILURE);
+    }
 }

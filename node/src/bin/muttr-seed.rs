@@ -49,23 +49,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     muttr_node::process::init_logging(&args.log);
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("muttr-seed: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(start(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("muttr-seed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        .build();
+    muttr_node::process::run("muttr-seed", rt, start(args))
 }
 
 async fn start(args: Args) -> Result<(), String> {

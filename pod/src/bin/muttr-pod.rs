@@ -70,23 +70,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     muttr_node::process::init_logging(&args.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("muttr-pod: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("muttr-pod: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        .build();
+    muttr_node::process::run("muttr-pod", rt, run(args))
 }
 
 fn read(path: &PathBuf) -> Result<String, String> {
