@@ -1627,13 +1627,13 @@ impl Suite {
                 }
             }
             None => {
-                for id in [
-                    "pod.inbox.post-shape",
-                    "pod.inbox.post-sender",
-                    "pod.inbox.post-recipient",
-                    "pod.inbox.post-key",
+                for (id, rule) in [
+                    ("pod.inbox.post-shape", "P-A5"),
+                    ("pod.inbox.post-sender", "P-A4"),
+                    ("pod.inbox.post-recipient", "P-A8"),
+                    ("pod.inbox.post-key", "P-A4"),
                 ] {
-                    self.na(id, "P-A4", "prerequisite failed: pod.inbox.post-ok");
+                    self.na(id, rule, "prerequisite failed: pod.inbox.post-ok");
                 }
             }
         }
@@ -1983,13 +1983,13 @@ impl Suite {
         // Purge.
         let (_, _, td) = self.token(alice, "/inboxes", "DELETE").await;
         let Some(td) = td else {
-            for id in [
-                "pod.inbox.delete-ok",
-                "pod.inbox.delete-shape",
-                "pod.inbox.empty-after-delete",
-                "pod.inbox.delete-only-own",
+            for (id, rule) in [
+                ("pod.inbox.delete-ok", "P-A4"),
+                ("pod.inbox.delete-shape", "P-A5"),
+                ("pod.inbox.empty-after-delete", "P-A9"),
+                ("pod.inbox.delete-only-own", "P-A9"),
             ] {
-                self.na(id, "P-A9", "prerequisite failed: no DELETE token");
+                self.na(id, rule, "prerequisite failed: no DELETE token");
             }
             return;
         };
