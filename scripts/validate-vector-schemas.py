@@ -18,7 +18,7 @@ registry = Registry().with_resources(
     for name in os.listdir(schemas)
 )
 bad = 0
-for suite in ["wire", "node-id", "distance", "closest", "value-key", "store", "pubkeyhash"]:
+for suite in ["wire", "node-id", "distance", "closest", "value-key", "store", "pubkeyhash", "rest"]:
     schema = json.load(open(os.path.join(schemas, f"{suite}.schema.json")))
     doc = json.load(open(os.path.join(root, f"{suite}.json")))
     errors = list(Draft202012Validator(schema, registry=registry).iter_errors(doc))

@@ -17,6 +17,8 @@ use serde_json::{Map, Value, json};
 use crate::canon;
 use crate::pgp::{self, hex_of, sha1_hex};
 
+pub mod rest;
+
 /// The instant at which STORE verdicts are evaluated: 2026-01-01T00:00:00Z, in ms.
 pub const NOW_MS: u64 = 1_767_225_600_000;
 /// Value lifetime of P-K2 (86,400 s), in ms.
@@ -25,7 +27,7 @@ pub const EXPIRY_MS: u64 = 86_400_000;
 pub const TEN_MIN_MS: u64 = 600_000;
 
 /// The file names this generator writes, relative to `vectors/`.
-pub const FILES: [&str; 7] = [
+pub const FILES: [&str; 8] = [
     "wire.json",
     "node-id.json",
     "distance.json",
@@ -33,6 +35,7 @@ pub const FILES: [&str; 7] = [
     "value-key.json",
     "store.json",
     "pubkeyhash.json",
+    "rest.json",
 ];
 
 /// Builds every vector file: name (relative to `vectors/`) → contents.
@@ -46,6 +49,7 @@ pub fn generate(vectors_dir: &Path) -> anyhow::Result<BTreeMap<String, String>> 
         ("value-key.json", value_keys()),
         ("store.json", store()),
         ("pubkeyhash.json", pubkeyhashes(vectors_dir)?),
+        ("rest.json", rest::rest(vectors_dir)?),
     ];
     for (name, doc) in docs {
         out.insert(name.to_string(), canon::pretty(&doc));

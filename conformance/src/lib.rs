@@ -12,13 +12,14 @@
 //! | [`report`] | verdicts, case results, expect files (known failures), text / JSON / JUnit reports |
 //! | [`generate`] | the generator of `vectors/*.json`, with expected results computed from the PROFILE |
 //! | [`vectors`] | the vector runner: every case through the adapter protocol, graded |
+//! | [`rest`] | the REST vector runner: `rest.json`'s HTTP/WebSocket steps against a pod (ours in-process, or any URL) |
 //! | [`adapter`] | the stdin/stdout JSON-lines adapter protocol, this implementation behind it, a subprocess client |
 //! | [`pod`] | the live suite: a pod over HTTP(S) and WebSocket, with its own keys and federation pod |
 //! | [`seed`] | the live suite: a seed over real UDP, played against from several sockets |
 //! | [`pgp`] | hand-built OpenPGP packet sequences (encrypted or not) for STORE cases |
 //! | [`canon`] | canonical (sorted-key) JSON text, so generated files are reproducible |
 //!
-//! The `muttr-conformance` binary wraps these: `gen-vectors`, `vectors [--impl CMD]`,
+//! The `muttr-conformance` binary wraps these: `gen-vectors`, `vectors [--impl CMD] [--pod URL]`,
 //! `adapter`, `seed UDP_ADDR`, `pod URL`; see `conformance/README.md`.
 
 pub mod adapter;
@@ -27,5 +28,6 @@ pub mod generate;
 pub mod pgp;
 pub mod pod;
 pub mod report;
+pub mod rest;
 pub mod seed;
 pub mod vectors;

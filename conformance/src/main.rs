@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! muttr-conformance gen-vectors [--check]          rebuild vectors/*.json (or check them)
-//! muttr-conformance vectors [--impl CMD]           run the vectors (in-process or via an adapter)
+//! muttr-conformance vectors [--impl CMD] [--pod URL] run the vectors (in-process or via an adapter;
+//!                                                  the REST ones against our pod or URL)
 //! muttr-conformance adapter                        serve this implementation as an adapter
 //! muttr-conformance seed 127.0.0.1:4000            the live seed suite over UDP
 //! muttr-conformance pod http://127.0.0.1:8080      the live pod suite over HTTP and WebSocket
@@ -19,7 +20,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use muttr_conformance::adapter::{self, InProcess, Subprocess};
 use muttr_conformance::report::{CaseResult, Expectations, Report};
-use muttr_conformance::{generate, pod, seed, vectors};
+use muttr_conformance::{generate, pod, rest, seed, vectors};
 
 /// Conformance suite for Muttr implementations (PROFILE.md).
 #[derive(Debug, Parser)]
@@ -48,6 +49,18 @@ enum Cmd {
         /// An adapter command (run with `sh -c`) speaking the JSON-lines adapter protocol.
         #[arg(long = "impl", value_name = "CMD")]
         imp: Option<String>,
+        /// Run the REST cases (`rest.json`) against the pod at URL. Default: this
+        /// implementation's pod started in-process on loopback; with `--impl` and no `--pod`
+        /// they are not-applicable (an adapter has no HTTP side).
+        #[arg(long, value_name = "URL")]
+        pod: Option<String>,
+        /// The pod's public host in its users' IDs (`alias@HOST`, P-A8); default: the URL's
+        /// host[:port].
+        #[arg(long, value_name = "HOST")]
+        pod_host: Option<String>,
+        /// How long one REST request may take, in ms.
+        #[arg(long, default_value_t = 15_000)]
+        timeout_ms: u64,
         #[command(flatten)]
         out: Output,
     },
@@ -153,12 +166,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Cmd::Vectors { dir, imp, out } => {
+        Cmd::Vectors {
+            dir,
+            imp,
+            pod,
+            pod_host,
+            timeout_ms,
+            out,
+        } => {
             let files = vectors::load(&dir.unwrap_or_else(vectors::default_dir))?;
-            let cases = match imp {
+            let adapter = imp.is_some();
+            let mut cases = match imp {
                 Some(cmd) => vectors::run(&files, &mut Subprocess::spawn(&cmd)?),
                 None => vectors::run(&files, &mut InProcess),
             };
+            if let Some(doc) = vectors::rest_doc(&files) {
+                if adapter && pod.is_none() {
+                    cases.extend(rest::not_applicable(
+                        doc,
+                        "no --pod given: the REST cases need a pod (an adapter has no HTTP side)",
+                    ));
+                } else {
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .enable_all()
+                        .build()?;
+                    cases.extend(rt.block_on(async {
+                        let local = match &pod {
+                            Some(_) => None,
+                            None => Some(rest::LocalPod::start().await?),
+                        };
+                        let url = pod.clone().or(local.as_ref().map(|l| l.url.clone()));
+                        let mut opts = rest::Options::new(url.unwrap_or_default());
+                        opts.pod_host = pod_host;
+                        opts.timeout = Duration::from_millis(timeout_ms);
+                        rest::run(doc, &opts).await
+                    })?);
+                }
+            }
             finish("vectors", cases, &out)
         }
         Cmd::Adapter => {

@@ -95,6 +95,28 @@ const MINUTE: u64 = 60_000;
 /// not to exist).
 const OVERSIZE: usize = 2 * 1024 * 1024;
 
+/// A row of a table of refused notifications: id, rule, what, to alias, `from`, `key`, the
+/// statuses allowed.
+type RefusedNotify<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [u16],
+);
+
+/// A row of a table of refused signed POSTs: id, rule, what, signer, signed parameters, status.
+type RefusedSigned<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a User,
+    &'a [(&'a str, &'a str)],
+    u16,
+);
+
 /// A user the suite made up.
 struct User {
     id: Identity,
@@ -1079,42 +1101,19 @@ impl Suite {
             let (sent, r) = self.post("/tokens", &body).await;
             self.expect_error(id, "P-A1", what, &sent, &r, &[400, 401]);
         }
-        // Altered after signing.
-        let body = self.signed(alice, &params);
-        let altered = body.replacen("method=GET", "method=DEL", 1);
-        let (sent, r) = self.post("/tokens", &altered).await;
-        self.expect_error(
-            "pod.auth.altered-param-401",
-            "P-A1",
-            "a parameter changed after signing",
-            &sent,
-            &r,
-            &[401],
-        );
+        // Texts altered after signing, a transplanted signature, a wrong signer, an unknown
+        // identity: each 401. Built first (fresh nonces in order), then sent in that order.
+        let altered_param = self
+            .signed(alice, &params)
+            .replacen("method=GET", "method=DEL", 1);
         let n = self.nonce();
-        let body = self.signed_as(alice, "pubkeyhash", &alice.hash, n, &params);
-        let altered = body.replacen(&format!("nonce={n}"), &format!("nonce={}", n + 1), 1);
-        let (sent, r) = self.post("/tokens", &altered).await;
-        self.expect_error(
-            "pod.auth.altered-nonce-401",
-            "P-A1",
-            "the nonce changed after signing",
-            &sent,
-            &r,
-            &[401],
-        );
-        let body = self.signed(alice, &params);
-        let appended = body.replacen("method=GET", "method=GET&extra=1", 1);
-        let (sent, r) = self.post("/tokens", &appended).await;
-        self.expect_error(
-            "pod.auth.appended-param-401",
-            "P-A1",
-            "a parameter appended after signing",
-            &sent,
-            &r,
-            &[401],
-        );
-        // Transplanted signature: the text of one request with the signature of another.
+        let altered_nonce = self
+            .signed_as(alice, "pubkeyhash", &alice.hash, n, &params)
+            .replacen(&format!("nonce={n}"), &format!("nonce={}", n + 1), 1);
+        let appended = self
+            .signed(alice, &params)
+            .replacen("method=GET", "method=GET&extra=1", 1);
+        // The text of one request with the signature of another.
         let a = self.signed(alice, &params);
         let b = self.signed(alice, &[("resource", "/inboxes"), ("method", "DELETE")]);
         let transplanted = match (
@@ -1124,37 +1123,51 @@ impl Suite {
             (Some(i), Some(j)) => format!("{}{}", &a[..i], &b[j..]),
             _ => a.clone(),
         };
-        let (sent, r) = self.post("/tokens", &transplanted).await;
-        self.expect_error(
-            "pod.auth.transplanted-signature-401",
-            "P-A1",
-            "one text with the signature of another",
-            &sent,
-            &r,
-            &[401],
-        );
-        // Wrong signer, unknown identity.
         let n = self.nonce();
-        let body = self.signed_as(mallory, "pubkeyhash", &alice.hash, n, &params);
-        let (sent, r) = self.post("/tokens", &body).await;
-        self.expect_error(
-            "pod.auth.wrong-signer-401",
-            "P-A3",
-            "alice's pubkeyhash, signed by another key",
-            &sent,
-            &r,
-            &[401],
-        );
-        let body = self.signed(mallory, &params);
-        let (sent, r) = self.post("/tokens", &body).await;
-        self.expect_error(
-            "pod.auth.unknown-identity-401",
-            "P-A3",
-            "a pubkeyhash not registered here",
-            &sent,
-            &r,
-            &[401],
-        );
+        let wrong_signer = self.signed_as(mallory, "pubkeyhash", &alice.hash, n, &params);
+        let unknown = self.signed(mallory, &params);
+        let refused: [(&str, &str, &str, String); 6] = [
+            (
+                "pod.auth.altered-param-401",
+                "P-A1",
+                "a parameter changed after signing",
+                altered_param,
+            ),
+            (
+                "pod.auth.altered-nonce-401",
+                "P-A1",
+                "the nonce changed after signing",
+                altered_nonce,
+            ),
+            (
+                "pod.auth.appended-param-401",
+                "P-A1",
+                "a parameter appended after signing",
+                appended,
+            ),
+            (
+                "pod.auth.transplanted-signature-401",
+                "P-A1",
+                "one text with the signature of another",
+                transplanted,
+            ),
+            (
+                "pod.auth.wrong-signer-401",
+                "P-A3",
+                "alice's pubkeyhash, signed by another key",
+                wrong_signer,
+            ),
+            (
+                "pod.auth.unknown-identity-401",
+                "P-A3",
+                "a pubkeyhash not registered here",
+                unknown,
+            ),
+        ];
+        for (id, rule, what, body) in refused {
+            let (sent, r) = self.post("/tokens", &body).await;
+            self.expect_error(id, rule, what, &sent, &r, &[401]);
+        }
         // Unsigned and garbage bodies.
         let n = self.nonce();
         let plain = format!(
@@ -1614,13 +1627,13 @@ impl Suite {
                 }
             }
             None => {
-                for id in [
-                    "pod.inbox.post-shape",
-                    "pod.inbox.post-sender",
-                    "pod.inbox.post-recipient",
-                    "pod.inbox.post-key",
+                for (id, rule) in [
+                    ("pod.inbox.post-shape", "P-A5"),
+                    ("pod.inbox.post-sender", "P-A4"),
+                    ("pod.inbox.post-recipient", "P-A8"),
+                    ("pod.inbox.post-key", "P-A4"),
                 ] {
-                    self.na(id, "P-A4", "prerequisite failed: pod.inbox.post-ok");
+                    self.na(id, rule, "prerequisite failed: pod.inbox.post-ok");
                 }
             }
         }
@@ -1716,47 +1729,22 @@ impl Suite {
         let _ = self
             .notify(carol, &bob.alias.clone(), &carol_id, &bob_key)
             .await;
+        // Notifications refused for who sends them or whom they name.
         let k_forged = sha1_hex(&format!("forged-{}", self.tag));
-        let (sent, r) = self.notify(bob, &alias, &carol_id, &k_forged).await;
-        self.expect_error(
-            "pod.inbox.from-not-signer-refused",
-            "P-A4",
-            "from = another user's userID than the signer's",
-            &sent,
-            &r,
-            &[401, 403],
-        );
         let k_ghost = sha1_hex(&format!("ghost-{}", self.tag));
         let ghost = format!("ghost-{}@{}", self.tag, self.host);
-        let (sent, r) = self.notify(bob, &alias, &ghost, &k_ghost).await;
-        self.expect_error(
-            "pod.inbox.from-unknown-alias-refused",
-            "P-A4",
-            "from = an alias nobody has here",
-            &sent,
-            &r,
-            &[401, 403],
-        );
-        let (sent, r) = self
-            .notify(bob, &format!("nobody-{}", self.tag), &bob_id, &k1)
-            .await;
-        self.expect_error(
-            "pod.inbox.unknown-alias-404",
-            "P-A7",
-            "POST /inboxes/:alias for an alias nobody has",
-            &sent,
-            &r,
-            &[404],
-        );
-        let (sent, r) = self.notify(bob, "Alice", &bob_id, &k1).await;
-        self.expect_error(
-            "pod.inbox.bad-alias-pattern-refused",
-            "P-A8",
-            "POST /inboxes/Alice (outside the pattern)",
-            &sent,
-            &r,
-            &[400, 404],
-        );
+        let nobody = format!("nobody-{}", self.tag);
+        #[rustfmt::skip] // one row per case: id, rule, what, to alias, from, key, statuses
+        let refused: [RefusedNotify<'_>; 4] = [
+            ("pod.inbox.from-not-signer-refused", "P-A4", "from = another user's userID than the signer's", &alias, &carol_id, &k_forged, &[401, 403]),
+            ("pod.inbox.from-unknown-alias-refused", "P-A4", "from = an alias nobody has here", &alias, &ghost, &k_ghost, &[401, 403]),
+            ("pod.inbox.unknown-alias-404", "P-A7", "POST /inboxes/:alias for an alias nobody has", &nobody, &bob_id, &k1, &[404]),
+            ("pod.inbox.bad-alias-pattern-refused", "P-A8", "POST /inboxes/Alice (outside the pattern)", "Alice", &bob_id, &k1, &[400, 404]),
+        ];
+        for (id, rule, what, to, from, key, statuses) in refused {
+            let (sent, r) = self.notify(bob, to, from, key).await;
+            self.expect_error(id, rule, what, &sent, &r, statuses);
+        }
         for (id, key) in [
             ("pod.inbox.key-not-hex-400", "not-a-key".to_string()),
             ("pod.inbox.key-uppercase-400", k1.to_uppercase()),
@@ -1773,36 +1761,18 @@ impl Suite {
                 &[400],
             );
         }
-        let body = self.signed(bob, &[("from", &bob_id)]);
-        let (sent, r) = self.post(&format!("/inboxes/{alias}"), &body).await;
-        self.expect_error(
-            "pod.inbox.missing-key-400",
-            "P-A7",
-            "no `key`",
-            &sent,
-            &r,
-            &[400],
-        );
-        let body = self.signed(bob, &[("key", &k1)]);
-        let (sent, r) = self.post(&format!("/inboxes/{alias}"), &body).await;
-        self.expect_error(
-            "pod.inbox.missing-from-400",
-            "P-A7",
-            "no `from`",
-            &sent,
-            &r,
-            &[400],
-        );
-        let body = self.signed(mallory, &[("from", &bob_id), ("key", &k1)]);
-        let (sent, r) = self.post(&format!("/inboxes/{alias}"), &body).await;
-        self.expect_error(
-            "pod.inbox.unregistered-401",
-            "P-A3",
-            "a pubkeyhash identity not registered here",
-            &sent,
-            &r,
-            &[401],
-        );
+        // Missing parameters, an unregistered signer.
+        #[rustfmt::skip] // one row per case: id, rule, what, signer, signed parameters, status
+        let refused: [RefusedSigned<'_>; 3] = [
+            ("pod.inbox.missing-key-400", "P-A7", "no `key`", bob, &[("from", &bob_id)], 400),
+            ("pod.inbox.missing-from-400", "P-A7", "no `from`", bob, &[("key", &k1)], 400),
+            ("pod.inbox.unregistered-401", "P-A3", "a pubkeyhash identity not registered here", mallory, &[("from", &bob_id), ("key", &k1)], 401),
+        ];
+        for (id, rule, what, signer, params, status) in refused {
+            let body = self.signed(signer, params);
+            let (sent, r) = self.post(&format!("/inboxes/{alias}"), &body).await;
+            self.expect_error(id, rule, what, &sent, &r, &[status]);
+        }
         let body = self.signed(bob, &[("from", &bob_id), ("key", &k1)]);
         let (sent, r) = self
             .call(
@@ -2013,13 +1983,13 @@ impl Suite {
         // Purge.
         let (_, _, td) = self.token(alice, "/inboxes", "DELETE").await;
         let Some(td) = td else {
-            for id in [
-                "pod.inbox.delete-ok",
-                "pod.inbox.delete-shape",
-                "pod.inbox.empty-after-delete",
-                "pod.inbox.delete-only-own",
+            for (id, rule) in [
+                ("pod.inbox.delete-ok", "P-A4"),
+                ("pod.inbox.delete-shape", "P-A5"),
+                ("pod.inbox.empty-after-delete", "P-A9"),
+                ("pod.inbox.delete-only-own", "P-A9"),
             ] {
-                self.na(id, "P-A9", "prerequisite failed: no DELETE token");
+                self.na(id, rule, "prerequisite failed: no DELETE token");
             }
             return;
         };

@@ -25,8 +25,20 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<(String, Value)>> {
             let path = dir.join(name);
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let doc: Value = serde_json::from_str(&text)
+            let mut doc: Value = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
+            if let Some(keys) = doc.get_mut("keys").and_then(Value::as_object_mut) {
+                // `rest.json`: key file names (relative to `dir`) replaced by their texts.
+                for files in keys.values_mut().filter_map(Value::as_object_mut) {
+                    for f in files.values_mut() {
+                        let p = dir.join(f.as_str().context("a key file name")?);
+                        *f = Value::String(
+                            std::fs::read_to_string(&p)
+                                .with_context(|| format!("reading {}", p.display()))?,
+                        );
+                    }
+                }
+            }
             Ok((name.to_string(), doc))
         })
         .collect::<anyhow::Result<_>>()?;
@@ -81,17 +93,26 @@ fn load_pgp(dir: &Path) -> anyhow::Result<Value> {
     }))
 }
 
-/// Runs every case of every file against `imp`.
+/// Runs every case of every file against `imp`, except the REST cases (suite `rest`), which
+/// need a pod: see [`crate::rest`] and [`rest_doc`].
 pub fn run(files: &[(String, Value)], imp: &mut dyn Implementation) -> Vec<CaseResult> {
     let mut out = Vec::new();
     for (_, doc) in files {
         let suite = doc["suite"].as_str().unwrap_or_default();
+        if suite == "rest" {
+            continue;
+        }
         let empty = Vec::new();
         for case in doc["cases"].as_array().unwrap_or(&empty) {
             out.push(run_case(suite, doc, case, imp));
         }
     }
     out
+}
+
+/// The loaded `rest.json` among `files` (suite `rest`, key texts read in).
+pub fn rest_doc(files: &[(String, Value)]) -> Option<&Value> {
+    files.iter().map(|(_, d)| d).find(|d| d["suite"] == "rest")
 }
 
 /// The datagram bytes of a wire case: `input` (UTF-8) or `input_hex`, then padded with ASCII

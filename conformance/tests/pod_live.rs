@@ -1,7 +1,7 @@
 //! The live pod suite over real loopback TCP: this repository's pod (in-process through
 //! `muttr_pod::serve`, and the `muttr-pod` binary as a real process) passes every case, and
 //! deliberately broken pods — the real router behind a wrapper that breaks one rule at a time
-//! — fail exactly that rule.
+//! — fail exactly that rule, in the live suite and in the REST vectors of `vectors/rest.json`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use muttr_conformance::pod::{self, Options};
 use muttr_conformance::report::{CaseResult, Verdict};
 use muttr_conformance::seed::failing_rules;
+use muttr_conformance::{rest, vectors};
 use muttr_node::driver::{Seed, SeedOptions, spawn_seed};
 use muttr_node::net::{Clock, TokioTransport};
 use muttr_node::store::{MemStore, Quotas};
@@ -495,4 +496,73 @@ async fn a_pod_accepting_a_token_twice_fails_exactly_that_case() {
         failing_ids(&failing),
         BTreeSet::from(["pod.token.single-use-401"])
     );
+}
+
+// ------------------------------------------------------------------ broken pods vs the REST vectors
+
+/// Runs the REST vectors of `vectors/rest.json` against the real router behind `wrap`;
+/// answers the failing cases and the ids of every case checking `rule`.
+async fn rest_vectors_against(
+    wrap: fn(Router, AppState) -> Router,
+    rule: &str,
+) -> (Vec<CaseResult>, BTreeSet<String>) {
+    let pod = live_pod(Some(wrap)).await;
+    let files = vectors::load(&vectors::default_dir()).unwrap();
+    let doc = vectors::rest_doc(&files).unwrap();
+    let mut opts = rest::Options::new(pod.url.clone());
+    opts.rng_seed = 9;
+    let cases = rest::run(doc, &opts).await.unwrap();
+    let of_rule = cases
+        .iter()
+        .filter(|c| c.rule == rule)
+        .map(|c| c.id.clone())
+        .collect();
+    let not_passing = cases
+        .into_iter()
+        .filter(|c| c.verdict != Verdict::Pass)
+        .collect();
+    (not_passing, of_rule)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_accepting_replays_fails_exactly_the_replay_rest_vectors() {
+    let (bad, of_rule) = rest_vectors_against(accept_replays, "P-A2").await;
+    let ids = failing_ids(&bad);
+    assert_eq!(
+        ids,
+        BTreeSet::from(["rest.auth.replay-401", "rest.inboxes.replay-401"]),
+        "{bad:#?}"
+    );
+    assert!(
+        bad.iter()
+            .all(|c| c.verdict == Verdict::Fail && c.rule == "P-A2")
+    );
+    assert!(ids.iter().all(|i| of_rule.contains(*i)));
+    // The other P-A2 cases (the nonce window) still pass: the suite names the broken part.
+    assert!(of_rule.len() > ids.len(), "{of_rule:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_accepting_a_token_twice_fails_exactly_that_rest_vector() {
+    let (bad, _) = rest_vectors_against(reusable_tokens, "P-A6").await;
+    assert_eq!(
+        failing_ids(&bad),
+        BTreeSet::from(["rest.tokens.single-use-401"]),
+        "{bad:#?}"
+    );
+    assert_eq!(bad[0].verdict, Verdict::Fail);
+    assert_eq!(bad[0].rule, "P-A6");
+    assert!(bad[0].sent.is_some() && bad[0].received.is_some() && bad[0].expected.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_serving_keys_as_text_plain_fails_exactly_that_rest_vector() {
+    let (bad, _) =
+        rest_vectors_against(|r, _| r.layer(middleware::from_fn(keys_as_text)), "P-A5").await;
+    assert_eq!(
+        failing_ids(&bad),
+        BTreeSet::from(["rest.aliases.get-ok"]),
+        "{bad:#?}"
+    );
+    assert_eq!(bad[0].rule, "P-A5");
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use muttr_conformance::adapter::{Implementation, InProcess};
 use muttr_conformance::report::Verdict;
-use muttr_conformance::{generate, pgp, vectors};
+use muttr_conformance::{generate, pgp, rest, vectors};
 use serde_json::{Value, json};
 
 #[test]
@@ -59,7 +59,19 @@ fn adapter_binary_passes_every_vector_and_reports_json_and_junit() {
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     let total = report["summary"]["total"].as_u64().unwrap();
     assert!(total >= 280);
-    assert_eq!(report["summary"]["pass"].as_u64().unwrap(), total);
+    // Without --pod, an adapter's run has no pod for the REST cases: those alone are
+    // not-applicable.
+    let rest = rest_cases().len() as u64;
+    assert_eq!(report["summary"]["not_applicable"].as_u64().unwrap(), rest);
+    assert_eq!(report["summary"]["pass"].as_u64().unwrap(), total - rest);
+    let na_ids: BTreeSet<&str> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "not-applicable")
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(na_ids.iter().all(|i| i.starts_with("rest.")), "{na_ids:?}");
     let c = &report["cases"][0];
     for field in ["id", "rule", "verdict", "detail"] {
         assert!(c.get(field).is_some(), "{field}");
@@ -67,6 +79,131 @@ fn adapter_binary_passes_every_vector_and_reports_json_and_junit() {
     let xml = std::fs::read_to_string(&junit_path).unwrap();
     assert_eq!(xml.matches("<testcase").count() as u64, total);
     assert!(!xml.contains("<failure"));
+}
+
+/// The committed `rest.json`, key texts read in.
+fn rest_doc() -> Value {
+    let files = vectors::load(&vectors::default_dir()).unwrap();
+    vectors::rest_doc(&files).unwrap().clone()
+}
+
+fn rest_cases() -> Vec<Value> {
+    rest_doc()["cases"].as_array().unwrap().clone()
+}
+
+#[test]
+fn rest_vectors_are_many_distinct_and_cover_every_endpoint() {
+    let cases = rest_cases();
+    assert!(cases.len() >= 40, "{} REST cases", cases.len());
+    let ids: BTreeSet<&str> = cases.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), cases.len());
+    let mut rules = BTreeSet::new();
+    let mut endpoints = BTreeSet::new();
+    for c in &cases {
+        let rule = c["rule"].as_str().unwrap();
+        assert!(rule.starts_with("P-A") || rule.starts_with("P-S") || rule.starts_with("P-V"));
+        rules.insert(rule.to_string());
+        assert!(
+            matches!(c["strength"].as_str(), Some("MUST" | "SHOULD" | "reading")),
+            "{c}"
+        );
+        // The checked steps (not the setup ones) reach these endpoints.
+        for s in c["steps"].as_array().unwrap() {
+            if s["setup"] == true {
+                continue;
+            }
+            if s.get("ws").is_some() {
+                endpoints.insert("WS /".to_string());
+                continue;
+            }
+            let path = s["request"]["path"].as_str().unwrap();
+            let path = path.split('?').next().unwrap();
+            let route = match path.rsplit_once('/') {
+                Some(("", "")) => "/".to_string(),
+                Some(("", first)) => format!("/{first}"),
+                Some((head, _)) => format!("{head}/:x"),
+                None => path.to_string(),
+            };
+            endpoints.insert(format!(
+                "{} {route}",
+                s["request"]["method"].as_str().unwrap()
+            ));
+        }
+    }
+    for e in [
+        "POST /",
+        "POST /messages",
+        "GET /messages/:x",
+        "GET /aliases/:x",
+        "POST /aliases",
+        "POST /tokens",
+        "GET /inboxes",
+        "DELETE /inboxes",
+        "POST /inboxes/:x",
+        "WS /",
+    ] {
+        assert!(
+            endpoints.contains(e),
+            "no checked step reaches {e}: {endpoints:?}"
+        );
+    }
+    for r in [
+        "P-A1", "P-A2", "P-A3", "P-A4", "P-A5", "P-A6", "P-A7", "P-A8", "P-A9", "P-S1", "P-S2",
+    ] {
+        assert!(rules.contains(r), "no REST case for {r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn this_pod_passes_every_rest_vector_in_process() {
+    let pod = rest::LocalPod::start().await.unwrap();
+    let mut opts = rest::Options::new(pod.url.clone());
+    opts.rng_seed = 7;
+    let cases = rest::run(&rest_doc(), &opts).await.unwrap();
+    assert_eq!(cases.len(), rest_cases().len());
+    let bad: Vec<_> = cases
+        .iter()
+        .filter(|c| c.verdict != Verdict::Pass)
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn the_cli_runs_the_rest_vectors_against_a_pod_url() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pod = rt.block_on(rest::LocalPod::start()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let json_path = tmp.path().join("r.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
+        .args(["vectors", "--pod", &pod.url, "--json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let rest_passed = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"].as_str().unwrap().starts_with("rest.") && c["verdict"] == "pass")
+        .count();
+    assert_eq!(rest_passed, rest_cases().len());
+    drop(pod);
+    // Nothing listens there any more: every REST case fails, none hangs or panics.
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
+        .args([
+            "vectors",
+            "--pod",
+            "http://127.0.0.1:1",
+            "--timeout-ms",
+            "2000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rest.register.ok"));
 }
 
 #[test]

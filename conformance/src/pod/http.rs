@@ -85,6 +85,20 @@ impl Http {
         ctype: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Resp, String> {
+        let headers: Vec<(String, String)> = ctype
+            .map(|c| vec![("content-type".to_string(), c.to_string())])
+            .unwrap_or_default();
+        self.send_with(method, path, &headers, body).await
+    }
+
+    /// Sends one request with any headers (name, value) on a fresh connection.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<Resp, String> {
         let t = &self.target;
         let work = async {
             let conn = connect(&TcpDialer, &t.host, t.port, t.tls)
@@ -101,8 +115,8 @@ impl Http {
                 .method(method)
                 .uri(path)
                 .header(hyper::header::HOST, &t.authority);
-            if let Some(ct) = ctype {
-                req = req.header(hyper::header::CONTENT_TYPE, ct);
+            for (name, value) in headers {
+                req = req.header(name.as_str(), value.as_str());
             }
             let req = req
                 .body(Full::new(Bytes::from(body)))
