@@ -299,7 +299,7 @@ fn goals(s: &mut String, r: &Results, x: &Extras) {
     for l in x.lookups.iter().filter(|l| l.nodes == 10_000) {
         let _ = writeln!(
             s,
-            "| lookups at 10⁴ nodes ({} tables): median hops ≤ 4 | FIND_NODE {}, FIND_VALUE {}              | {} |",
+            "| lookups at 10⁴ nodes ({} tables): median hops ≤ 4 | FIND_NODE {}, FIND_VALUE {} | {} |",
             l.build.name(),
             l.find_node.hops_median,
             l.find_value.hops_median,
@@ -476,14 +476,21 @@ fn lookups(s: &mut String, r: &Results, x: &Extras) {
          lookup sends. Wall time per lookup is the time of `Network::run_command` for it, so \
          it includes whatever else the network does meanwhile. `build` is the wall time to \
          create the nodes and build their tables; `memory` the growth of the benchmark \
-         process's resident memory meanwhile. `datagrams` is the mean number of datagrams the \
+         process's resident memory meanwhile (measured for the first network the process \
+         builds, the largest; later ones reuse memory freed by earlier ones: `–`). `datagrams` is the mean number of datagrams the \
          whole network delivered while one lookup ran: its own requests and replies (about \
          twice `requests`) plus everything else in flight, chiefly eviction PINGs (P-K3): a \
          responder that hears from an unknown requester while the requester's bucket is full \
-         PINGs that bucket's oldest contact, whose table may in turn be full for the pinger, \
-         and so on. These chains are the protocol's own behaviour; they are longer on full \
-         (filled) tables and in larger networks, and they are what makes wall time per lookup \
-         grow with the network's size. `PINGs` counts the PINGs answered network-wide per \
+         PINGs that bucket's oldest contact, which, if it does not know the pinger and its \
+         own bucket for it is full, PINGs its oldest, and so on. These chains are the \
+         protocol's own behaviour, and they dominate wall time. They are much longer on filled \
+         tables: there each node's contacts are drawn independently, so a pinged node rarely \
+         knows its pinger, whereas joining leaves knowledge largely mutual (nodes hold those \
+         they exchanged messages with). So on filled networks datagrams and wall time per \
+         lookup are far above the joined networks' of the same size, while the lookup's own \
+         hops and requests agree (see the validation below); `wall/datagram` (mean wall time \
+         over mean datagrams) is the cost of delivering one datagram, which times twice the \
+         requests estimates the wall time of a lookup's own traffic. `PINGs` counts the PINGs answered network-wide per \
          lookup over the series (for FIND_VALUE including the amplification defence's address \
          checks).\n"
     );
@@ -491,7 +498,7 @@ fn lookups(s: &mut String, r: &Results, x: &Extras) {
         s,
         "| nodes | tables | build | memory | mean table | lookup | n | hops median / mean / \
          p90 / p99 / max | requests median / mean / p90 / p99 / max | found | wall: median / \
-         mean | datagrams | PINGs | wall: criterion |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+         mean | datagrams | PINGs | wall/datagram | wall: criterion |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for l in &x.lookups {
         let size = pretty_size(l.nodes);
@@ -505,11 +512,15 @@ fn lookups(s: &mut String, r: &Results, x: &Extras) {
             } else {
                 "–".into()
             };
-            let memory = l.setup_rss_mib.map_or_else(|| "–".to_string(), fmt_mib);
+            // Below 1 MiB: the build reused memory freed by an earlier one (not measured).
+            let memory = l
+                .setup_rss_mib
+                .filter(|&m| m >= 1.0)
+                .map_or_else(|| "–".to_string(), fmt_mib);
             let _ = writeln!(
                 s,
                 "| {size} | {build} | {} | {memory} | {:.0} | {name} | {} | {} / {:.2} / {} / {} / \
-                 {} | {} / {:.1} / {} / {} / {} | {found} | {} / {} | {:.0} | {:.0} | {} |",
+                 {} | {} / {:.1} / {} / {} / {} | {found} | {} / {} | {:.0} | {:.0} | {} | {} |",
                 fmt_secs(l.setup_secs),
                 l.mean_table_size,
                 sm.count,
@@ -527,6 +538,11 @@ fn lookups(s: &mut String, r: &Results, x: &Extras) {
                 fmt_time(sm.wall_us_mean * 1e3),
                 sm.datagrams_mean,
                 sm.pings_mean,
+                if sm.datagrams_mean > 0.0 {
+                    fmt_time(sm.wall_us_mean * 1e3 / sm.datagrams_mean)
+                } else {
+                    "–".into()
+                },
                 cell(get(r, "lookup", &format!("{bench}_{build}"), &size)),
             );
         }
@@ -542,8 +558,8 @@ fn lookups(s: &mut String, r: &Results, x: &Extras) {
          (~3 ms) before the hour, then 614 datagrams / 6.7 lookups (~13 ms) and 1384 / 16.2 \
          (~25 ms) after it. The sampled lookups come right after the build; criterion's \
          figure (`lookup/*`) is taken over thousands of lookups later, so on a joined 10⁴ \
-         network it includes that refresh traffic. Filled networks start at virtual time \
-         zero and stay well within the hour."
+         network it includes that refresh traffic. Filled networks are measured right from \
+         the start of their virtual clock and stay well within the hour."
     );
     if !x.lookups.iter().any(|l| l.nodes >= 100_000) {
         let _ = writeln!(
@@ -730,7 +746,7 @@ mod tests {
         assert!(
             out.contains(
                 "| 10⁴ | filled | 1.50 s | 2.00 GiB | 201 | FIND_NODE | 500 | 3 / 3.00 / 3 / 4 / 5 \
-                 | 22 / 22.0 / 22 / 22 / 22 | – | 1.00 ms / 2.00 ms | 60 | 7 | – |"
+                 | 22 / 22.0 / 22 / 22 / 22 | – | 1.00 ms / 2.00 ms | 60 | 7 | 33.11 µs | – |"
             ),
             "{out}"
         );
@@ -741,7 +757,10 @@ mod tests {
             ),
             "{out}"
         );
-        assert!(out.contains("lookups at 10⁴ nodes (joined tables): median hops ≤ 4"));
+        assert!(out.contains(
+            "| lookups at 10⁴ nodes (joined tables): median hops ≤ 4 | FIND_NODE 3, FIND_VALUE 2 \
+             | yes |"
+        ));
         assert!(out.contains("lookups at 10⁴ nodes (filled tables): median hops ≤ 4"));
         assert!(out.contains("10⁵ nodes: not in this run"));
     }
