@@ -1,15 +1,18 @@
 //! Lookups on the in-process network of sans-IO nodes (virtual time, no sockets).
 //!
-//! For 10³ and 10⁴ nodes (200 in test mode): joins the network through the protocol, records
-//! hops and requests per lookup over 200 FIND_NODE and 200 FIND_VALUE lookups (saved for the
-//! report, see `muttr_benches::lookups`), then times single lookups with criterion
-//! (`lookup/find_node/N`, `lookup/find_value/N`). Wall time covers everything the core does
-//! for the lookup: encoding and decoding every datagram, routing-table updates, and the
-//! network's queue.
+//! Networks (see `muttr_benches::lookups` for the two ways of building them):
+//! - full run: 10⁵ nodes with directly filled tables (built first, so the growth of resident
+//!   memory it reports is its own), then 10³ and 10⁴ nodes both filled and joined through
+//!   the protocol, to compare the two;
+//! - test mode (`-- --test`): 200 nodes, filled and joined, 10 lookups of each kind. No
+//!   large network is ever built in test mode.
 //!
-//! 10⁵ nodes take far too long to join for this run (an attempt on the shared 2-core machine
-//! was stopped unfinished after 24 CPU-minutes and 4.3 GiB); that size runs apart, through the
-//! `lookup-stats` binary.
+//! On each network: records hops and requests per lookup over 500 FIND_NODE and 500
+//! FIND_VALUE lookups (saved for the report, see `muttr_benches::lookups`), then times single
+//! lookups with criterion (`lookup/find_node_{joined,filled}/N`,
+//! `lookup/find_value_{joined,filled}/N`). Wall time covers everything the core does for the
+//! lookup: encoding and decoding every datagram, routing-table updates, and the network's
+//! queue.
 
 // criterion_group! expands to an undocumented public function.
 #![allow(missing_docs)]
@@ -19,7 +22,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use muttr_benches::inputs::{armored_message, rng};
-use muttr_benches::lookups::{self, LookupStats, find_node, joined_network};
+use muttr_benches::lookups::{self, Build, find_node, measured_network, peak_rss_bytes};
 use muttr_benches::{pretty_size, test_mode};
 use muttr_node::id::NodeId;
 use muttr_node::kad::{Command, CommandResult};
@@ -27,22 +30,35 @@ use muttr_node::value;
 use rand::Rng;
 
 fn lookup(c: &mut Criterion) {
-    let (sizes, samples): (Vec<usize>, usize) = if test_mode() {
-        (vec![200], 10)
+    let (plan, samples): (Vec<(Build, usize)>, usize) = if test_mode() {
+        (vec![(Build::Filled, 200), (Build::Joined, 200)], 10)
     } else {
-        (vec![1_000, 10_000], 200)
+        (
+            vec![
+                (Build::Filled, 100_000),
+                (Build::Filled, 1_000),
+                (Build::Joined, 1_000),
+                (Build::Filled, 10_000),
+                (Build::Joined, 10_000),
+            ],
+            500,
+        )
     };
     let mut all = Vec::new();
-    for n in sizes {
-        let (mut net, setup_secs) = joined_network(n, 1);
-        let mean_table_size = lookups::mean_table_size(&net);
+    for (build, n) in plan {
+        eprintln!("lookup: building {} network of {n} nodes...", build.name());
+        let (mut net, stats) = measured_network(build, n, 1);
+        eprintln!(
+            "lookup: built in {:.1} s, resident memory +{:.0} MiB (process peak {:.0} MiB)",
+            stats.setup_secs,
+            stats.setup_rss_mib.unwrap_or(f64::NAN),
+            peak_rss_bytes().map_or(f64::NAN, |b| b as f64 / 1048576.0),
+        );
         let (find_node_s, find_value_s) = lookups::measure(&mut net, samples, 2);
-        let stats = LookupStats {
-            nodes: n,
-            setup_secs,
-            mean_table_size,
+        let stats = lookups::LookupStats {
             find_node: find_node_s,
             find_value: find_value_s,
+            ..stats
         };
         eprintln!("{stats:#?}");
         all.push(stats);
@@ -50,13 +66,16 @@ fn lookup(c: &mut Criterion) {
         let size = pretty_size(n);
         let mut g = c.benchmark_group("lookup");
         let mut r = rng(3);
-        g.bench_function(BenchmarkId::new("find_node", &size), |b| {
-            b.iter(|| {
-                let from = r.random_range(0..n);
-                let target = NodeId::random(&mut r);
-                black_box(find_node(&mut net, from, target))
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new(format!("find_node_{}", build.name()), &size),
+            |b| {
+                b.iter(|| {
+                    let from = r.random_range(0..n);
+                    let target = NodeId::random(&mut r);
+                    black_box(find_node(&mut net, from, target))
+                })
+            },
+        );
         let v = value::to_hex(&armored_message(2048, 77));
         let key = value::key_of(&v);
         let publisher = r.random_range(0..n);
@@ -64,15 +83,18 @@ fn lookup(c: &mut Criterion) {
             net.run_command(publisher, Command::Publish(v)),
             CommandResult::Published(_)
         ));
-        g.bench_function(BenchmarkId::new("find_value", &size), |b| {
-            b.iter(|| {
-                let from = r.random_range(0..n);
-                match net.run_command(from, Command::FindValue(key)) {
-                    CommandResult::Found(res) => black_box((res.hops, res.messages)),
-                    other => panic!("FIND_VALUE ended with {other:?}"),
-                }
-            })
-        });
+        g.bench_function(
+            BenchmarkId::new(format!("find_value_{}", build.name()), &size),
+            |b| {
+                b.iter(|| {
+                    let from = r.random_range(0..n);
+                    match net.run_command(from, Command::FindValue(key)) {
+                        CommandResult::Found(res) => black_box((res.hops, res.messages)),
+                        other => panic!("FIND_VALUE ended with {other:?}"),
+                    }
+                })
+            },
+        );
         g.finish();
     }
     if !test_mode()

@@ -9,8 +9,9 @@
 //!   of each of the eight wire types (with a 2 KiB armored message), routing tables built
 //!   from a network of N identifiers.
 //! - [`lookups`]: lookups on the in-process network of sans-IO nodes
-//!   ([`muttr_node::kad::testnet::Network`]): hops and messages per lookup, saved as JSON next
-//!   to criterion's output.
+//!   ([`muttr_node::kad::testnet::Network`]), joined through the protocol or with routing
+//!   tables filled directly from the global identifier set: hops and messages per lookup,
+//!   saved as JSON next to criterion's output.
 //! - [`proto`]: a prototype of a faster closest-k over a routing table's contents, measured
 //!   next to the node's (a proposal; the node does not use it).
 //! - [`report`]: reads criterion's `estimates.json` files and the lookup statistics, and
@@ -18,9 +19,10 @@
 //!
 //! # Test mode
 //! `cargo bench -- --test` runs every benchmark once, to prove it still works. The large inputs
-//! (networks of 10⁵–10⁶ identifiers, 10⁴-node lookup networks) would make that slow, so in test
-//! mode ([`test_mode`]) the sizes are capped by [`sizes`] and the benchmark ids name the size
-//! actually used.
+//! (networks of 10⁵–10⁶ identifiers, lookup networks of 10³–10⁵ nodes) would make that slow, so
+//! in test mode ([`test_mode`]) the sizes are capped by [`sizes`] (the lookup networks have 200
+//! nodes; a 10⁵-node network is never built) and the benchmark ids name the size actually
+//! used.
 
 pub mod inputs;
 pub mod lookups;

@@ -296,10 +296,11 @@ fn goals(s: &mut String, r: &Results, x: &Extras) {
             yes(sort / k >= 25.0)
         );
     }
-    if let Some(l) = x.lookups.iter().find(|l| l.nodes == 10_000) {
+    for l in x.lookups.iter().filter(|l| l.nodes == 10_000) {
         let _ = writeln!(
             s,
-            "| lookups at 10⁴ nodes: median hops ≤ 4 | FIND_NODE {}, FIND_VALUE {} | {} |",
+            "| lookups at 10⁴ nodes ({} tables): median hops ≤ 4 | FIND_NODE {}, FIND_VALUE {} | {} |",
+            l.build.name(),
             l.find_node.hops_median,
             l.find_value.hops_median,
             yes(l.find_node.hops_median <= 4.0 && l.find_value.hops_median <= 4.0)
@@ -452,81 +453,198 @@ fn topk(s: &mut String, r: &Results) {
 fn lookups(s: &mut String, r: &Results, x: &Extras) {
     let _ = writeln!(
         s,
-        "## 4. Lookups on the in-process network\n\nNodes joined one by one through the \
-         protocol (`Network::bootstrap_all`), virtual time, 20 ms one-way latency, no loss, \
-         k = 20, α = 3, 3 contacts per reply. FIND_NODE of random identifiers from random \
-         nodes; FIND_VALUE of 2 KiB messages published by random nodes. `messages` counts the \
-         requests a lookup sends. Wall time per lookup is the time of `Network::run_command` \
-         for it, so it includes whatever else the network does meanwhile. Joining 10⁴ nodes \
-         one after the other takes ~53 minutes of virtual time; once the virtual clock passes \
-         an hour, nodes woken by a lookup's timers run their due housekeeping, i.e. bucket \
-         refresh lookups (P-K2), delivered in the same loop. Measured with the \
-         `refresh_probe` example at 10⁴ nodes (rounds of 300 FIND_NODEs): ~180 datagrams and \
-         1.00 lookups started per command (~3 ms) before the hour, then 614 datagrams / 6.7 \
-         lookups (~13 ms) and 1384 / 16.2 (~25 ms) after it. Hence \
-         two figures: the mean over the sampled lookups right after the join, and criterion's \
-         (`lookup/*`), taken over thousands of lookups later, when more refresh traffic has \
-         started.\n"
+        "## 4. Lookups on the in-process network\n\n\
+         Sans-IO nodes of `muttr_node::kad::testnet::Network`, virtual time, 20 ms one-way \
+         latency, no loss, k = 20, α = 3, 3 contacts per reply. Two ways of building the \
+         routing tables (see `muttr_benches::lookups`):\n\n\
+         - **joined**: node by node through the protocol (`Network::bootstrap_all`: each \
+         newcomer looks up its own identifier, then refreshes its buckets). Faithful, but \
+         slow: it cannot be done at 10⁵ nodes in the benchmark's budget (an attempt on this \
+         shared machine was stopped unfinished after 79 minutes of wall time, 24 of CPU, at \
+         4.3 GiB).\n\
+         - **filled**: every node's table is filled directly from the global identifier set \
+         with what a node holds once it has heard from the network: per bucket, every node \
+         that falls in it if there are at most k, else k of them drawn at random (seeded), \
+         entered through the node's normal insert path (`Node::add_contact`, the code of a \
+         contact heard from; bucket capacity respected). The lookups themselves are the \
+         unchanged core exchanging real datagrams. A filled table is full, a freshly joined \
+         one a little less so (compare the mean table sizes), so lookups on filled tables \
+         can be slightly shorter; the comparison below measures by how much.\n\n\
+         FIND_NODE of random identifiers from random nodes; FIND_VALUE of 2 KiB messages \
+         (50 distinct) published by random nodes. Both builds of a size have the same node \
+         identifiers and see the same sequence of lookups. `requests` counts the requests a \
+         lookup sends. Wall time per lookup is the time of `Network::run_command` for it, so \
+         it includes whatever else the network does meanwhile. `build` is the wall time to \
+         create the nodes and build their tables; `memory` the growth of the benchmark \
+         process's resident memory meanwhile (measured for the first network the process \
+         builds, the largest; later ones reuse memory freed by earlier ones: `–`). `datagrams` is the mean number of datagrams the \
+         whole network delivered while one lookup ran: its own requests and replies (about \
+         twice `requests`) plus everything else in flight, chiefly eviction PINGs (P-K3): a \
+         responder that hears from an unknown requester while the requester's bucket is full \
+         PINGs that bucket's oldest contact, which, if it does not know the pinger and its \
+         own bucket for it is full, PINGs its oldest, and so on. These chains are the \
+         protocol's own behaviour, and they dominate wall time. They are much longer on filled \
+         tables: there each node's contacts are drawn independently, so a pinged node rarely \
+         knows its pinger, whereas joining leaves knowledge largely mutual (nodes hold those \
+         they exchanged messages with). So on filled networks datagrams and wall time per \
+         lookup are far above the joined networks' of the same size, while the lookup's own \
+         hops and requests agree (see the validation below); `wall/datagram` (mean wall time \
+         over mean datagrams) is the cost of delivering one datagram, which times twice the \
+         requests estimates the wall time of a lookup's own traffic. `PINGs` counts the PINGs answered network-wide per \
+         lookup over the series (for FIND_VALUE including the amplification defence's address \
+         checks).\n"
     );
     let _ = writeln!(
         s,
-        "| nodes | join all (s) | mean table | lookup | n | hops median / mean / p90 / max | \
-         requests median / mean / p90 | found | wall: sampled mean | wall: criterion |\n\
-         |---|---|---|---|---|---|---|---|---|---|"
+        "| nodes | tables | build | memory | mean table | lookup | n | hops median / mean / \
+         p90 / p99 / max | requests median / mean / p90 / p99 / max | found | wall: median / \
+         mean | datagrams | PINGs | wall/datagram | wall: criterion |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for l in &x.lookups {
         let size = pretty_size(l.nodes);
+        let build = l.build.name();
         for (name, sm, bench) in [
             ("FIND_NODE", &l.find_node, "find_node"),
             ("FIND_VALUE", &l.find_value, "find_value"),
         ] {
-            let wall = format!(
-                "{} | {}",
-                fmt_time(sm.wall_us_mean * 1e3),
-                cell(get(r, "lookup", bench, &size))
-            );
             let found = if name == "FIND_VALUE" {
                 format!("{}/{}", sm.found, sm.count)
             } else {
                 "–".into()
             };
+            // Below 1 MiB: the build reused memory freed by an earlier one (not measured).
+            let memory = l
+                .setup_rss_mib
+                .filter(|&m| m >= 1.0)
+                .map_or_else(|| "–".to_string(), fmt_mib);
             let _ = writeln!(
                 s,
-                "| {size} | {:.1} | {:.0} | {name} | {} | {} / {:.2} / {} / {} | {} / {:.1} / {} | \
-                 {found} | {wall} |",
-                l.setup_secs,
+                "| {size} | {build} | {} | {memory} | {:.0} | {name} | {} | {} / {:.2} / {} / {} / \
+                 {} | {} / {:.1} / {} / {} / {} | {found} | {} / {} | {:.0} | {:.0} | {} | {} |",
+                fmt_secs(l.setup_secs),
                 l.mean_table_size,
                 sm.count,
                 sm.hops_median,
                 sm.hops_mean,
                 sm.hops_p90,
+                sm.hops_p99,
                 sm.hops_max,
                 sm.messages_median,
                 sm.messages_mean,
                 sm.messages_p90,
+                sm.messages_p99,
+                sm.messages_max,
+                fmt_time(sm.wall_us_median * 1e3),
+                fmt_time(sm.wall_us_mean * 1e3),
+                sm.datagrams_mean,
+                sm.pings_mean,
+                if sm.datagrams_mean > 0.0 {
+                    fmt_time(sm.wall_us_mean * 1e3 / sm.datagrams_mean)
+                } else {
+                    "–".into()
+                },
+                cell(get(r, "lookup", &format!("{bench}_{build}"), &size)),
             );
         }
     }
+    compare_builds(s, x);
+    let _ = writeln!(
+        s,
+        "\nWall time on joined networks: joining 10⁴ nodes one after the other takes ~53 \
+         minutes of virtual time; once the virtual clock passes an hour, nodes woken by a \
+         lookup's timers run their due housekeeping, i.e. bucket refresh lookups (P-K2), \
+         delivered in the same loop. Measured with the `refresh_probe` example at 10⁴ nodes \
+         (rounds of 300 FIND_NODEs): ~180 datagrams and 1.00 lookups started per command \
+         (~3 ms) before the hour, then 614 datagrams / 6.7 lookups (~13 ms) and 1384 / 16.2 \
+         (~25 ms) after it. The sampled lookups come right after the build; criterion's \
+         figure (`lookup/*`) is taken over thousands of lookups later, so on a joined 10⁴ \
+         network it includes that refresh traffic. Filled networks are measured right from \
+         the start of their virtual clock and stay well within the hour."
+    );
     if !x.lookups.iter().any(|l| l.nodes >= 100_000) {
         let _ = writeln!(
             s,
-            "\n10⁵ nodes: not in this run. Joining 10⁵ nodes one by one through the protocol \
-             takes far longer than the whole benchmark budget: an attempt with the \
-             `lookup-stats` binary on this shared machine was stopped unfinished (still \
-             joining) after 79 minutes of wall time, 24 minutes of CPU and 4.3 GiB. `cargo run --release -p muttr-benches --bin lookup-stats -- \
-             100000` measures it apart, given the time, and merges it here."
-        );
-    } else {
-        let _ = writeln!(
-            s,
-            "\n10⁵ nodes were measured apart by the `lookup-stats` binary (joining them takes \
-             far more than the criterion run's budget): its \
-             wall times are plain means over the sampled lookups, and its join time and wall \
-             times were taken on the shared 2-core machine while other work ran beside it; \
-             hops and requests do not depend on that."
+            "\n10⁵ nodes: not in this run (`cargo run --release -p muttr-benches --bin \
+             lookup-stats -- 100000` measures them apart and merges them here)."
         );
     }
     let _ = writeln!(s);
+}
+
+/// Filled against joined tables, for each size measured both ways.
+fn compare_builds(s: &mut String, x: &Extras) {
+    use crate::lookups::Build;
+    let pairs: Vec<(&LookupStats, &LookupStats)> = x
+        .lookups
+        .iter()
+        .filter(|l| l.build == Build::Joined)
+        .filter_map(|j| {
+            x.lookups
+                .iter()
+                .find(|f| f.build == Build::Filled && f.nodes == j.nodes)
+                .map(|f| (j, f))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n### Validation: filled against joined tables\n\n\
+         Same identifiers, same lookups; `joined → filled`.\n\n\
+         | nodes | lookup | mean table | hops median | hops mean | hops p99 / max | \
+         requests median | requests mean | requests p99 / max |\n\
+         |---|---|---|---|---|---|---|---|---|"
+    );
+    for (j, f) in pairs {
+        for (name, a, b) in [
+            ("FIND_NODE", &j.find_node, &f.find_node),
+            ("FIND_VALUE", &j.find_value, &f.find_value),
+        ] {
+            let _ = writeln!(
+                s,
+                "| {} | {name} | {:.0} → {:.0} | {} → {} | {:.2} → {:.2} | {} / {} → {} / {} | \
+                 {} → {} | {:.1} → {:.1} | {} / {} → {} / {} |",
+                pretty_size(j.nodes),
+                j.mean_table_size,
+                f.mean_table_size,
+                a.hops_median,
+                b.hops_median,
+                a.hops_mean,
+                b.hops_mean,
+                a.hops_p99,
+                a.hops_max,
+                b.hops_p99,
+                b.hops_max,
+                a.messages_median,
+                b.messages_median,
+                a.messages_mean,
+                b.messages_mean,
+                a.messages_p99,
+                a.messages_max,
+                b.messages_p99,
+                b.messages_max,
+            );
+        }
+    }
+}
+
+/// Seconds, to a sensible precision.
+fn fmt_secs(secs: f64) -> String {
+    if secs < 10.0 {
+        format!("{secs:.2} s")
+    } else {
+        format!("{secs:.0} s")
+    }
+}
+
+/// MiB, or GiB above 1 GiB.
+fn fmt_mib(mib: f64) -> String {
+    if mib >= 1024.0 {
+        format!("{:.2} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.0} MiB")
+    }
 }
 
 #[cfg(test)]
@@ -585,6 +703,66 @@ mod tests {
         );
         assert!(out.contains("closest-20 on a full table (network 10⁶) ≤ 1 µs | 500.0 ns | yes"));
         assert!(out.contains("| top-20 of 10⁵ ≥ 25× faster than sorting all | 30.0× | yes |"));
+    }
+
+    #[test]
+    fn renders_lookups_and_compares_builds() {
+        use crate::lookups::{Build, Summary};
+        let sm = |hops: f64, msgs: f64| Summary {
+            count: 500,
+            found: 500,
+            hops_median: hops,
+            hops_mean: hops,
+            hops_p90: hops,
+            hops_p99: hops + 1.0,
+            hops_max: hops as u32 + 2,
+            messages_median: msgs,
+            messages_mean: msgs,
+            messages_p90: msgs,
+            messages_p99: msgs,
+            messages_max: msgs as u32,
+            wall_us_median: 1_000.0,
+            wall_us_mean: 2_000.0,
+            datagrams_mean: 60.4,
+            pings_mean: 7.0,
+        };
+        let stats = |build, hops, msgs, table| LookupStats {
+            nodes: 10_000,
+            build,
+            setup_secs: 1.5,
+            setup_rss_mib: Some(2_048.0),
+            mean_table_size: table,
+            find_node: sm(hops, msgs),
+            find_value: sm(hops - 1.0, msgs / 2.0),
+        };
+        let x = Extras {
+            lookups: vec![
+                stats(Build::Joined, 3.0, 24.0, 179.0),
+                stats(Build::Filled, 3.0, 22.0, 201.0),
+            ],
+            ..Extras::default()
+        };
+        let out = render(&Results::new(), &x);
+        assert!(
+            out.contains(
+                "| 10⁴ | filled | 1.50 s | 2.00 GiB | 201 | FIND_NODE | 500 | 3 / 3.00 / 3 / 4 / 5 \
+                 | 22 / 22.0 / 22 / 22 / 22 | – | 1.00 ms / 2.00 ms | 60 | 7 | 33.11 µs | – |"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "| 10⁴ | FIND_NODE | 179 → 201 | 3 → 3 | 3.00 → 3.00 | 4 / 5 → 4 / 5 | 24 → 22 \
+                 | 24.0 → 22.0 | 24 / 24 → 22 / 22 |"
+            ),
+            "{out}"
+        );
+        assert!(out.contains(
+            "| lookups at 10⁴ nodes (joined tables): median hops ≤ 4 | FIND_NODE 3, FIND_VALUE 2 \
+             | yes |"
+        ));
+        assert!(out.contains("lookups at 10⁴ nodes (filled tables): median hops ≤ 4"));
+        assert!(out.contains("10⁵ nodes: not in this run"));
     }
 
     #[test]

@@ -1,27 +1,53 @@
-//! Measures hops and messages per lookup on networks of the sizes given as arguments
-//! (default 100000) and merges them into the statistics the report reads.
+//! Measures hops and messages per lookup on networks of the sizes given as arguments and
+//! merges them into the statistics the report reads, apart from `cargo bench`.
 //!
-//! `cargo bench` measures 10³ and 10⁴ nodes; a 10⁵-node network takes far longer to join (an
-//! attempt on the shared 2-core machine was stopped unfinished after 24 CPU-minutes at
-//! 4.3 GiB), so it runs apart:
-//! `cargo run --release -p muttr-benches --bin lookup-stats -- 100000`.
+//! `cargo run --release -p muttr-benches --bin lookup-stats -- [--joined|--filled] [--lookups N] SIZES...`
+//!
+//! `--filled` (the default) fills the routing tables directly from the global identifier set;
+//! `--joined` joins the nodes one by one through the protocol, which at 10⁵ nodes takes hours
+//! (see `muttr_benches::lookups`). Default size: 100000; default lookups: 500 of each kind.
 
-use muttr_benches::lookups::{merge_save, stats_for};
+use muttr_benches::lookups::{Build, merge_save, peak_rss_bytes, stats_for};
+
+fn usage() -> ! {
+    eprintln!("usage: lookup-stats [--joined|--filled] [--lookups N] [SIZES...]");
+    std::process::exit(2);
+}
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("network sizes are numbers"))
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![100_000]
-    } else {
-        sizes
-    };
+    let mut build = Build::Filled;
+    let mut lookups = 500;
+    let mut sizes = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--joined" => build = Build::Joined,
+            "--filled" => build = Build::Filled,
+            "--lookups" => {
+                lookups = match args.next().map(|n| n.parse()) {
+                    Some(Ok(n)) if n > 0 => n,
+                    _ => usage(),
+                }
+            }
+            n => match n.parse::<usize>() {
+                Ok(n) if n >= 2 => sizes.push(n),
+                _ => usage(),
+            },
+        }
+    }
+    if sizes.is_empty() {
+        sizes.push(100_000);
+    }
     for n in sizes {
-        eprintln!("joining {n} nodes...");
-        let s = stats_for(n, 200, 1);
+        eprintln!("building a {} network of {n} nodes...", build.name());
+        let s = stats_for(build, n, lookups, 1);
         eprintln!("{s:#?}");
+        if let Some(peak) = peak_rss_bytes() {
+            eprintln!(
+                "process peak resident memory: {:.0} MiB",
+                peak as f64 / 1048576.0
+            );
+        }
         if let Err(e) = merge_save(std::slice::from_ref(&s)) {
             eprintln!("could not save the statistics: {e}");
             std::process::exit(1);

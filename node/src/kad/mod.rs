@@ -440,10 +440,22 @@ impl<S: ValueStore> Node<S> {
     }
 
     /// A valid message came from `c` (P-K4).
-    fn saw(&mut self, c: Contact) {
-        if let Update::PingOldest(old) = self.table.update(c, self.now) {
+    fn saw(&mut self, c: Contact) -> Update {
+        let update = self.table.update(c, self.now);
+        if let Update::PingOldest(old) = update {
             self.send_request(old, Body::Ping, Purpose::EvictionPing);
         }
+        update
+    }
+
+    /// Enters `contact` in the routing table through the same path as a contact heard from
+    /// (P-K4: bucket capacity, replacement cache, and a PING of the oldest contact when its
+    /// bucket is full), without any datagram. For building large in-process networks whose
+    /// tables are filled directly instead of by joining one node after another (benchmarks,
+    /// simulators); a real seed learns contacts only from the network.
+    pub fn add_contact(&mut self, now_ms: u64, contact: Contact) -> Update {
+        self.advance(now_ms);
+        self.saw(contact)
     }
 
     fn reply(&mut self, to: SocketAddr, rpc_id: String, body: Body) {

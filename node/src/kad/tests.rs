@@ -1129,3 +1129,37 @@ fn a_stalled_request_that_never_answers_still_times_out_and_fails() {
         1
     );
 }
+
+#[test]
+fn add_contact_takes_the_path_of_a_heard_contact_p_k3_p_k4() {
+    let mut a = node(1);
+    let mut pinged = Vec::new();
+    let mut inserted = 0;
+    for n in 2..300 {
+        let c = Contact::from_addr(addr(n));
+        match a.add_contact(T0, c) {
+            Update::Inserted => inserted += 1,
+            Update::PingOldest(old) => pinged.push(old),
+            Update::Cached => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(a.table().len(), inserted);
+    a.table().check_invariants().unwrap();
+    // Bucket 159 holds about half of all identifiers: it filled up, and the first newcomer
+    // beyond k asked for a PING of its oldest contact, which went out as a datagram.
+    assert_eq!(a.table().bucket_len(159), Config::default().k);
+    assert!(!pinged.is_empty());
+    let sent = drain(&mut a);
+    assert_eq!(sent.len(), pinged.len());
+    for ((to, msg), old) in sent.iter().zip(&pinged) {
+        assert_eq!(*to, old.socket_addr());
+        assert!(matches!(msg.body, Body::Ping));
+        assert!(
+            a.table().contains(&old.node_id),
+            "the pinged contact stays until it fails"
+        );
+    }
+    // The local node itself is never stored.
+    assert_eq!(a.add_contact(T0, a.local()), Update::IsSelf);
+}
