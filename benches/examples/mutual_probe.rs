@@ -3,8 +3,9 @@
 //!
 //! `cargo run --release -p muttr-benches --example mutual_probe -- 10000`
 //!
-//! Joining leaves knowledge largely mutual (nodes hold those they exchanged messages with);
-//! filled tables are drawn independently per node. This explains why chains of eviction
+//! Joining leaves knowledge more often mutual (nodes hold those they exchanged messages
+//! with); filled tables are drawn independently per node. Measured (seed 1): 67 % joined
+//! against 42 % filled at 10³ nodes, 48 % against 29 % at 10⁴. This explains why chains of eviction
 //! PINGs (P-K3), and so datagrams and wall time per lookup, are far longer on filled
 //! networks, while a lookup's own hops and requests agree (see `muttr_benches::lookups`).
 

@@ -20,12 +20,14 @@
 //! population)), a freshly joined one is not quite (it holds the nodes that answered its own
 //! join lookups and those that later queried it: at 10⁴ nodes, ~180 contacts against ~200).
 //! And filled tables are drawn independently per node, so that A holds B says nothing about
-//! B holding A, whereas joining leaves knowledge largely mutual. The lookup's own hops and
-//! requests barely depend on the second; the network's background traffic does: a responder
-//! hearing from an unknown requester whose bucket is full PINGs that bucket's oldest contact
-//! (P-K3), which does the same if it does not know the pinger, and so on, and such chains are
-//! far longer when knowledge is not mutual. `cargo bench` measures both builds at 10³ and 10⁴
-//! nodes, so their distributions can be compared, and the filled one alone at 10⁵.
+//! B holding A, whereas joining leaves knowledge more often mutual (measured by the
+//! `mutual_probe` example: 48 % of table entries at 10⁴ nodes joined, 29 % filled). The
+//! lookup's own hops and requests barely depend on that; the network's background traffic
+//! does: a responder hearing from an unknown requester whose bucket is full PINGs that
+//! bucket's oldest contact (P-K3), which does the same if it does not know the pinger, and
+//! so on, and such chains are far longer on filled tables. `cargo bench` measures both
+//! builds at 10³ and 10⁴ nodes, so their distributions can be compared, and the filled one
+//! alone at 10⁵.
 //!
 //! Then random nodes look up random identifiers (FIND_NODE) and values that random other
 //! nodes published (FIND_VALUE). Hops and requests per lookup come from the core's own

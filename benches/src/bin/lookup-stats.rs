@@ -4,8 +4,9 @@
 //! `cargo run --release -p muttr-benches --bin lookup-stats -- [--joined|--filled] [--lookups N] SIZES...`
 //!
 //! `--filled` (the default) fills the routing tables directly from the global identifier set;
-//! `--joined` joins the nodes one by one through the protocol, which at 10⁵ nodes takes hours
-//! (see `muttr_benches::lookups`). Default size: 100000; default lookups: 500 of each kind.
+//! `--joined` joins the nodes one by one through the protocol (at 10⁵ nodes an attempt had not
+//! finished after 79 minutes, see `muttr_benches::lookups`). Default size: 100000; default
+//! lookups: 500 of each kind.
 
 use muttr_benches::lookups::{Build, merge_save, peak_rss_bytes, stats_for};
 
