@@ -8,6 +8,7 @@ fn quiet() -> RunOptions {
     RunOptions {
         seed: None,
         progress: false,
+        crypto_cache: None,
     }
 }
 
@@ -103,7 +104,7 @@ fn seed_changes_the_run() {
         &sc,
         &RunOptions {
             seed: Some(2),
-            progress: false,
+            ..quiet()
         },
     )
     .unwrap();
