@@ -1269,7 +1269,10 @@ fn build_report(
         events: w.log.lines,
         events_sha256,
         fabric_passes: fabric.stats.passes,
-        messages: w.messages.clone(),
+        messages: w.messages.clone().map(|mut m| {
+            m.tcp_segments = fabric.stats.tcp_segments;
+            m
+        }),
     }
 }
 

@@ -185,6 +185,8 @@ pub struct MessageReport {
     pub lost: BTreeMap<String, u64>,
     /// From the start of the send to the verified plaintext, virtual ms.
     pub latency_ms: Summary,
+    /// TCP segments the fabric carried (HTTP and WebSocket of pods and users).
+    pub tcp_segments: u64,
 }
 
 /// Picks up to `n` live seeds' addresses with the given RNG.
