@@ -387,14 +387,23 @@ impl PodSim {
         let sim = self.clone();
         self.spawn(async move {
             tokio::time::sleep_until(pods_at).await;
+            // Pods start side by side; each pod's users set up as soon as it is up.
             let pods = sim.0.borrow().specs.len() as u32;
             for p in 0..pods {
-                sim.start_pod(p).await;
-            }
-            let users = sim.0.borrow().users.len() as u32;
-            for n in 0..users {
                 let s = sim.clone();
-                sim.spawn(async move { s.setup_user(n).await });
+                sim.spawn(async move {
+                    s.start_pod(p).await;
+                    let users: Vec<u32> = {
+                        let st = s.0.borrow();
+                        (0..st.users.len() as u32)
+                            .filter(|&n| st.users[n as usize].pod == p)
+                            .collect()
+                    };
+                    for n in users {
+                        let s2 = s.clone();
+                        s.spawn(async move { s2.setup_user(n).await });
+                    }
+                });
             }
         });
         let restarts = self.0.borrow().env.sc.messaging.pod_restarts.clone();
@@ -782,18 +791,24 @@ impl PodSim {
         match client.open(note).await {
             Ok(got) => {
                 self.advance(m, Stage::Fetched);
-                let (ok, started) = {
+                let (problem, started) = {
                     let s = self.0.borrow();
                     let msg = &s.msgs[m as usize];
-                    (
-                        got.verdict.is_good()
-                            && got.plaintext == msg.text
-                            && got.notification.sender.user_id == expected_from,
-                        msg.started,
-                    )
+                    let problem = if !got.verdict.is_good() {
+                        // E.g. the sender's pod was down when its key was fetched: the client
+                        // never presents such a message as from its claimed sender (P-G3).
+                        Some("signature_not_verified")
+                    } else if got.plaintext != msg.text {
+                        Some("wrong_plaintext")
+                    } else if got.notification.sender.user_id != expected_from {
+                        Some("wrong_sender")
+                    } else {
+                        None
+                    };
+                    (problem, msg.started)
                 };
-                if !ok {
-                    return self.lose(m, "not_verified");
+                if let Some(reason) = problem {
+                    return self.lose(m, reason);
                 }
                 let latency_ms = started.elapsed().as_millis() as u64;
                 {
