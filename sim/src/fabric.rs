@@ -71,6 +71,10 @@ pub struct FabricStats {
     pub unroutable: u64,
     /// Scheduler passes (each scans every host's outbound queue).
     pub passes: u64,
+    /// TCP segments carried (pods and their clients; not in the datagram counts above).
+    pub tcp_segments: u64,
+    /// TCP segments dropped by a partition.
+    pub tcp_partitioned: u64,
 }
 
 /// A partition in absolute virtual time.
@@ -112,6 +116,9 @@ pub struct Fabric {
     pending: BTreeMap<(Instant, u64), Packet>,
     seq: u64,
     egress: Vec<Packet>,
+    /// Per TCP flow (source, destination): when its last segment is due (segments of one
+    /// connection arrive in order; turmoil-net's receiver drops out-of-order ones).
+    tcp_due: BTreeMap<(std::net::SocketAddr, std::net::SocketAddr), Instant>,
     /// Traffic per host number.
     pub traffic: Vec<Traffic>,
     /// Totals.
@@ -143,6 +150,7 @@ impl Fabric {
             pending: BTreeMap::new(),
             seq: 0,
             egress: Vec::with_capacity(1024),
+            tcp_due: BTreeMap::new(),
             traffic: vec![Traffic::default(); hosts as usize],
             stats: FabricStats::default(),
         }
@@ -196,6 +204,14 @@ impl Fabric {
         let mut egress = std::mem::take(&mut self.egress);
         guard.egress_all(&mut egress);
         for pkt in egress.drain(..) {
+            if let Payload::Tcp(seg) = &pkt.payload {
+                let flow = (
+                    std::net::SocketAddr::new(pkt.src, seg.src_port),
+                    std::net::SocketAddr::new(pkt.dst, seg.dst_port),
+                );
+                self.route_tcp(now, flow, pkt);
+                continue;
+            }
             self.stats.sent += 1;
             let len = payload_len(&pkt);
             let (Some(src), Some(dst)) = (host_index(pkt.src), host_index(pkt.dst)) else {
@@ -227,7 +243,42 @@ impl Fabric {
         self.egress = egress;
     }
 
+    /// TCP: latency from the model, no random loss (the pods' HTTP and WebSocket traffic is
+    /// modelled as a reliable stream; the DHT's datagrams carry the loss), partitions apply,
+    /// and a flow's segments never overtake each other.
+    fn route_tcp(
+        &mut self,
+        now: Instant,
+        flow: (std::net::SocketAddr, std::net::SocketAddr),
+        pkt: Packet,
+    ) {
+        self.stats.tcp_segments += 1;
+        let (Some(src), Some(dst)) = (host_index(pkt.src), host_index(pkt.dst)) else {
+            return;
+        };
+        if self.partitioned(now, src, dst) {
+            self.stats.tcp_partitioned += 1;
+            return;
+        }
+        let mut due = now + self.delay().saturating_sub(self.batch);
+        if let Some(&last) = self.tcp_due.get(&flow) {
+            due = due.max(last);
+        }
+        if self.tcp_due.len() > 4096 {
+            self.tcp_due.retain(|_, t| *t > now);
+        }
+        self.tcp_due.insert(flow, due);
+        self.seq += 1;
+        self.pending.insert((due, self.seq), pkt);
+    }
+
     fn deliver(&mut self, guard: &EnterGuard, pkt: Packet) {
+        if matches!(pkt.payload, Payload::Tcp(_)) {
+            // The receiving kernel answers (ACK, SYN-ACK, RST) at once: another pass sends it.
+            guard.deliver(pkt);
+            self.doorbell.notify_one();
+            return;
+        }
         let Some(dst) = host_index(pkt.dst) else {
             self.stats.unroutable += 1;
             return;

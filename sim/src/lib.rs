@@ -14,6 +14,10 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`net`] | `SimTransport`/`SimSocket`: the node's transport trait over turmoil-net, host-scoped |
+//! | [`tcp`] | simulated TCP: an `axum::serve::Listener` for pods, a client `Dialer`, host-scoped |
+//! | [`pod_host`] | a pod (unchanged `muttr_pod::serve`, embedded seed, SQLite) on a simulated host |
+//! | [`users`] | pods' users (the client library), the messaging workload, its stages and report |
+//! | [`cache`] | record/replay of OpenPGP outputs (keys, seals), for determinism |
 //! | [`fabric`] | event-driven packet scheduler, network model (latency, loss, partitions), traffic counters |
 //! | [`scenario`] | the TOML scenario format |
 //! | [`store`] | a value store wrapper that feeds the invariant checker's oracle |
@@ -21,15 +25,20 @@
 //! | [`report`] | `report.json`, the human summary, SVG plots |
 //! | [`compare`] | two scenarios on one seed, side by side with ratios |
 //!
-//! Pods are not simulated yet (the pod crate does not exist); a scenario must say `pods = 0`.
+//! Pods run the unchanged pod crate (`muttr_pod::serve` over simulated TCP) and their users the
+//! unchanged client library; see [`users`].
 
+pub mod cache;
 pub mod compare;
 pub mod fabric;
 pub mod net;
+pub mod pod_host;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod store;
+pub mod tcp;
+pub mod users;
 
 pub use report::Report;
 pub use run::{RunOptions, RunOutput, run};

@@ -29,6 +29,10 @@ enum Cmd {
         /// Output directory.
         #[arg(long, default_value = "sim-out")]
         out: PathBuf,
+        /// Where pods' OpenPGP outputs (keys, sealed messages) are recorded and replayed, so
+        /// a rerun with the same seed gives the same event log.
+        #[arg(long, default_value = "sim-cache")]
+        crypto_cache: PathBuf,
     },
     /// Redraws the SVG plots of a finished run from its event log.
     Plot {
@@ -50,6 +54,9 @@ enum Cmd {
         /// Output directory (A/ and B/ runs, compare.json, compare.txt).
         #[arg(long, default_value = "sim-compare")]
         out: PathBuf,
+        /// Record/replay directory of pods' OpenPGP outputs (see `run`).
+        #[arg(long, default_value = "sim-cache")]
+        crypto_cache: PathBuf,
     },
 }
 
@@ -66,11 +73,17 @@ fn main() -> ExitCode {
 fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { file, seed, out } => {
+        Cmd::Run {
+            file,
+            seed,
+            out,
+            crypto_cache,
+        } => {
             let sc = Scenario::load(&file)?;
             let opts = RunOptions {
                 seed,
                 progress: true,
+                crypto_cache: Some(crypto_cache),
             };
             let o = run_to_dir(&sc, &opts, &out)?;
             print!("{}", o.report.summary());
@@ -102,13 +115,20 @@ fn real_main() -> anyhow::Result<ExitCode> {
             println!("{} lookups plotted into {}", hops.len(), out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Compare { a, b, seed, out } => {
+        Cmd::Compare {
+            a,
+            b,
+            seed,
+            out,
+            crypto_cache,
+        } => {
             let sa = Scenario::load(&a)?;
             let sb = Scenario::load(&b)?;
             let seed = Some(seed.unwrap_or(sa.seed));
             let opts = RunOptions {
                 seed,
                 progress: true,
+                crypto_cache: Some(crypto_cache),
             };
             let ra = run_to_dir(&sa, &opts, &out.join("A"))?.report;
             let rb = run_to_dir(&sb, &opts, &out.join("B"))?.report;

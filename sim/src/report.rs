@@ -205,6 +205,9 @@ pub struct Report {
     pub events_sha256: String,
     /// Fabric scheduler passes (cost driver: each scans every host).
     pub fabric_passes: u64,
+    /// Pods' users' messages, stage by stage (absent without pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<crate::users::MessageReport>,
 }
 
 impl Report {
@@ -290,6 +293,28 @@ impl Report {
             self.routing.underfilled,
             self.routing.timeouts
         );
+        if let Some(m) = &self.messages {
+            let _ = writeln!(
+                s,
+                "messages ({} pods, {} users ready, {} active, {} on push, {} pod restarts): {} sent -> {} stored -> {} notified ({} push, {} playback) -> {} fetched -> {} verified ({:.2} %), lost {:?}; latency median {} ms p99 {} ms",
+                m.pods,
+                m.users_ready,
+                m.active_users,
+                m.push_users,
+                m.pod_restarts,
+                m.sent,
+                m.stored,
+                m.notified,
+                m.notified_by_push,
+                m.notified_by_playback,
+                m.fetched,
+                m.verified,
+                100.0 * m.success_rate,
+                m.lost,
+                m.latency_ms.median,
+                m.latency_ms.p99
+            );
+        }
         let inv = &self.invariants;
         let _ = writeln!(
             s,

@@ -50,6 +50,9 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Shows a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// Where pods' OpenPGP outputs are recorded and replayed ([`crate::cache`]); `None`: in
+    /// memory only (two runs with pods then differ).
+    pub crypto_cache: Option<std::path::PathBuf>,
 }
 
 /// What a run produced.
@@ -165,6 +168,14 @@ struct EventLog {
 impl EventLog {
     fn push(&mut self, t_ms: u64, ev: &Event<'_>) {
         let body = serde_json::to_string(ev).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        self.push_raw(t_ms, &body);
+    }
+
+    /// Appends a serialized JSON object (`{"ev":…}`).
+    fn push_raw(&mut self, t_ms: u64, body: &str) {
+        if !body.starts_with('{') {
+            return;
+        }
         self.buf
             .extend_from_slice(format!("{{\"t\":{t_ms},").as_bytes());
         self.buf.extend_from_slice(&body.as_bytes()[1..]);
@@ -247,6 +258,10 @@ struct World {
     routing: report::Routing,
     /// Virtual ms at the end of the run (set inside the runtime; `Instant` is real outside).
     end_ms: Option<u64>,
+    /// Pod hosts then pods' user hosts (empty without pods).
+    pod_hosts: Vec<(HostId, Ipv4Addr)>,
+    crypto_cache: Option<std::path::PathBuf>,
+    messages: Option<crate::users::MessageReport>,
 }
 
 type W = Rc<RefCell<World>>;
@@ -376,10 +391,23 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
     let hosts = sc.seeds + replace_times.len() as u32;
 
     // Datagrams up to the P-W1 maximum must fit: MTU = payload + UDP + IPv4 headers.
-    let mut net = Net::with_config(KernelConfig::default().mtu(65_535 + 28));
+    // TCP (pods) retransmits after a count of fabric passes without progress, not after a
+    // time: passes come with every datagram anywhere, so the defaults (3 passes, 5 retries)
+    // would kill connections that merely wait for a 40 ms answer. The fabric never loses a
+    // TCP segment at random (see `Fabric`), so retransmission is only needed after a partition.
+    let kernel = KernelConfig::default()
+        .mtu(65_535 + 28)
+        .retx_threshold(1_000_000)
+        .retx_max(20);
+    let mut net = Net::with_config(kernel);
     let host_ids: Vec<HostId> = (0..hosts)
         .map(|i| net.add_host(IpAddr::V4(host_ip(i))))
         .collect();
+    // Pods, then their users, after every seed host.
+    let pod_hosts: Vec<(HostId, Ipv4Addr)> = (hosts..hosts + sc.pods * (1 + sc.users_per_pod))
+        .map(|i| (net.add_host(IpAddr::V4(host_ip(i))), host_ip(i)))
+        .collect();
+    let all_hosts = hosts + pod_hosts.len() as u32;
     let guard = net.enter();
     install_panic_hook();
     PANICS.with(|p| *p.borrow_mut() = Some(Vec::new()));
@@ -394,7 +422,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
         let workload_start = t0 + Duration::from_secs_f64(sc.bootstrap_s);
         let fabric = RefCell::new(Fabric::new(
             &sc.network,
-            hosts,
+            all_hosts,
             splitmix64(seed ^ 0xFAB),
             workload_start,
         ));
@@ -444,6 +472,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
             partitions,
             routing: report::Routing::default(),
             end_ms: None,
+            pod_hosts,
+            crypto_cache: opts.crypto_cache.clone(),
+            messages: None,
             sc: sc.clone(),
         }));
         tokio::select! {
@@ -666,6 +697,11 @@ async fn orchestrate(
             bootstrap(&w, i, via).await;
         });
     }
+    let pods = pod_sim(&w)?;
+    if let Some(p) = &pods {
+        let pods_at = t0 + Duration::from_secs_f64(sc.bootstrap_s * 0.8);
+        p.start(pods_at, workload_start, workload_end);
+    }
     tokio::time::sleep_until(workload_start).await;
     {
         let mut wb = w.borrow_mut();
@@ -764,14 +800,56 @@ async fn orchestrate(
     }
     tokio::time::sleep_until(workload_end).await;
     let drain_until = workload_end + DRAIN_LIMIT;
-    while w.borrow().inflight > 0 && Instant::now() < drain_until {
+    while (w.borrow().inflight > 0 || pods.as_ref().is_some_and(|p| p.pending() > 0))
+        && Instant::now() < drain_until
+    {
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let Some(p) = &pods {
+        let r = p.finish().await;
+        w.borrow_mut().messages = Some(r);
     }
     bar.finish_and_clear();
     finish(&w).await;
     let mut wb = w.borrow_mut();
     wb.end_ms = Some(wb.t_ms());
     Ok(())
+}
+
+/// The pods of the scenario and their users ([`crate::users`]), wired to this run's log,
+/// clock, doorbell and live seeds; `None` without pods.
+fn pod_sim(w: &W) -> anyhow::Result<Option<crate::users::PodSim>> {
+    let wb = w.borrow();
+    if wb.sc.pods == 0 {
+        return Ok(None);
+    }
+    let (wl, wj) = (w.clone(), w.clone());
+    let env = crate::users::Env {
+        hosts: wb.pod_hosts.clone(),
+        doorbell: wb.doorbell.clone(),
+        clock: wb.clock,
+        seed: wb.seed,
+        sc: wb.sc.clone(),
+        cache_dir: wb.crypto_cache.clone(),
+        log: Box::new(move |body: String| {
+            let mut wb = wl.borrow_mut();
+            let t = wb.t_ms();
+            wb.log.push_raw(t, &body);
+        }),
+        seeds_to_join: Box::new(move |rng: &mut ChaCha8Rng, n: usize| {
+            let wb = wj.borrow();
+            let n = n.min(wb.live.len());
+            let mut picked: Vec<u32> = Vec::with_capacity(n);
+            while picked.len() < n {
+                let i = wb.live[rng.random_range(0..wb.live.len())];
+                if !picked.contains(&i) {
+                    picked.push(i);
+                }
+            }
+            picked.into_iter().map(|i| wb.addr(i)).collect()
+        }),
+    };
+    Ok(Some(crate::users::PodSim::new(env)?))
 }
 
 /// Reads every live seed's routing table and counters, then stops every seed.
@@ -1191,6 +1269,10 @@ fn build_report(
         events: w.log.lines,
         events_sha256,
         fabric_passes: fabric.stats.passes,
+        messages: w.messages.clone().map(|mut m| {
+            m.tcp_segments = fabric.stats.tcp_segments;
+            m
+        }),
     }
 }
 

@@ -23,9 +23,15 @@ pub struct Scenario {
     pub seed: u64,
     /// Number of seeds at the start.
     pub seeds: u32,
-    /// Number of pods (not simulated yet: must be 0 until the pod crate exists).
+    /// Number of pods (the unchanged `muttr_pod` server, each with its embedded seed).
     #[serde(default)]
     pub pods: u32,
+    /// Users (aliases, each with its own key) per pod.
+    #[serde(default)]
+    pub users_per_pod: u32,
+    /// What the pods' users do (messages between users of different pods).
+    #[serde(default)]
+    pub messaging: crate::users::Messaging,
     /// Seconds over which the seeds join, one after another, before the workload starts.
     #[serde(default = "default_bootstrap_s")]
     pub bootstrap_s: f64,
@@ -306,8 +312,11 @@ impl Scenario {
         if self.seeds > 1_000_000 {
             return bad("seeds must be at most 1,000,000");
         }
-        if self.pods != 0 {
-            return bad("pods are not simulated yet (the pod crate does not exist): set pods = 0");
+        if self.pods > 250 || self.users_per_pod > 10_000 {
+            return bad("at most 250 pods and 10,000 users per pod");
+        }
+        if let Err(e) = self.messaging.validate(self.pods) {
+            return bad(&e);
         }
         if self.bootstrap_via == 0 {
             return bad("bootstrap_via must be at least 1");
@@ -426,7 +435,15 @@ mod tests {
             ("seeds = 1", "at least 2"),
             ("seeds = 10\n[network]\nloss = 2.0", "loss"),
             ("seeds = 10\nbogus = 1", "unknown field"),
-            ("seeds = 10\npods = 2", "pods"),
+            ("seeds = 10\npods = 300", "pods"),
+            (
+                "seeds = 10\npods = 2\n[messaging]\nactive_share = 2.0",
+                "active_share",
+            ),
+            (
+                "seeds = 10\npods = 2\n[[messaging.pod_restarts]]\npod = 5\nat_s = 1",
+                "pod_restarts",
+            ),
             ("seeds = 10\n[config]\nk = 0", "config"),
         ] {
             let e = Scenario::from_toml(text).unwrap_err().to_string();

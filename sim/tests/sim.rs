@@ -8,6 +8,7 @@ fn quiet() -> RunOptions {
     RunOptions {
         seed: None,
         progress: false,
+        crypto_cache: None,
     }
 }
 
@@ -57,11 +58,31 @@ fn small_scenario_is_deterministic() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/small.toml");
     let sc = Scenario::load(&path).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let a = run_to_dir(&sc, &quiet(), dir.path()).unwrap();
-    let b = run(&sc, &quiet()).unwrap();
+    // The pods' OpenPGP outputs: recorded by the first run, replayed by the second.
+    let cache = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        crypto_cache: Some(cache.path().to_path_buf()),
+        ..quiet()
+    };
+    let a = run_to_dir(&sc, &opts, dir.path()).unwrap();
+    assert!(cache.path().join("keys.json").is_file());
+    let b = run(&sc, &opts).unwrap();
     assert!(a.events == b.events, "event logs differ");
     assert_eq!(a.report.deterministic_part(), b.report.deterministic_part());
     let r = &a.report;
+    // Pods: every user set up, messages between pods flowed through every stage (pod 1's
+    // restart included: its users' inboxes survive it), by push and by playback.
+    let m = r.messages.as_ref().expect("messages");
+    assert_eq!(
+        (m.pods, m.users_ready, m.pod_restarts),
+        (2, 10, 1),
+        "{}",
+        r.summary()
+    );
+    assert!(m.sent >= 10, "{}", r.summary());
+    assert_eq!(m.verified, m.sent, "{}", r.summary());
+    assert!(m.notified_by_push > 0 && m.notified_by_playback > 0);
+    assert!(m.active_users > 0 && m.active_users < 10);
     assert!(r.invariants.ok, "{}", r.summary());
     assert_eq!(r.lookups.success_rate, 1.0, "{}", r.summary());
     assert!(r.lookups.hops.p99 <= 7.0, "{}", r.summary());
@@ -89,6 +110,11 @@ fn small_scenario_is_deterministic() {
         "/delivery/lost",
         "/delivery/success_rate",
         "/events_sha256",
+        "/messages/sent",
+        "/messages/notified",
+        "/messages/fetched",
+        "/messages/verified",
+        "/messages/lost",
     ] {
         assert!(json.pointer(field).is_some(), "report.json lacks {field}");
     }
@@ -103,7 +129,7 @@ fn seed_changes_the_run() {
         &sc,
         &RunOptions {
             seed: Some(2),
-            progress: false,
+            ..quiet()
         },
     )
     .unwrap();
