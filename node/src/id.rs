@@ -167,16 +167,30 @@ where
     if k == 0 {
         return Vec::new();
     }
-    let mut heap: BinaryHeap<(Distance, NodeId)> = BinaryHeap::with_capacity(k + 1);
+    // Keys are `distance_key`s: two integers, ordered as `Distance`. Once k are held, an ID
+    // whose first 16 distance bytes already exceed the worst held is skipped after one 128-bit
+    // XOR and compare — most of them, in a large set — without building its full key.
+    let hi = |x: &[u8; ID_LEN]| u128::from_be_bytes(x[..16].try_into().expect("16 bytes"));
+    let lo = |x: &[u8; ID_LEN]| u32::from_be_bytes(x[16..].try_into().expect("4 bytes"));
+    let (t_hi, t_lo) = (hi(&target.0), lo(&target.0));
+    let mut heap: BinaryHeap<((u128, u32), NodeId)> = BinaryHeap::with_capacity(k + 1);
+    let mut worst = (u128::MAX, u32::MAX);
     for id in ids {
-        let d = id.distance(target);
+        let h = hi(&id.0) ^ t_hi;
+        if heap.len() == k && h > worst.0 {
+            continue;
+        }
+        let key = (h, lo(&id.0) ^ t_lo);
         if heap.len() < k {
-            heap.push((d, *id));
-        } else if let Some(worst) = heap.peek()
-            && d < worst.0
-        {
+            heap.push((key, *id));
+        } else if key < worst {
             heap.pop();
-            heap.push((d, *id));
+            heap.push((key, *id));
+        } else {
+            continue;
+        }
+        if heap.len() == k {
+            worst = heap.peek().expect("k > 0 held").0;
         }
     }
     heap.into_sorted_vec()
