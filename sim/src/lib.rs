@@ -17,18 +17,22 @@
 //! | [`fabric`] | event-driven packet scheduler, network model (latency, loss, partitions), traffic counters |
 //! | [`scenario`] | the TOML scenario format |
 //! | [`store`] | a value store wrapper that feeds the invariant checker's oracle |
+//! | [`memory`] | resident memory and CPU time sampled at the phase boundaries of a run |
 //! | [`mod@run`] | one run: join phase, workload, churn, checks, event log, report |
 //! | [`report`] | `report.json`, the human summary, SVG plots |
 //! | [`compare`] | two scenarios on one seed, side by side with ratios |
+//! | [`stock`] | the comparison engine: the same seeds on stock `turmoil::Sim` (1 ms tick) |
 //!
 //! Pods are not simulated yet (the pod crate does not exist); a scenario must say `pods = 0`.
 
 pub mod compare;
 pub mod fabric;
+pub mod memory;
 pub mod net;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod stock;
 pub mod store;
 
 pub use report::Report;
