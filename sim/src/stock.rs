@@ -81,6 +81,9 @@ pub struct StockReport {
     pub wall_seconds: f64,
     /// wall_seconds / simulated_seconds.
     pub wall_seconds_per_simulated_second: f64,
+    /// CPU seconds (user + system) of the run.
+    #[serde(default)]
+    pub cpu_seconds: f64,
     /// turmoil steps (one per tick).
     pub steps: u64,
     /// Joins that ended with an empty routing table or failed.
@@ -150,6 +153,7 @@ pub fn run_stock(sc: &Scenario, seed: Option<u64>) -> anyhow::Result<StockReport
     let latency = Duration::from_millis(ms.round() as u64);
     let total = Duration::from_secs_f64(sc.bootstrap_s + sc.duration_s);
     let wall = std::time::Instant::now();
+    let cpu0 = crate::memory::cpu_seconds();
 
     let mut sim = turmoil::Builder::new()
         .tick_duration(TICK)
@@ -220,6 +224,7 @@ pub fn run_stock(sc: &Scenario, seed: Option<u64>) -> anyhow::Result<StockReport
         } else {
             0.0
         },
+        cpu_seconds: crate::memory::cpu_seconds() - cpu0,
         steps,
         bootstrap_empty: t.bootstrap_empty,
         lookups,
@@ -405,6 +410,12 @@ pub struct EngineRow {
     pub stock_wall_per_sim_s: f64,
     /// stock / turmoil-net.
     pub ratio: f64,
+    /// CPU seconds per simulated second, turmoil-net engine.
+    pub net_cpu_per_sim_s: f64,
+    /// CPU seconds per simulated second, stock turmoil.
+    pub stock_cpu_per_sim_s: f64,
+    /// stock / turmoil-net, CPU time (less sensitive to other load on the machine).
+    pub cpu_ratio: f64,
     /// The turmoil-net engine's report.
     pub net: crate::Report,
     /// The stock engine's report.
@@ -428,8 +439,13 @@ pub fn compare_engines(
             seed,
             progress: false,
         };
+        let cpu0 = crate::memory::cpu_seconds();
         let net = crate::run(&sc, &opts)?.report;
+        let net_cpu = crate::memory::cpu_seconds() - cpu0;
         let stock = run_stock(&sc, seed)?;
+        let per_s = |x: f64, s: f64| if s > 0.0 { x / s } else { 0.0 };
+        let net_c = per_s(net_cpu, net.simulated_seconds);
+        let stock_c = per_s(stock.cpu_seconds, stock.simulated_seconds);
         let net_w = if net.simulated_seconds > 0.0 {
             net.wall_seconds / net.simulated_seconds
         } else {
@@ -442,6 +458,9 @@ pub fn compare_engines(
             net_wall_per_sim_s: net_w,
             stock_wall_per_sim_s: stock_w,
             ratio: if net_w > 0.0 { stock_w / net_w } else { 0.0 },
+            net_cpu_per_sim_s: net_c,
+            stock_cpu_per_sim_s: stock_c,
+            cpu_ratio: if net_c > 0.0 { stock_c / net_c } else { 0.0 },
             net,
             stock,
         });
@@ -490,8 +509,8 @@ pub fn engines_table(rows: &[EngineRow]) -> String {
         );
         let _ = writeln!(
             s,
-            "{:>5} | ratio stock / turmoil-net (wall per simulated second): {:.1}x",
-            r.seeds, r.ratio
+            "{:>5} | ratio stock / turmoil-net: {:.1}x in wall time per simulated second, {:.1}x in CPU time per simulated second ({:.4} vs {:.4} CPU s)",
+            r.seeds, r.ratio, r.cpu_ratio, r.stock_cpu_per_sim_s, r.net_cpu_per_sim_s
         );
     }
     s
