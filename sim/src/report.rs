@@ -203,8 +203,11 @@ pub struct Report {
     pub events: u64,
     /// SHA-256 of the event log (JSON lines), hex.
     pub events_sha256: String,
-    /// Fabric scheduler passes (cost driver: each scans every host).
+    /// Fabric scheduler passes (deliveries due, and a scan of every host if a socket rang).
     pub fabric_passes: u64,
+    /// Passes that scanned every host's outbound queue (the cost driver at scale).
+    #[serde(default)]
+    pub fabric_scans: u64,
     /// Memory and CPU by phase (not deterministic).
     #[serde(default)]
     pub memory: crate::memory::Memory,

@@ -1198,6 +1198,7 @@ fn build_report(
         events: w.log.lines,
         events_sha256,
         fabric_passes: fabric.stats.passes,
+        fabric_scans: fabric.stats.scans,
         memory: crate::memory::Memory::default(),
     }
 }
