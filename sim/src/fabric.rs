@@ -69,12 +69,14 @@ pub struct FabricStats {
     pub partitioned: u64,
     /// Datagrams to an address that is no simulated host.
     pub unroutable: u64,
-    /// Scheduler passes (each scans every host's outbound queue).
+    /// Scheduler passes (deliveries due, and a scan of the outbound queues if a socket rang).
     pub passes: u64,
     /// TCP segments carried (pods and their clients; not in the datagram counts above).
     pub tcp_segments: u64,
     /// TCP segments dropped by a partition.
     pub tcp_partitioned: u64,
+    /// Passes that scanned every host's outbound queue (the cost driver at scale).
+    pub scans: u64,
 }
 
 /// A partition in absolute virtual time.
@@ -192,6 +194,12 @@ impl Fabric {
     /// One pass at the current instant: deliver what is due, then take every queued datagram
     /// off its host and route it through the model.
     pub fn step(&mut self, guard: &EnterGuard) {
+        self.step_with(guard, true);
+    }
+
+    /// A pass that scans the hosts' outbound queues only if `egress` (no socket rang the
+    /// doorbell since the last scan means every queue is empty: a delivery-only pass).
+    fn step_with(&mut self, guard: &EnterGuard, egress: bool) {
         let now = Instant::now();
         self.stats.passes += 1;
         while let Some(entry) = self.pending.first_entry() {
@@ -201,6 +209,10 @@ impl Fabric {
             let pkt = entry.remove();
             self.deliver(guard, pkt);
         }
+        if !egress {
+            return;
+        }
+        self.stats.scans += 1;
         let mut egress = std::mem::take(&mut self.egress);
         guard.egress_all(&mut egress);
         for pkt in egress.drain(..) {
@@ -292,11 +304,16 @@ impl Fabric {
     }
 
     /// Runs forever: a pass whenever the doorbell rings (or, with batching, `batch_ms` after
-    /// it first rang) or a delivery falls due.
+    /// it first rang) or a delivery falls due. Only the former scan every host's outbound
+    /// queue, so with batching the scans are bounded by 1000 / `batch_ms` per simulated second
+    /// however many deliveries fall due.
     pub async fn run(fabric: &std::cell::RefCell<Fabric>, guard: &EnterGuard) {
         let doorbell = fabric.borrow().doorbell();
         let batch = fabric.borrow().batch;
         let mut pass_at: Option<Instant> = None;
+        // A socket rang since the last scan of the outbound queues. Every send rings, so when
+        // this is false every queue is empty and a pass only delivers (same result, no scan).
+        let mut dirty = false;
         loop {
             let due = fabric.borrow().pending.first_key_value().map(|(k, _)| k.0);
             let next = match (due, pass_at) {
@@ -316,14 +333,22 @@ impl Fabric {
                     true
                 }
             };
+            dirty |= rang;
             if rang && !batch.is_zero() {
                 pass_at.get_or_insert_with(|| Instant::now() + batch);
                 continue;
             }
+            // With batching, the queues are scanned once per batch (when `pass_at` falls
+            // due); a delivery falling due in between only delivers.
+            let scan_due = batch.is_zero() || pass_at.is_some_and(|p| p <= Instant::now());
             if pass_at.is_some_and(|p| p <= Instant::now()) {
                 pass_at = None;
             }
-            fabric.borrow_mut().step(guard);
+            let scan = dirty && scan_due;
+            fabric.borrow_mut().step_with(guard, scan);
+            if scan {
+                dirty = false;
+            }
         }
     }
 }

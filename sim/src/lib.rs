@@ -21,9 +21,11 @@
 //! | [`fabric`] | event-driven packet scheduler, network model (latency, loss, partitions), traffic counters |
 //! | [`scenario`] | the TOML scenario format |
 //! | [`store`] | a value store wrapper that feeds the invariant checker's oracle |
+//! | [`memory`] | resident memory and CPU time sampled at the phase boundaries of a run |
 //! | [`mod@run`] | one run: join phase, workload, churn, checks, event log, report |
 //! | [`report`] | `report.json`, the human summary, SVG plots |
 //! | [`compare`] | two scenarios on one seed, side by side with ratios |
+//! | [`stock`] | the comparison engine: the same seeds on stock `turmoil::Sim` (1 ms tick) |
 //!
 //! Pods run the unchanged pod crate (`muttr_pod::serve` over simulated TCP) and their users the
 //! unchanged client library; see [`users`].
@@ -31,11 +33,13 @@
 pub mod cache;
 pub mod compare;
 pub mod fabric;
+pub mod memory;
 pub mod net;
 pub mod pod_host;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod stock;
 pub mod store;
 pub mod tcp;
 pub mod users;

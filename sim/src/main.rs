@@ -17,6 +17,14 @@ struct Cli {
     cmd: Cmd,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    /// turmoil-net with the event-driven fabric.
+    Net,
+    /// Stock turmoil::Sim, 1 ms tick.
+    Stock,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs one scenario; writes report.json, events.jsonl and SVG plots into --out.
@@ -33,6 +41,24 @@ enum Cmd {
         /// a rerun with the same seed gives the same event log.
         #[arg(long, default_value = "sim-cache")]
         crypto_cache: PathBuf,
+        /// Simulation engine: `net` (turmoil-net, event-driven) or `stock` (stock turmoil::Sim,
+        /// 1 ms tick; slow: short runs only; fixed latency, no faults).
+        #[arg(long, default_value = "net")]
+        engine: Engine,
+    },
+    /// Runs one scenario on both engines at several sizes and compares their speed.
+    CompareEngines {
+        /// Scenario file (TOML); its `seeds` is replaced by each of --seeds.
+        file: PathBuf,
+        /// Seed counts to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "200,400")]
+        seeds: Vec<u32>,
+        /// RNG seed (overrides the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output directory (engines.json, engines.txt).
+        #[arg(long, default_value = "sim-engines")]
+        out: PathBuf,
     },
     /// Redraws the SVG plots of a finished run from its event log.
     Plot {
@@ -77,7 +103,67 @@ fn real_main() -> anyhow::Result<ExitCode> {
             file,
             seed,
             out,
+            engine: Engine::Stock,
+            ..
+        } => {
+            let sc = Scenario::load(&file)?;
+            let r = muttr_sim::stock::run_stock(&sc, seed)?;
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(
+                out.join("stock.json"),
+                serde_json::to_string_pretty(&r)? + "\n",
+            )?;
+            println!(
+                "stock turmoil (1 ms tick): {} seeds, {:.1} simulated s in {:.1} wall s ({:.2} wall s per simulated s), peak RSS {:.0} MiB",
+                r.seeds,
+                r.simulated_seconds,
+                r.wall_seconds,
+                r.wall_seconds_per_simulated_second,
+                r.peak_rss_mib
+            );
+            println!(
+                "lookups: {}/{} found, hops median {} p99 {}, latency median {} ms; {} published, {} delivered, {} lost",
+                r.found,
+                r.lookups,
+                r.hops.median,
+                r.hops.p99,
+                r.latency_ms.median,
+                r.publishes,
+                r.delivered,
+                r.lost
+            );
+            println!("wrote {}", out.join("stock.json").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::CompareEngines {
+            file,
+            seeds,
+            seed,
+            out,
+        } => {
+            let sc = Scenario::load(&file)?;
+            let rows = muttr_sim::stock::compare_engines(&sc, &seeds, seed)?;
+            let text = format!(
+                "{} (seed {}), same scenario on both engines\n{}",
+                file.display(),
+                seed.unwrap_or(sc.seed),
+                muttr_sim::stock::engines_table(&rows)
+            );
+            print!("{text}");
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("engines.txt"), &text)?;
+            std::fs::write(
+                out.join("engines.json"),
+                serde_json::to_string_pretty(&rows)? + "\n",
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run {
+            file,
+            seed,
+            out,
             crypto_cache,
+            engine: Engine::Net,
         } => {
             let sc = Scenario::load(&file)?;
             let opts = RunOptions {

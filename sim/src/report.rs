@@ -203,11 +203,17 @@ pub struct Report {
     pub events: u64,
     /// SHA-256 of the event log (JSON lines), hex.
     pub events_sha256: String,
-    /// Fabric scheduler passes (cost driver: each scans every host).
+    /// Fabric scheduler passes (deliveries due, and a scan of every host if a socket rang).
     pub fabric_passes: u64,
     /// Pods' users' messages, stage by stage (absent without pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<crate::users::MessageReport>,
+    /// Passes that scanned every host's outbound queue (the cost driver at scale).
+    #[serde(default)]
+    pub fabric_scans: u64,
+    /// Memory and CPU by phase (not deterministic).
+    #[serde(default)]
+    pub memory: crate::memory::Memory,
 }
 
 impl Report {
@@ -218,6 +224,7 @@ impl Report {
             wall_seconds: 0.0,
             sim_seconds_per_wall_second: 0.0,
             peak_rss_mib: 0.0,
+            memory: crate::memory::Memory::default(),
             ..self.clone()
         }
     }
@@ -248,6 +255,18 @@ impl Report {
             self.wall_seconds,
             self.sim_seconds_per_wall_second,
             self.peak_rss_mib
+        );
+        let m = &self.memory;
+        let _ = writeln!(
+            s,
+            "memory: RSS {:.0} MiB with all seeds started, {:.0} MiB after the join phase, {:.0} MiB at the end ({} value replicas, {:.0} MiB of value text); CPU {:.0} s ({:.0} s in the join phase)",
+            m.rss_after_start_mib,
+            m.rss_after_join_mib,
+            m.rss_at_end_mib,
+            m.replicas_held,
+            m.replica_bytes as f64 / 1_048_576.0,
+            m.cpu_seconds,
+            m.cpu_join_seconds
         );
         let _ = writeln!(
             s,

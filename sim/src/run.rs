@@ -262,6 +262,8 @@ struct World {
     pod_hosts: Vec<(HostId, Ipv4Addr)>,
     crypto_cache: Option<std::path::PathBuf>,
     messages: Option<crate::users::MessageReport>,
+    /// Memory and CPU samples by phase.
+    mem: crate::memory::Memory,
 }
 
 type W = Rc<RefCell<World>>;
@@ -330,19 +332,6 @@ impl World {
     fn in_partition(&self, now: Instant) -> bool {
         self.partitions.iter().any(|&(s, e)| now >= s && now < e)
     }
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 thread_local! {
@@ -475,6 +464,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
             pod_hosts,
             crypto_cache: opts.crypto_cache.clone(),
             messages: None,
+            mem: crate::memory::Memory::default(),
             sc: sc.clone(),
         }));
         tokio::select! {
@@ -505,7 +495,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
     let latencies_ms = std::mem::take(&mut w.m.latencies_ms);
     let wall_seconds = wall.elapsed().as_secs_f64();
     let mut report = build_report(&mut w, &fabric, &hops, &latencies_ms, panics, wall_seconds);
-    report.peak_rss_mib = peak_rss_mib();
+    report.peak_rss_mib = crate::memory::peak_rss_mib();
+    report.memory = std::mem::take(&mut w.mem);
+    report.memory.cpu_seconds = crate::memory::cpu_seconds();
     Ok(RunOutput {
         report,
         events: std::mem::take(&mut w.log.buf),
@@ -677,6 +669,7 @@ async fn orchestrate(
             .await
             .map_err(|e| anyhow::anyhow!("seed {i} did not start: {e}"))?;
     }
+    w.borrow_mut().mem.rss_after_start_mib = crate::memory::rss_mib();
     for i in 1..sc.seeds {
         let at = t0 + Duration::from_secs_f64(sc.bootstrap_s * 0.8 * i as f64 / sc.seeds as f64);
         let via = {
@@ -707,6 +700,8 @@ async fn orchestrate(
         let mut wb = w.borrow_mut();
         let live = wb.live.len();
         wb.log(Event::WorkloadStart { live });
+        wb.mem.rss_after_join_mib = crate::memory::rss_mib();
+        wb.mem.cpu_join_seconds = crate::memory::cpu_seconds();
     }
 
     // Partitions (the fabric applies them; this only logs their edges).
@@ -810,6 +805,18 @@ async fn orchestrate(
         w.borrow_mut().messages = Some(r);
     }
     bar.finish_and_clear();
+    {
+        let mut wb = w.borrow_mut();
+        wb.mem.rss_at_end_mib = crate::memory::rss_mib();
+        let (mut replicas, mut bytes) = (0u64, 0u64);
+        for p in &wb.published {
+            let n = wb.holdings.holders(&p.key).len() as u64;
+            replicas += n;
+            bytes += n * p.value.len() as u64;
+        }
+        wb.mem.replicas_held = replicas;
+        wb.mem.replica_bytes = bytes;
+    }
     finish(&w).await;
     let mut wb = w.borrow_mut();
     wb.end_ms = Some(wb.t_ms());
@@ -1273,6 +1280,8 @@ fn build_report(
             m.tcp_segments = fabric.stats.tcp_segments;
             m
         }),
+        fabric_scans: fabric.stats.scans,
+        memory: crate::memory::Memory::default(),
     }
 }
 

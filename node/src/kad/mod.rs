@@ -266,7 +266,9 @@ pub struct Node<S: ValueStore> {
     published: BTreeMap<Key, Published>,
     next_housekeeping: u64,
     next_replicate: u64,
-    rate: BTreeMap<IpAddr, (u64, u32)>,
+    rate: BTreeMap<IpAddr, u32>,
+    /// The second (of `now`) that `rate` counts.
+    rate_second: u64,
     /// Sources that answered one of our requests, and when (amplification defence).
     verified: BTreeMap<SocketAddr, u64>,
     /// FIND_VALUE answers (rpcID, key) waiting for their source to answer our PING.
@@ -296,6 +298,7 @@ impl<S: ValueStore> Node<S> {
             next_housekeeping: now_ms + HOUSEKEEPING_INTERVAL_MS,
             next_replicate: now_ms + replicate,
             rate: BTreeMap::new(),
+            rate_second: now_ms / 1000,
             verified: BTreeMap::new(),
             parked: BTreeMap::new(),
             rtt: rtt::RttEstimator::default(),
@@ -425,18 +428,19 @@ impl<S: ValueStore> Node<S> {
             return true;
         }
         let second = self.now / 1000;
+        if second != self.rate_second {
+            // Budgets are per second, so a source last seen in an earlier second counts as
+            // absent: forget them all at once. The map then holds this second's sources only,
+            // not every source ever seen (up to MAX_RATE_SOURCES entries per seed).
+            self.rate.clear();
+            self.rate_second = second;
+        }
         if self.rate.len() >= MAX_RATE_SOURCES && !self.rate.contains_key(&ip) {
-            self.rate.retain(|_, (s, _)| *s == second);
-            if self.rate.len() >= MAX_RATE_SOURCES {
-                return false;
-            }
+            return false;
         }
-        let slot = self.rate.entry(ip).or_insert((second, 0));
-        if slot.0 != second {
-            *slot = (second, 0);
-        }
-        slot.1 += 1;
-        slot.1 <= limit
+        let count = self.rate.entry(ip).or_insert(0);
+        *count += 1;
+        *count <= limit
     }
 
     /// A valid message came from `c` (P-K4).

@@ -727,6 +727,35 @@ fn requests_over_the_per_source_budget_are_dropped_and_counted() {
     assert_eq!(drain(&mut a).len(), 2);
 }
 
+/// The per-source budget keeps this second's sources only: a seed that heard from many
+/// sources does not remember them all (memory), and the budgets behave as before.
+#[test]
+fn rate_budget_forgets_sources_of_earlier_seconds() {
+    let cfg = Config {
+        max_requests_per_sec_per_source: 2,
+        ..Config::default()
+    };
+    let mut a = Node::new(cfg, Contact::from_addr(addr(1)), MemStore::default(), 1, T0);
+    for i in 2..50 {
+        a.handle_datagram(T0, addr(i), &request(i, "PING", json!({})));
+    }
+    let pongs = |a: &mut Node<MemStore>| {
+        drain(a)
+            .iter()
+            .filter(|(_, m)| m.message_type() == MessageType::Pong)
+            .count()
+    };
+    assert_eq!(a.rate.len(), 48);
+    assert_eq!(pongs(&mut a), 48);
+    // Next second: one source; the others are forgotten, and source 2 has a fresh budget.
+    for _ in 0..3 {
+        a.handle_datagram(T0 + 1_000, addr(2), &request(2, "PING", json!({})));
+    }
+    assert_eq!(a.rate.len(), 1);
+    assert_eq!(pongs(&mut a), 2, "two answered, the third over budget");
+    assert_eq!(a.stats().dropped.get("rate_limited"), Some(&1));
+}
+
 #[test]
 fn loopback_sources_are_not_rate_limited() {
     let cfg = Config {
