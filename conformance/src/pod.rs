@@ -43,7 +43,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::pgp::sha1_hex;
 use crate::report::{CaseResult, Strength, Verdict};
-use http::{FedServer, Http, Resp, Served, Ws, clip};
+use http::{FedServer, Http, Resp, Served, Ws, clip, close_code, next_text};
 
 /// How to run the suite.
 #[derive(Debug, Clone)]
@@ -2681,30 +2681,6 @@ fn keys_in(groups: &[Value]) -> BTreeSet<String> {
         .flatten()
         .filter_map(|e| e["key"].as_str().map(str::to_string))
         .collect()
-}
-
-/// The next text frame within `wait` (pings skipped).
-async fn next_text(ws: &mut Ws, wait: Duration) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return Some(t.to_string()),
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            _ => return None,
-        }
-    }
-}
-
-/// The close code the pod sends within `wait` (`None`: none, or the connection just dropped).
-async fn close_code(ws: &mut Ws, wait: Duration) -> Option<u16> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
-    }
 }
 
 /// Opens a WebSocket, sends `frame`, and reports the close code (`Err`: not observable).

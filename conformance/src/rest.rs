@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::pgp::sha1_hex;
-use crate::pod::http::{Http, Resp, Ws, clip};
+use crate::pod::http::{Http, Resp, Ws, clip, close_code, next_text};
 use crate::report::{CaseResult, Strength, Verdict};
 
 /// How to run the REST vectors.
@@ -624,30 +624,6 @@ fn token_bits(t: &str) -> f64 {
         t.trim_end_matches('=').len() as f64 * 6.0
     } else {
         t.len() as f64 * 6.5
-    }
-}
-
-/// The next text frame within `wait` (pings skipped).
-async fn next_text(ws: &mut Ws, wait: Duration) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return Some(t.to_string()),
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            _ => return None,
-        }
-    }
-}
-
-/// The close code the pod sends within `wait` (`None`: none, or the connection just dropped).
-async fn close_code(ws: &mut Ws, wait: Duration) -> Option<u16> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use muttr_node::client::TcpDialer;
@@ -15,6 +16,7 @@ use muttr_node::client::http::Target;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
 
 /// Largest answer body read.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -254,4 +256,28 @@ async fn serve_one(
     );
     sock.write_all(text.as_bytes()).await?;
     sock.shutdown().await
+}
+
+/// The next text frame within `wait` (pings skipped).
+pub async fn next_text(ws: &mut Ws, wait: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Some(t.to_string()),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// The close code the pod sends within `wait` (`None`: none, or the connection just dropped).
+pub async fn close_code(ws: &mut Ws, wait: Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
 }
