@@ -32,7 +32,7 @@ use crate::netns::{self, Topology};
 use crate::report::{Fault, Report, ReportHead, Tally};
 use crate::scenario::Scenario;
 use crate::switch::{Control, Stats};
-use crate::workload::{self, Event, Plan, Planned};
+use crate::workload::{self, Event, Plan, Planned, now_ms};
 
 /// The seeds' UDP port.
 pub const SEED_PORT: u16 = 4000;
@@ -217,13 +217,6 @@ impl Proc {
             _ => None,
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Seconds since the Unix epoch of a log line's RFC 3339 timestamp (tracing's default

@@ -182,7 +182,8 @@ pub fn message_id(text: &[u8]) -> Option<&str> {
         .strip_prefix("muttr-testbed ")
 }
 
-fn now_ms() -> u64 {
+/// Wall-clock Unix ms (the testbed runs real processes on real time; event times use it).
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
