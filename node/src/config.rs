@@ -34,7 +34,10 @@ pub struct Config {
     /// values survive nodes leaving and reach nodes that joined near the key.
     #[serde(with = "secs")]
     pub replicate_interval: Duration,
-    /// The original publisher re-publishes its values this often (P-K2: 24 h).
+    /// The original publisher re-publishes its values, with a fresh timestamp, this often
+    /// (P-K2: 23 h). It must be shorter than `expiry`: republishing at the moment of expiry
+    /// (the whitepaper's 24 h and 24 h) leaves every copy expired for a while each day; one
+    /// hour's margin covers the lookup, lost STOREs and the once-a-minute housekeeping.
     #[serde(with = "secs")]
     pub republish_interval: Duration,
     /// A value expires this long after its `timestamp` (P-K2: 24 h).
@@ -74,7 +77,7 @@ impl Default for Config {
             response_timeout: Duration::from_secs(5),
             refresh_interval: Duration::from_secs(3_600),
             replicate_interval: Duration::from_secs(3_600),
-            republish_interval: Duration::from_secs(86_400),
+            republish_interval: Duration::from_secs(82_800),
             expiry: Duration::from_secs(86_400),
             replacement_cache: 8,
             max_values_per_publisher: 1_000,
@@ -110,6 +113,14 @@ impl Config {
         if self.response_timeout.is_zero() {
             return Err("response_timeout must be positive".into());
         }
+        if self.republish_interval.is_zero() || self.republish_interval >= self.expiry {
+            return Err(format!(
+                "republish_interval ({} s) must be positive and shorter than expiry ({} s), \
+                 or republished values go unserved (P-K2)",
+                self.republish_interval.as_secs_f64(),
+                self.expiry.as_secs_f64()
+            ));
+        }
         Ok(())
     }
 }
@@ -141,7 +152,11 @@ mod tests {
         assert_eq!(c.response_timeout, Duration::from_secs(5));
         assert_eq!(c.refresh_interval, Duration::from_secs(3_600));
         assert_eq!(c.replicate_interval, Duration::from_secs(3_600));
-        assert_eq!(c.republish_interval, Duration::from_secs(86_400));
+        assert_eq!(c.republish_interval, Duration::from_secs(82_800));
+        assert!(
+            c.republish_interval < c.expiry,
+            "republish comes before expiry"
+        );
         assert_eq!(c.expiry, Duration::from_secs(86_400));
         assert!(c.validate().is_ok());
     }
@@ -158,5 +173,7 @@ mod tests {
         let wide = Config::from_toml("reply_width = 21").unwrap();
         assert!(wide.validate().is_err());
         assert!(Config::from_toml("kk = 1").is_err());
+        let late = Config::from_toml("republish_interval = 86400").unwrap();
+        assert!(late.validate().unwrap_err().contains("republish_interval"));
     }
 }

@@ -247,6 +247,14 @@ impl SeedHandle {
         }
     }
 
+    /// Stops republishing `key` (P-K2, P-X2); true if it was being republished.
+    pub async fn unpublish(&self, key: Key) -> Result<bool, SeedError> {
+        match self.command(Command::Unpublish(key)).await? {
+            CommandResult::Unpublished { was_published } => Ok(was_published),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Finds the value at `key`, with the lookup's figures.
     pub async fn find_value_report(&self, key: Key) -> Result<LookupResult, SeedError> {
         match self.command(Command::FindValue(key)).await? {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use muttr_node::Key;
-use muttr_node::store::{MemStore, PutOutcome, StoreError, StoredValue, ValueStore};
+use muttr_node::store::{MemStore, Publication, PutOutcome, StoreError, StoredValue, ValueStore};
 
 /// Which nodes (by host number) hold which keys.
 #[derive(Debug, Clone, Default)]
@@ -123,5 +123,17 @@ impl<S: ValueStore> ValueStore for TrackedStore<S> {
 
     fn flush(&mut self) -> Result<(), StoreError> {
         self.inner.flush()
+    }
+
+    fn save_publication(&mut self, p: &Publication) -> Result<(), StoreError> {
+        self.inner.save_publication(p)
+    }
+
+    fn remove_publication(&mut self, key: &Key) -> Result<bool, StoreError> {
+        self.inner.remove_publication(key)
+    }
+
+    fn publications(&self) -> Result<Vec<Publication>, StoreError> {
+        self.inner.publications()
     }
 }

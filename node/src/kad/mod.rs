@@ -34,7 +34,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::id::{Key, NodeId, canonical_ip};
-use crate::store::{PutOutcome, StoreError, StoredValue, ValueStore};
+use crate::store::{Publication, PutOutcome, StoreError, StoredValue, ValueStore};
 use crate::value::{self, StoreRefusal};
 use crate::wire::{self, Body, Contact, FindValueResult, Message, MessageType};
 
@@ -69,8 +69,13 @@ pub enum Command {
     /// Join the network through these seeds: a lookup of our own ID starting from them.
     Bootstrap(Vec<SocketAddr>),
     /// Store a value (hex of an armored encrypted message, P-V1) at the k closest nodes of its
-    /// key (P-K5), keep it, and republish it every `republish_interval`.
+    /// key (P-K5), keep it, and republish it every `republish_interval` (P-K2) until
+    /// [`Command::Unpublish`]. The publication is recorded in the store, so a restarted node
+    /// goes on republishing it.
     Publish(String),
+    /// Stop republishing a value published earlier (a pod whose user purged the message,
+    /// P-X2). The copies already stored live until they expire.
+    Unpublish(Key),
     /// Find the value at a key.
     FindValue(Key),
     /// Find the k closest nodes to an ID.
@@ -110,6 +115,11 @@ pub enum CommandResult {
     Pinged {
         /// Whether the seed answered.
         alive: bool,
+    },
+    /// Unpublish finished.
+    Unpublished {
+        /// Whether the key was being republished.
+        was_published: bool,
     },
     /// The command could not run.
     Failed(String),
@@ -279,9 +289,31 @@ pub struct Node<S: ValueStore> {
 
 impl<S: ValueStore> Node<S> {
     /// A node reached at `local` (its ID is `local.node_id`, P-W3), holding values in `store`.
+    ///
+    /// The publications recorded in `store` (P-K2) are taken up again: each is republished
+    /// when it was due, or at the first housekeeping if that time has passed while the node
+    /// was down.
     pub fn new(config: Config, local: Contact, store: S, rng_seed: u64, now_ms: u64) -> Node<S> {
         let table = RoutingTable::new(local.node_id, config.k, config.replacement_cache);
         let replicate = config.replicate_interval.as_millis() as u64;
+        let published = match store.publications() {
+            Ok(list) => list
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.key,
+                        Published {
+                            value: p.value,
+                            republish_at: p.republish_at,
+                        },
+                    )
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the recorded publications failed");
+                BTreeMap::new()
+            }
+        };
         Node {
             table,
             local,
@@ -294,7 +326,7 @@ impl<S: ValueStore> Node<S> {
             next_op: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            published: BTreeMap::new(),
+            published,
             next_housekeeping: now_ms + HOUSEKEEPING_INTERVAL_MS,
             next_replicate: now_ms + replicate,
             rate: BTreeMap::new(),
@@ -310,6 +342,11 @@ impl<S: ValueStore> Node<S> {
     /// The node's own contact.
     pub fn local(&self) -> Contact {
         self.local
+    }
+
+    /// The keys this node republishes (P-K2), in ascending order.
+    pub fn published_keys(&self) -> Vec<Key> {
+        self.published.keys().copied().collect()
     }
 
     /// The routing table.
@@ -592,22 +629,34 @@ impl<S: ValueStore> Node<S> {
             .filter(|v| v.timestamp.saturating_add(expiry) > self.now)
     }
 
-    /// Renews the lifetime of a held value when its original publisher stores it again with a
-    /// newer timestamp: the republication of P-K2. Without this, the "changes nothing" of
-    /// P-V3 would keep the first timestamp, and every holder would drop the value at its first
-    /// expiry however often the publisher republished it. Key, value and publisher are
-    /// unchanged; only the lifetime is renewed. Returns whether the value was renewed.
+    /// Renews the lifetime of a held value when it is stored again with a newer timestamp:
+    /// the republication of P-K2. Without this, the "changes nothing" of P-V3 would keep the
+    /// first timestamp, and every holder would drop the value at its first expiry however
+    /// often it was republished. Key, value and publisher are unchanged (quotas stay counted
+    /// against the first publisher); only the lifetime is renewed. Returns whether the value
+    /// was renewed.
+    ///
+    /// Any node's newer timestamp renews, not only the first publisher's: PROFILE P-X2 has the
+    /// recipient's pod keep a message alive after its sender is gone, and the pod is not the
+    /// first publisher. (PROFILE leaves this open; P-V3's "changes nothing" read strictly would
+    /// make P-X2 impossible until the first copies expire.) It gives nobody a new power: the
+    /// key is the SHA-1 of the value, so the value cannot change, and anyone who can read the
+    /// value could equally store it afresh once it expired.
     fn renew(&mut self, sv: &StoredValue) -> bool {
         let Some(old) = self.store.get(&sv.key) else {
             return false;
         };
-        if old.publisher != sv.publisher || old.timestamp >= sv.timestamp || old.value != sv.value {
+        if old.timestamp >= sv.timestamp || old.value != sv.value {
             return false;
         }
+        let renewed = StoredValue {
+            publisher: old.publisher,
+            ..sv.clone()
+        };
         match self
             .store
             .remove(&sv.key)
-            .and_then(|_| self.store.put(sv.clone()))
+            .and_then(|_| self.store.put(renewed))
         {
             Ok(_) => true,
             Err(e) => {
@@ -884,10 +933,28 @@ impl<S: ValueStore> Node<S> {
             .collect();
         for key in due {
             let p = self.published.get_mut(&key).expect("listed");
+            if value::key_of(&p.value) != key {
+                // A record that no longer hashes to its key (a damaged store file) is dropped,
+                // never republished.
+                tracing::warn!(%key, "dropping a publication whose value does not hash to its key (P-V2)");
+                self.published.remove(&key);
+                if let Err(e) = self.store.remove_publication(&key) {
+                    tracing::warn!(error = %e, %key, "forgetting a bad publication failed");
+                }
+                continue;
+            }
             p.republish_at = self.now + republish;
-            let sv = StoredValue {
+            let record = Publication {
                 key,
                 value: p.value.clone(),
+                republish_at: p.republish_at,
+            };
+            if let Err(e) = self.store.save_publication(&record) {
+                tracing::warn!(error = %e, %key, "recording a republication failed");
+            }
+            let sv = StoredValue {
+                key,
+                value: record.value,
                 publisher: self.local.node_id,
                 timestamp: self.now,
             };
@@ -976,6 +1043,13 @@ impl<S: ValueStore> Node<S> {
                 self.ops.insert(id, Op::Ping { cmd: id });
                 self.send_request(Contact::from_addr(addr), Body::Ping, Purpose::Op(id));
             }
+            Command::Unpublish(key) => {
+                let was_published = self.published.remove(&key).is_some();
+                if let Err(e) = self.store.remove_publication(&key) {
+                    tracing::warn!(error = %e, %key, "forgetting a publication failed");
+                }
+                self.complete(id, CommandResult::Unpublished { was_published });
+            }
         }
         id
     }
@@ -1012,16 +1086,26 @@ impl<S: ValueStore> Node<S> {
             );
             return;
         }
-        match self.store.put(sv.clone()) {
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "publisher could not keep its own value"),
+        // Renewed when already held (a pod taking over a message, P-X2), stored otherwise.
+        if !self.renew(&sv)
+            && let Err(e) = self.store.put(sv.clone())
+        {
+            tracing::warn!(error = %e, "publisher could not keep its own value");
         }
         let republish = self.config.republish_interval.as_millis() as u64;
+        let record = Publication {
+            key,
+            value: sv.value.clone(),
+            republish_at: self.now + republish,
+        };
+        if let Err(e) = self.store.save_publication(&record) {
+            tracing::warn!(error = %e, %key, "recording a publication failed");
+        }
         self.published.insert(
             key,
             Published {
-                value: sv.value.clone(),
-                republish_at: self.now + republish,
+                value: record.value,
+                republish_at: record.republish_at,
             },
         );
         self.start_lookup_with_id(

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Command, CommandResult, Event, Node};
+use super::{Command, CommandResult, Event, HOUSEKEEPING_INTERVAL_MS, Node};
 use crate::config::Config;
 use crate::store::MemStore;
 use crate::wire::Contact;
@@ -112,6 +112,77 @@ impl Network {
                 )));
             }
         }
+    }
+
+    /// Runs the whole network until virtual time `end`, firing every node's housekeeping
+    /// (expiry, refresh, replicate, republish) when due, on the once-a-minute grid, so that
+    /// days of protocol life take seconds of wall time.
+    pub fn run_until(&mut self, end: u64) {
+        let mut tick = self.now - self.now % HOUSEKEEPING_INTERVAL_MS + HOUSEKEEPING_INTERVAL_MS;
+        loop {
+            let next_packet = self.queue.peek().map(|Reverse((t, ..))| *t);
+            let next_timer = self.timers.first().map(|(t, _)| *t);
+            let next = match (next_packet, next_timer) {
+                (Some(p), Some(t)) => Some(p.min(t)),
+                (p, t) => p.or(t),
+            };
+            if next.is_some_and(|t| t <= tick.min(end)) {
+                self.step();
+                continue;
+            }
+            if tick > end {
+                self.now = self.now.max(end);
+                return;
+            }
+            self.now = tick;
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].poll_timeout().is_some_and(|t| t <= tick) {
+                    self.nodes[i].handle_timeout(tick);
+                    self.collect(i);
+                }
+            }
+            tick += HOUSEKEEPING_INTERVAL_MS;
+        }
+    }
+
+    /// Restarts node `i` now: a new [`Node`] at the same address, with the same
+    /// configuration, built on the old node's store after `keep` has had its say (return the
+    /// store unchanged for a restart from disk). Routing table and requests in flight are
+    /// lost, as in a real restart; the node rejoins through `bootstrap`.
+    pub fn restart(
+        &mut self,
+        i: usize,
+        keep: impl FnOnce(MemStore) -> MemStore,
+        bootstrap: Vec<SocketAddr>,
+    ) {
+        let local = self.nodes[i].local();
+        let config = self.nodes[i].config().clone();
+        let placeholder = Node::new(config.clone(), local, MemStore::default(), 0, self.now);
+        let old = std::mem::replace(&mut self.nodes[i], placeholder);
+        let store = keep(old.into_store());
+        self.nodes[i] = Node::new(config, local, store, self.now ^ i as u64, self.now);
+        if let Some(old) = self.timer_of[i].take() {
+            self.timers.remove(&(old, i));
+        }
+        self.run_command(i, Command::Bootstrap(bootstrap));
+    }
+
+    /// Adds a node at the next address (not yet joined: bootstrap it with
+    /// [`Network::run_command`]); returns its index.
+    pub fn add_node(&mut self, seed: u64) -> usize {
+        let i = self.nodes.len();
+        let config = self.nodes[0].config().clone();
+        let node = Node::new(
+            config,
+            Contact::from_addr(addr(i as u32 + 1)),
+            MemStore::default(),
+            seed,
+            self.now,
+        );
+        self.index.insert(node.local().socket_addr(), i);
+        self.nodes.push(node);
+        self.timer_of.push(None);
+        i
     }
 
     /// Joins every node `i > 0` through node 0 and node `i - 1`, one after the other.

@@ -647,20 +647,23 @@ fn republication_by_the_publisher_renews_the_lifetime_p_k2() {
     let other = Contact::from_addr(addr(3)).node_id.to_hex();
     let store = |ts: u64, publ: &str| json!({"key": key.to_hex(), "value": v, "timestamp": ts, "publisher": publ});
     a.handle_datagram(T0, addr(2), &request(2, "STORE", store(T0, &publisher)));
-    // Another publisher's newer timestamp changes nothing (P-V3) ...
+    // Another node's newer timestamp renews the lifetime too (a pod keeping its user's
+    // message alive, P-X2), but the value stays counted against its first publisher ...
     a.handle_datagram(
         T0 + 10,
         addr(3),
         &request(3, "STORE", store(T0 + 10, &other)),
     );
-    assert_eq!(a.store().get(&key).unwrap().timestamp, T0);
-    // ... nor does an older or equal one from the publisher ...
+    let held = a.store().get(&key).unwrap();
+    assert_eq!(held.timestamp, T0 + 10);
+    assert_eq!(held.publisher.to_hex(), publisher);
+    // ... while an older or equal one changes nothing (P-V3) ...
     a.handle_datagram(
         T0 + 20,
         addr(2),
         &request(2, "STORE", store(T0, &publisher)),
     );
-    assert_eq!(a.store().get(&key).unwrap().timestamp, T0);
+    assert_eq!(a.store().get(&key).unwrap().timestamp, T0 + 10);
     // ... but the publisher's republication renews it.
     let later = T0 + 3_600_000;
     a.handle_datagram(
@@ -1191,4 +1194,204 @@ fn add_contact_takes_the_path_of_a_heard_contact_p_k3_p_k4() {
     }
     // The local node itself is never stored.
     assert_eq!(a.add_contact(T0, a.local()), Update::IsSelf);
+}
+
+// ------------------------------------------------------------ keeping values alive (P-K2)
+
+const HOUR: u64 = 3_600_000;
+
+/// A joined network of `n` nodes with replication factor `k` (small, so that who holds a value
+/// is a visible, checkable set).
+fn joined(n: u32, k: usize, seed: u64) -> Network {
+    let cfg = Config {
+        k,
+        ..Config::default()
+    };
+    let mut net = Network::with_config(n, cfg, 10, 0.0, seed);
+    net.bootstrap_all();
+    net
+}
+
+fn holders(net: &Network, key: &Key) -> Vec<usize> {
+    (0..net.nodes.len())
+        .filter(|&i| net.nodes[i].store().contains(key))
+        .collect()
+}
+
+/// Whether a FIND_VALUE from a node that does not hold the value finds it.
+fn served(net: &mut Network, key: Key, val: &str) -> bool {
+    let asker = (0..net.nodes.len())
+        .rev()
+        .find(|&i| !net.nodes[i].store().contains(&key))
+        .expect("some node does not hold it");
+    match net.run_command(asker, Command::FindValue(key)) {
+        CommandResult::Found(r) => r.value.as_deref() == Some(val),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn publish(net: &mut Network, i: usize, val: &str) -> Key {
+    match net.run_command(i, Command::Publish(val.to_string())) {
+        CommandResult::Published(r) => {
+            assert!(r.stored_at > 0, "{r:?}");
+            r.key
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn republish_keeps_a_value_served_hour_after_hour_for_three_days_p_k2() {
+    let mut net = joined(30, 4, 11);
+    let val = value(700);
+    let t0 = net.now;
+    let key = publish(&mut net, 5, &val);
+    let first = net.nodes[5].store().get(&key).unwrap().timestamp;
+    for hour in 1..=72 {
+        net.run_until(t0 + hour * HOUR);
+        assert!(served(&mut net, key, &val), "unserved at hour {hour}");
+    }
+    // It lived through three expiries because the publisher renewed it, before each one.
+    let held = net.nodes[holders(&net, &key)[0]].store().get(&key).unwrap();
+    assert!(held.timestamp > first + 2 * 82_800_000 - HOUR, "{held:?}");
+    assert_eq!(net.nodes[5].published_keys(), vec![key]);
+}
+
+#[test]
+fn without_its_publisher_a_value_expires_after_a_day_p_k2() {
+    // The control for the test above: the same value, unpublished right after its first
+    // STOREs, is gone after its expiry — so it is the republication that kept it alive.
+    let mut net = joined(30, 4, 11);
+    let val = value(700);
+    let t0 = net.now;
+    let key = publish(&mut net, 5, &val);
+    assert!(matches!(
+        net.run_command(5, Command::Unpublish(key)),
+        CommandResult::Unpublished {
+            was_published: true
+        }
+    ));
+    net.run_until(t0 + 23 * HOUR);
+    assert!(served(&mut net, key, &val), "still within its first day");
+    net.run_until(t0 + 25 * HOUR);
+    assert!(holders(&net, &key).is_empty());
+    assert!(!served(&mut net, key, &val));
+}
+
+#[test]
+fn replicate_hands_held_values_to_nodes_that_joined_near_the_key_p_k2() {
+    let mut net = joined(30, 4, 12);
+    let val = value(701);
+    let t0 = net.now;
+    let key = publish(&mut net, 3, &val);
+    // Ten newcomers join; the holders' hourly replicate (not the publisher's daily
+    // republish) must hand the value to those now among the k closest to the key.
+    for seed in 0..10 {
+        let i = net.add_node(900 + seed);
+        let boot = vec![net.nodes[0].local().socket_addr()];
+        net.run_command(i, Command::Bootstrap(boot));
+    }
+    let mut by_distance: Vec<usize> = (0..net.nodes.len()).collect();
+    by_distance.sort_by_key(|&i| net.nodes[i].local().node_id.distance(&key));
+    let closest: Vec<usize> = by_distance[..4].to_vec();
+    let newcomers_near: Vec<usize> = closest.iter().copied().filter(|&i| i >= 30).collect();
+    assert!(
+        !newcomers_near.is_empty(),
+        "the seed must put a newcomer among the k closest for this test to mean anything"
+    );
+    net.run_until(t0 + HOUR / 2);
+    for &i in &newcomers_near {
+        assert!(!net.nodes[i].store().contains(&key), "not before replicate");
+    }
+    net.run_until(t0 + HOUR + 2 * HOHK);
+    for &i in &newcomers_near {
+        assert!(
+            net.nodes[i].store().contains(&key),
+            "node {i} got no replica"
+        );
+    }
+    // Replicas carry the original timestamp: replication spreads a value, it does not
+    // extend its life (only its publisher does, P-K2).
+    let ts = net.nodes[newcomers_near[0]]
+        .store()
+        .get(&key)
+        .unwrap()
+        .timestamp;
+    assert_eq!(ts, net.nodes[3].store().get(&key).unwrap().timestamp);
+}
+
+const HOHK: u64 = HOUSEKEEPING_INTERVAL_MS;
+
+#[test]
+fn a_seed_restarted_23_hours_after_publishing_still_has_its_value_served_at_30_hours() {
+    // Issue #13: the publication set survives the restart (recorded in the store), so the
+    // restarted seed republishes before the first copies expire.
+    let mut net = joined(30, 4, 13);
+    let val = value(702);
+    let t0 = net.now;
+    let key = publish(&mut net, 7, &val);
+    net.run_until(t0 + 23 * HOUR - 5 * HOHK);
+    let boot = vec![net.nodes[0].local().socket_addr()];
+    net.restart(7, |store| store, boot);
+    assert_eq!(
+        net.nodes[7].published_keys(),
+        vec![key],
+        "taken up from the store"
+    );
+    net.run_until(t0 + 30 * HOUR);
+    assert!(served(&mut net, key, &val), "unserved at 30 h");
+}
+
+#[test]
+fn a_seed_that_forgot_its_publications_lets_its_value_expire() {
+    // The control: the same restart with the publication records wiped (what a seed did
+    // before they were stored) loses the value at its first expiry.
+    let mut net = joined(30, 4, 13);
+    let val = value(702);
+    let t0 = net.now;
+    let key = publish(&mut net, 7, &val);
+    net.run_until(t0 + 23 * HOUR - 5 * HOHK);
+    let boot = vec![net.nodes[0].local().socket_addr()];
+    net.restart(
+        7,
+        |mut store| {
+            store.remove_publication(&key).unwrap();
+            store
+        },
+        boot,
+    );
+    net.run_until(t0 + 30 * HOUR);
+    assert!(
+        !served(&mut net, key, &val),
+        "served at 30 h without a republisher"
+    );
+}
+
+#[test]
+fn a_publication_that_no_longer_hashes_to_its_key_is_dropped_not_republished() {
+    let mut store = MemStore::default();
+    let val = value(703);
+    let key = value::key_of(&val);
+    store
+        .save_publication(&Publication {
+            key,
+            value: value(704), // damaged: another value under this key
+            republish_at: T0,
+        })
+        .unwrap();
+    let mut a = Node::new(Config::default(), Contact::from_addr(addr(1)), store, 1, T0);
+    for n in 2..6 {
+        a.handle_datagram(T0, addr(n), &request(n, "PING", json!({})));
+    }
+    drain(&mut a);
+    a.handle_timeout(T0 + HOHK);
+    let sent = drain(&mut a);
+    assert!(
+        sent.iter()
+            .all(|(_, m)| m.message_type() != MessageType::FindNode
+                || !matches!(&m.body, Body::FindNode { key: k } if *k == key)),
+        "no lookup for the bad key"
+    );
+    assert!(a.published_keys().is_empty());
+    assert_eq!(a.store().publications(), Ok(vec![]));
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::quota::Ledger;
-use super::{PutOutcome, Quotas, StoreError, StoredValue, ValueStore};
+use super::{Publication, PutOutcome, Quotas, StoreError, StoredValue, ValueStore};
 use crate::id::Key;
 
 /// A value store in a `BTreeMap`, with P-V4 quotas.
@@ -13,6 +13,8 @@ pub struct MemStore {
     quotas: Quotas,
     values: BTreeMap<Key, StoredValue>,
     ledger: Ledger,
+    /// This seed's own publications (P-K2); they survive a restart that keeps the store.
+    publications: BTreeMap<Key, Publication>,
 }
 
 impl MemStore {
@@ -22,6 +24,7 @@ impl MemStore {
             quotas,
             values: BTreeMap::new(),
             ledger: Ledger::default(),
+            publications: BTreeMap::new(),
         }
     }
 }
@@ -89,5 +92,18 @@ impl ValueStore for MemStore {
 
     fn flush(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn save_publication(&mut self, p: &Publication) -> Result<(), StoreError> {
+        self.publications.insert(p.key, p.clone());
+        Ok(())
+    }
+
+    fn remove_publication(&mut self, key: &Key) -> Result<bool, StoreError> {
+        Ok(self.publications.remove(key).is_some())
+    }
+
+    fn publications(&self) -> Result<Vec<Publication>, StoreError> {
+        Ok(self.publications.values().cloned().collect())
     }
 }

@@ -30,6 +30,20 @@ pub struct StoredValue {
     pub timestamp: u64,
 }
 
+/// A value this seed published itself and keeps alive (PROFILE P-K2): it is stored again at the
+/// current k closest nodes, with a fresh `timestamp`, every `republish_interval` — before the
+/// `expiry` of the copies already out there, so a value kept alive is never unserved. The store
+/// remembers publications so that a restarted seed (or pod, P-X2) goes on republishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    /// SHA-1 of `value` (P-V2).
+    pub key: Key,
+    /// Hex of the armored OpenPGP message (P-V1).
+    pub value: String,
+    /// When it is next due for republication, ms since the epoch.
+    pub republish_at: u64,
+}
+
 /// What a successful [`ValueStore::put`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -102,4 +116,11 @@ pub trait ValueStore: Send + 'static {
     fn bytes(&self) -> u64;
     /// Makes everything acknowledged so far durable (no-op in memory).
     fn flush(&mut self) -> Result<(), StoreError>;
+    /// Records (or updates, by key) a publication of this seed (P-K2), durably where the store
+    /// is durable.
+    fn save_publication(&mut self, p: &Publication) -> Result<(), StoreError>;
+    /// Forgets a publication; true if it was recorded. The value itself stays until it expires.
+    fn remove_publication(&mut self, key: &Key) -> Result<bool, StoreError>;
+    /// Every recorded publication, in ascending key order (read when a node starts).
+    fn publications(&self) -> Result<Vec<Publication>, StoreError>;
 }

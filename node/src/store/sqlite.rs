@@ -20,20 +20,29 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::quota::Ledger;
-use super::{PutOutcome, Quotas, StoreError, StoredValue, ValueStore};
+use super::{Publication, PutOutcome, Quotas, StoreError, StoredValue, ValueStore};
 use crate::id::{Key, NodeId};
 
 /// The store's file name inside its data directory.
 pub const FILE_NAME: &str = "values.sqlite3";
 
 /// Schema migrations, applied in order; the file's `user_version` counts those applied.
-pub const MIGRATIONS: &[&str] = &["CREATE TABLE stored_values (
+/// Version 2 adds `publications`: what this seed published itself and when it republishes it
+/// (P-K2), so a restarted seed goes on keeping its values alive.
+pub const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE stored_values (
         key BLOB PRIMARY KEY NOT NULL,
         value TEXT NOT NULL,
         publisher BLOB NOT NULL,
         timestamp INTEGER NOT NULL
     ) WITHOUT ROWID;
-    CREATE INDEX stored_values_by_timestamp ON stored_values(timestamp);"];
+    CREATE INDEX stored_values_by_timestamp ON stored_values(timestamp);",
+    "CREATE TABLE publications (
+        key BLOB PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL,
+        republish_at INTEGER NOT NULL
+    ) WITHOUT ROWID;",
+];
 
 /// A durable value store.
 #[derive(Debug)]
@@ -260,6 +269,56 @@ impl ValueStore for SqliteStore {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(io)
+    }
+
+    fn save_publication(&mut self, p: &Publication) -> Result<(), StoreError> {
+        let at = i64::try_from(p.republish_at).map_err(io)?;
+        self.conn
+            .execute(
+                "INSERT INTO publications (key, value, republish_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value,
+                     republish_at = excluded.republish_at",
+                params![&p.key.0[..], p.value, at],
+            )
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn remove_publication(&mut self, key: &Key) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM publications WHERE key = ?1",
+                params![&key.0[..]],
+            )
+            .map_err(io)?;
+        Ok(n > 0)
+    }
+
+    fn publications(&self) -> Result<Vec<Publication>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value, republish_at FROM publications ORDER BY key")
+            .map_err(io)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(io)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, value, at) = row.map_err(io)?;
+            out.push(Publication {
+                key: id_from_blob(key)?,
+                value,
+                republish_at: u64::try_from(at).map_err(io)?,
+            });
+        }
+        Ok(out)
     }
 }
 

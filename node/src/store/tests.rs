@@ -85,6 +85,25 @@ fn suite<S: ValueStore>(make: impl Fn(Quotas) -> S) {
     assert_eq!(keys.len(), 4);
     assert_eq!(s.remove(&NodeId::sha1([77])), Ok(false));
     assert!(s.flush().is_ok());
+
+    // Publications (P-K2): saved, updated by key, listed in key order, removed.
+    let mut s = make(quotas(10, 10, 1_000));
+    let p = |n: u8, at: u64| Publication {
+        key: NodeId::sha1([n]),
+        value: format!("v{n}"),
+        republish_at: at,
+    };
+    assert_eq!(s.publications(), Ok(vec![]));
+    s.save_publication(&p(2, 10)).unwrap();
+    s.save_publication(&p(1, 20)).unwrap();
+    s.save_publication(&p(2, 30)).unwrap();
+    let mut want = vec![p(1, 20), p(2, 30)];
+    want.sort_by_key(|p| p.key);
+    assert_eq!(s.publications(), Ok(want));
+    assert_eq!(s.remove_publication(&NodeId::sha1([1])), Ok(true));
+    assert_eq!(s.remove_publication(&NodeId::sha1([1])), Ok(false));
+    assert_eq!(s.publications(), Ok(vec![p(2, 30)]));
+    assert!(s.is_empty(), "a publication is not a held value");
 }
 
 #[test]
@@ -111,9 +130,24 @@ fn sqlite_store_keeps_values_and_quotas_across_reopen() {
         let mut s = SqliteStore::open(d.path(), q).unwrap();
         s.put(v(1, 1, 10, 5)).unwrap();
         s.put(v(2, 1, 10, 6)).unwrap();
+        s.save_publication(&Publication {
+            key: NodeId::sha1([2]),
+            value: "a".repeat(10),
+            republish_at: 99,
+        })
+        .unwrap();
         s.flush().unwrap();
     }
     let mut s = SqliteStore::open(d.path(), q).unwrap();
+    assert_eq!(
+        s.publications().unwrap(),
+        vec![Publication {
+            key: NodeId::sha1([2]),
+            value: "a".repeat(10),
+            republish_at: 99,
+        }],
+        "publications survive a reopen (P-K2)"
+    );
     assert_eq!(s.get(&NodeId::sha1([2])), Some(v(2, 1, 10, 6)));
     assert_eq!((s.len(), s.bytes()), (2, 20));
     assert!(
