@@ -57,6 +57,15 @@ pub struct PodConfig {
     pub max_fetched_key_bytes: usize,
     /// How long `POST /messages` and `GET /messages/:hash` wait for the DHT.
     pub dht_timeout_ms: u64,
+    /// P-X2: keep the values named by unpurged inbox entries alive in the DHT (the pod's seed
+    /// adopts and republishes them, see [`crate::keepalive`]). On by default; `false` is for
+    /// measuring what it prevents (the simulator's keep-alive-off runs).
+    pub keepalive: bool,
+    /// How often the keep-alive reconciles inboxes with what the seed republishes (it also
+    /// runs at once after every notify and purge), in ms. 60 s: a value the DHT did not have
+    /// yet is retried within a minute; the republication itself is the seed's, every
+    /// `republish_interval` (23 h).
+    pub keepalive_sweep_ms: u64,
 }
 
 impl Default for PodConfig {
@@ -80,6 +89,8 @@ impl Default for PodConfig {
             fetch_timeout_ms: 5_000,
             max_fetched_key_bytes: 64 * 1024,
             dht_timeout_ms: 30_000,
+            keepalive: true,
+            keepalive_sweep_ms: 60_000,
         }
     }
 }

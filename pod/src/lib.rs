@@ -18,6 +18,7 @@
 //! | [`tokens`] | single-use tokens for GET/DELETE (P-A6) |
 //! | [`federation`] | `alias@host` → key, fetched from other pods (P-A3) |
 //! | [`hub`] | fan-out of new inbox entries to WebSocket subscribers, bounded per client |
+//! | [`keepalive`] | the pod's seed keeps its users' unpurged messages alive (P-X2) |
 //! | [`storage`] | SQLite: identities, aliases, inbox entries, nonces (P-A9) |
 //! | [`body`] | the text-body extractor: media type (415), size (413), UTF-8 (400) |
 //! | [`ratelimit`] | token buckets per IP and per identity (429) |
@@ -32,6 +33,7 @@ pub mod config;
 pub mod error;
 pub mod federation;
 pub mod hub;
+pub mod keepalive;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
@@ -74,6 +76,8 @@ pub struct Inner {
     pub clock: Clock,
     /// WebSocket subscribers.
     pub hub: hub::Hub,
+    /// Wakes the keep-alive task (P-X2).
+    pub keepalive: keepalive::KeepAlive,
     /// Outstanding tokens.
     pub tokens: tokens::TokenStore,
     /// How other pods' keys are fetched.
@@ -147,6 +151,7 @@ impl AppState {
         let (shutdown_tx, shutdown) = watch::channel(false);
         AppState(Arc::new(Inner {
             hub: hub::Hub::new(config.ws_queue),
+            keepalive: keepalive::KeepAlive::default(),
             tokens: tokens::TokenStore::new(config.token_ttl_ms),
             ip_limiter: ratelimit::RateLimiter::new(config.ip_rate_per_sec, config.ip_burst),
             identity_limiter: ratelimit::RateLimiter::new(
@@ -240,7 +245,8 @@ async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
 }
 
 /// Serves the pod on `listener` until `shutdown` resolves, then lets requests in flight
-/// finish (WebSocket sessions are told to close).
+/// finish (WebSocket sessions are told to close). The keep-alive task of P-X2
+/// ([`keepalive::run`]) runs alongside.
 pub async fn serve<L, F>(listener: L, state: AppState, shutdown: F) -> std::io::Result<()>
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
@@ -251,10 +257,13 @@ where
     let listener = listener.tap_io(|_io| {});
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let ws_state = state.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            ws_state.begin_shutdown();
-        })
-        .await
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        ws_state.begin_shutdown();
+    });
+    // The keep-alive (P-X2) runs in this task for as long as the pod serves.
+    tokio::select! {
+        r = server => r,
+        _ = keepalive::run(state) => Ok(()),
+    }
 }

@@ -19,6 +19,7 @@
 //!
 //! Tokens are not here: they live 30 s (P-A6) and a restarted pod may simply refuse old ones.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -28,7 +29,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub const FILE_NAME: &str = "pod.sqlite3";
 
 /// Schema migrations, applied in order; `user_version` counts those applied.
-pub const MIGRATIONS: &[&str] = &["CREATE TABLE identities (
+pub const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE identities (
         pubkeyhash TEXT PRIMARY KEY NOT NULL,
         fingerprint TEXT NOT NULL UNIQUE,
         armored TEXT NOT NULL,
@@ -56,7 +58,13 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE identities (
         expires INTEGER NOT NULL,
         PRIMARY KEY (identity, nonce)
     ) WITHOUT ROWID;
-    CREATE INDEX nonces_by_expiry ON nonces(expires);"];
+    CREATE INDEX nonces_by_expiry ON nonces(expires);",
+    // P-X2: the keys whose values the pod's seed keeps alive for its users.
+    "CREATE TABLE keepalive (
+        key TEXT PRIMARY KEY NOT NULL,
+        adopted INTEGER NOT NULL
+    ) WITHOUT ROWID;",
+];
 
 /// A storage failure (the disk, a corrupt file).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -372,6 +380,43 @@ impl Storage {
             .map_err(err)
     }
 
+    /// Every distinct message key named by an inbox entry of any user (P-X2).
+    pub fn inbox_keys(&self) -> Result<BTreeSet<String>, StorageError> {
+        self.string_column("SELECT DISTINCT key FROM inbox")
+    }
+
+    /// Every key the pod keeps alive (P-X2).
+    pub fn keepalive_keys(&self) -> Result<BTreeSet<String>, StorageError> {
+        self.string_column("SELECT key FROM keepalive")
+    }
+
+    /// Records that the pod keeps `key` alive (adopted at `now_ms`).
+    pub fn keepalive_add(&self, key: &str, now_ms: u64) -> Result<(), StorageError> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO keepalive (key, adopted) VALUES (?1, ?2)",
+                params![key, now_ms as i64],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// Forgets that the pod keeps `key` alive.
+    pub fn keepalive_remove(&self, key: &str) -> Result<(), StorageError> {
+        self.conn()
+            .execute("DELETE FROM keepalive WHERE key = ?1", params![key])
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn string_column(&self, sql: &str) -> Result<BTreeSet<String>, StorageError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(err)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
+        let keys: Result<Vec<String>, _> = rows.collect();
+        Ok(crate::keepalive::set(keys.map_err(err)?))
+    }
+
     /// Counts (identities, aliases, inbox entries), for logs and tests.
     pub fn counts(&self) -> Result<(u64, u64, u64), StorageError> {
         let conn = self.conn();
@@ -466,6 +511,27 @@ mod tests {
         }
         let s = Storage::open(dir.path()).unwrap();
         assert!(!s.use_nonce("id", 100, 150, 1_000).unwrap());
+    }
+
+    #[test]
+    fn keepalive_set_survives_reopening_and_follows_the_inboxes_p_x2() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path()).unwrap();
+            s.add_entry("a", &entry("k1")).unwrap();
+            s.add_entry("b", &entry("k1")).unwrap();
+            s.add_entry("b", &entry("k2")).unwrap();
+            s.keepalive_add("k1", 5).unwrap();
+            s.keepalive_add("k1", 6).unwrap(); // idempotent
+        }
+        let s = Storage::open(dir.path()).unwrap();
+        let set = |v: &[&str]| v.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(s.inbox_keys().unwrap(), set(&["k1", "k2"]));
+        assert_eq!(s.keepalive_keys().unwrap(), set(&["k1"]));
+        s.purge("b").unwrap();
+        assert_eq!(s.inbox_keys().unwrap(), set(&["k1"]), "a still names k1");
+        s.keepalive_remove("k1").unwrap();
+        assert!(s.keepalive_keys().unwrap().is_empty());
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub async fn notify(
         .map_err(ApiError::internal)?;
     let frame = serde_json::to_string(&entry).map_err(ApiError::internal)?;
     let pushed = state.hub.publish(&recipient.pubkeyhash, &frame);
+    state.keepalive.wake();
     tracing::debug!(to = %entry.recipient.user_id, from = %entry.sender.user_id, pushed, "inbox entry");
     Ok(Json(json!({ "message": entry })))
 }
@@ -124,5 +125,6 @@ pub async fn purge(
         .consume(token_of(&query)?, INBOXES, "DELETE", state.clock.now_ms())?;
     let n = state.storage.purge(&owner).map_err(ApiError::internal)?;
     tracing::debug!(owner = %owner, purged = n, "inbox purged");
+    state.keepalive.wake();
     Ok(Json(json!({ "messages": [] })))
 }
