@@ -18,7 +18,7 @@ async fn seed(clock: &Clock, rng: u64, boot: Option<&Seed<MemStore>>) -> Seed<Me
         TokioTransport,
         SeedOptions::new("127.0.0.1:0".parse().unwrap(), rng),
         MemStore::new(Quotas::from_config(&Config::default())),
-        clock.clone(),
+        *clock,
     )
     .await
     .unwrap();
@@ -69,7 +69,7 @@ async fn world(keepalive_on: bool) -> (World, Key, String) {
         config,
         Storage::open(dir.path()).unwrap(),
         Some(pod_seed.handle()),
-        clock.clone(),
+        clock,
         Some(1),
     );
     seeds.push(pod_seed);
