@@ -200,6 +200,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/inboxes"),
     ("POST", "/inboxes/{alias}"),
     ("GET", "/openapi.json"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
 ];
 
 /// The pod's HTTP API.
@@ -220,6 +222,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/inboxes/{alias}", post(routes::inboxes::notify))
         .route("/openapi.json", get(openapi::serve))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), limit_ip))

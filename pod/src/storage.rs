@@ -417,6 +417,25 @@ impl Storage {
         Ok(crate::keepalive::set(keys.map_err(err)?))
     }
 
+    /// Whether the database takes writes now (`/healthz`, P-X3): takes SQLite's write lock
+    /// and releases it, writing nothing. A read-only file or mount, or a lock held elsewhere
+    /// past the busy timeout, is an error.
+    pub fn check_writable(&self) -> Result<(), StorageError> {
+        let conn = self.conn();
+        // A probe answers quickly: wait for the lock 1 s, not the 5 s requests may.
+        conn.busy_timeout(std::time::Duration::from_secs(1))
+            .map_err(err)?;
+        let r = conn
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK;");
+                err(e)
+            });
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        r
+    }
+
     /// Counts (identities, aliases, inbox entries), for logs and tests.
     pub fn counts(&self) -> Result<(u64, u64, u64), StorageError> {
         let conn = self.conn();

@@ -539,3 +539,54 @@ async fn openapi_document_lists_exactly_the_routes_the_router_serves() {
         doc
     );
 }
+
+#[tokio::test]
+async fn healthz_and_readyz_follow_the_database_and_the_seed_p_x3() {
+    let (app, state, _d, seed) = app().await;
+    let h = get(&app, "/healthz").await;
+    assert_eq!(h.status, 200, "{}", h.body);
+    assert_eq!(h.content_type(), "application/json");
+    assert_eq!(h.json(), serde_json::json!({"status": "ok"}));
+    // The pod's seed has joined nothing yet: not ready.
+    let r = get(&app, "/readyz").await;
+    r.assert_error(503);
+    // Once it has a contact, it is.
+    let other = common::seed(99).await;
+    state
+        .seed
+        .as_ref()
+        .unwrap()
+        .bootstrap(vec![other.local_addr()])
+        .await
+        .unwrap();
+    let r = get(&app, "/readyz").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "ready");
+    assert!(r.json()["contacts"].as_u64().unwrap() >= 1);
+    // A database that cannot take writes: another connection holds the write lock past the
+    // busy timeout — unhealthy, with the JSON error of P-A7.
+    let path = state.storage.path().to_path_buf();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE;").unwrap();
+    let h = get(&app, "/healthz").await;
+    h.assert_error(503);
+    assert!(h.json()["error"].as_str().unwrap().contains("writable"));
+    holder.execute_batch("ROLLBACK;").unwrap();
+    assert_eq!(get(&app, "/healthz").await.status, 200);
+    drop(seed);
+}
+
+#[tokio::test]
+async fn readyz_without_a_seed_is_not_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = muttr_pod::AppState::new(
+        test_config(),
+        muttr_pod::Storage::open(dir.path()).unwrap(),
+        None,
+        muttr_node::net::Clock::system(),
+        Some(1),
+    );
+    let app = router(state);
+    get(&app, "/readyz").await.assert_error(503);
+    assert_eq!(get(&app, "/healthz").await.status, 200);
+}

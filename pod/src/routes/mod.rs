@@ -7,8 +7,10 @@
 //! | [`aliases`] | `GET /aliases/:alias`, `POST /aliases` |
 //! | [`tokens`] | `POST /tokens` |
 //! | [`inboxes`] | `POST /inboxes/:alias`, `GET /inboxes`, `DELETE /inboxes` |
+//! | [`health`] | `GET /healthz`, `GET /readyz` (P-X3) |
 
 pub mod aliases;
+pub mod health;
 pub mod identities;
 pub mod inboxes;
 pub mod messages;
