@@ -19,6 +19,7 @@
 //! | [`federation`] | `alias@host` → key, fetched from other pods (P-A3) |
 //! | [`hub`] | fan-out of new inbox entries to WebSocket subscribers, bounded per client |
 //! | [`keepalive`] | the pod's seed keeps its users' unpurged messages alive (P-X2) |
+//! | [`metrics`] | Prometheus metrics of the pod and its seed (P-X3, `--metrics-listen`) |
 //! | [`storage`] | SQLite: identities, aliases, inbox entries, nonces (P-A9) |
 //! | [`body`] | the text-body extractor: media type (415), size (413), UTF-8 (400) |
 //! | [`ratelimit`] | token buckets per IP and per identity (429) |
@@ -34,6 +35,7 @@ pub mod error;
 pub mod federation;
 pub mod hub;
 pub mod keepalive;
+pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
@@ -78,6 +80,8 @@ pub struct Inner {
     pub hub: hub::Hub,
     /// Wakes the keep-alive task (P-X2).
     pub keepalive: keepalive::KeepAlive,
+    /// Request counters and histograms (P-X3).
+    pub metrics: metrics::PodMetrics,
     /// Outstanding tokens.
     pub tokens: tokens::TokenStore,
     /// How other pods' keys are fetched.
@@ -152,6 +156,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             hub: hub::Hub::new(config.ws_queue),
             keepalive: keepalive::KeepAlive::default(),
+            metrics: metrics::PodMetrics::default(),
             tokens: tokens::TokenStore::new(config.token_ttl_ms),
             ip_limiter: ratelimit::RateLimiter::new(config.ip_rate_per_sec, config.ip_burst),
             identity_limiter: ratelimit::RateLimiter::new(
@@ -227,6 +232,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(middleware::map_response(error::json_errors))
         .with_state(state)
 }

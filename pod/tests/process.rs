@@ -168,3 +168,116 @@ async fn the_binary_refuses_a_bad_config_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no_such_setting"), "{err}");
 }
+
+/// Reads `GET /metrics` from `addr` over a plain TCP connection.
+async fn scrape(addr: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_prometheus_text_a_real_parser_reads_p_x3() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
+        .args(["--listen", "127.0.0.1:0", "--seed-listen", "127.0.0.1:0"])
+        .args(["--log", "warn", "--metrics-listen", &metrics])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pod = Pod {
+        child,
+        url: line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no ready line: {line:?}"))
+            .to_string(),
+    };
+    let http = reqwest_like_get(&format!("{}/healthz", pod.url)).await;
+    assert!(http.starts_with("HTTP/1.1 200"), "{http}");
+    let (head, body) = scrape(&metrics).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text")
+    );
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("the exposition parses");
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(
+        value("muttr_pod_http_requests_total", Some(("route", "/healthz"))),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(value("muttr_pod_identities", None), Some(0.0));
+    assert!(
+        value("muttr_seed_datagrams_received_total", None).is_some(),
+        "{body}"
+    );
+    assert_eq!(value("muttr_seed_routing_table_contacts", None), Some(0.0));
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .all(|s| s.metric.starts_with("muttr_")),
+        "every name is prefixed muttr_"
+    );
+    // Anything but /metrics is a JSON 404.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(&metrics).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    assert!(
+        raw.starts_with("HTTP/1.1 404") && raw.contains("\"error\""),
+        "{raw}"
+    );
+}
+
+/// A GET over a plain TCP connection; the raw answer.
+async fn reqwest_like_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    raw
+}

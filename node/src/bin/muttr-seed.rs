@@ -44,6 +44,9 @@ struct Args {
     /// Seed of the protocol's random generator (rpcIDs); random when absent.
     #[arg(long)]
     rng_seed: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (PROFILE P-X3); off when absent.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -86,9 +89,25 @@ async fn serve<S: ValueStore>(args: Args, config: Config, store: S) -> Result<()
         rng_seed,
     };
     let held = store.len();
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("metrics cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let seed = spawn_seed(TokioTransport, options, store, Clock::system())
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(listener) = metrics {
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(%addr, "metrics at http://{addr}/metrics");
+        tokio::spawn(muttr_node::metrics::serve(
+            listener,
+            muttr_node::metrics::seed_render(seed.handle()),
+        ));
+    }
     println!(
         "muttr-seed listening on {} node {}",
         seed.contact().socket_addr(),

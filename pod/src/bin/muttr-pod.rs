@@ -65,6 +65,10 @@ struct Args {
     /// Seed of the random generators (tokens, rpcIDs); from the OS when absent.
     #[arg(long)]
     rng_seed: Option<u64>,
+    /// Serve Prometheus metrics of the pod and its seed at http://ADDR/metrics (PROFILE
+    /// P-X3); off when absent.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +135,17 @@ async fn run(args: Args) -> Result<(), String> {
         clock,
         args.rng_seed,
     );
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("metrics cannot listen on {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+        tokio::spawn(muttr_node::metrics::serve(
+            listener,
+            muttr_pod::metrics::pod_render(state.clone()),
+        ));
+    }
     if !args.bootstrap.is_empty() {
         tokio::spawn(muttr_node::process::join(
             seed.handle(),

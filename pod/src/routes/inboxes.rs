@@ -80,6 +80,7 @@ pub async fn notify(
         .map_err(ApiError::internal)?;
     let frame = serde_json::to_string(&entry).map_err(ApiError::internal)?;
     let pushed = state.hub.publish(&recipient.pubkeyhash, &frame);
+    state.metrics.pushes.inc_by(pushed as u64);
     state.keepalive.wake();
     tracing::debug!(to = %entry.recipient.user_id, from = %entry.sender.user_id, pushed, "inbox entry");
     Ok(Json(json!({ "message": entry })))
