@@ -326,23 +326,25 @@ impl Storage {
         Ok(inserted == 1)
     }
 
-    /// Adds an inbox entry for the identity `owner` (`POST /inboxes/:alias`).
-    pub fn add_entry(&self, owner: &str, entry: &InboxEntry) -> Result<(), StorageError> {
-        self.conn()
-            .execute(
-                "INSERT INTO inbox (owner, recipient_user, sender_user, sender_hash, key, timestamp)
+    /// Adds an inbox entry for the identity `owner` (`POST /inboxes/:alias`); returns its id
+    /// (P-X1). Ids come from SQLite's `AUTOINCREMENT`, which never reuses one, even after the
+    /// newest entry is purged: strictly increasing within an inbox (and across the pod).
+    pub fn add_entry(&self, owner: &str, entry: &InboxEntry) -> Result<u64, StorageError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO inbox (owner, recipient_user, sender_user, sender_hash, key, timestamp)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    owner,
-                    entry.recipient.user_id,
-                    entry.sender.user_id,
-                    entry.sender.pubkeyhash,
-                    entry.key,
-                    entry.timestamp as i64
-                ],
-            )
-            .map_err(err)?;
-        Ok(())
+            params![
+                owner,
+                entry.recipient.user_id,
+                entry.sender.user_id,
+                entry.sender.pubkeyhash,
+                entry.key,
+                entry.timestamp as i64
+            ],
+        )
+        .map_err(err)?;
+        Ok(conn.last_insert_rowid() as u64)
     }
 
     /// Every inbox entry of `owner`, oldest first.
@@ -350,7 +352,7 @@ impl Storage {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT recipient_user, sender_user, sender_hash, key, timestamp
+                "SELECT recipient_user, sender_user, sender_hash, key, timestamp, id
                  FROM inbox WHERE owner = ?1 ORDER BY id",
             )
             .map_err(err)?;
@@ -367,6 +369,7 @@ impl Storage {
                     },
                     key: r.get(3)?,
                     timestamp: r.get::<_, i64>(4)? as u64,
+                    id: Some(r.get::<_, i64>(5)?.to_string()),
                 })
             })
             .map_err(err)?;
@@ -377,6 +380,19 @@ impl Storage {
     pub fn purge(&self, owner: &str) -> Result<usize, StorageError> {
         self.conn()
             .execute("DELETE FROM inbox WHERE owner = ?1", params![owner])
+            .map_err(err)
+    }
+
+    /// Deletes the inbox entries of `owner` whose id is at most `upto`
+    /// (`DELETE /inboxes?upto=ID`, P-X1); returns how many.
+    pub fn purge_upto(&self, owner: &str, upto: u64) -> Result<usize, StorageError> {
+        // SQLite's integers are i64; an `upto` beyond them covers every id there is.
+        let upto = i64::try_from(upto).unwrap_or(i64::MAX);
+        self.conn()
+            .execute(
+                "DELETE FROM inbox WHERE owner = ?1 AND id <= ?2",
+                params![owner, upto],
+            )
             .map_err(err)
     }
 
@@ -466,6 +482,7 @@ mod tests {
             },
             key: key.into(),
             timestamp: 7,
+            id: None,
         }
     }
 

@@ -590,3 +590,100 @@ async fn readyz_without_a_seed_is_not_ready() {
     get(&app, "/readyz").await.assert_error(503);
     assert_eq!(get(&app, "/healthz").await.status, 200);
 }
+
+async fn notify(app: &axum::Router, from: &User, from_id: &str, key: &str) -> serde_json::Value {
+    let a = post_text(
+        app,
+        "/inboxes/bob",
+        signed(from, &[("from", from_id), ("key", key)]),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.json()["message"].clone()
+}
+
+async fn delete(app: &axum::Router, u: &User, query: &str) -> Answer {
+    let d = token(app, u, "DELETE").await;
+    call(
+        app,
+        "DELETE",
+        &format!("/inboxes?token={d}{query}"),
+        None,
+        Body::empty(),
+    )
+    .await
+}
+
+fn ids(playback: &serde_json::Value) -> Vec<u64> {
+    let mut out: Vec<u64> = playback["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["messages"].as_array().unwrap().iter())
+        .map(|m| m["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+#[tokio::test]
+async fn purge_upto_deletes_exactly_what_was_seen_p_x1() {
+    let (app, _, _d, _s) = app().await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    enrol(&app, &alice, "alice").await;
+    enrol(&app, &bob, "bob").await;
+    let first = notify(&app, &alice, "alice@pod.test", &"1".repeat(40)).await;
+    let second = notify(&app, &bob, "bob@pod.test", &"2".repeat(40)).await;
+    // Ids: decimal digit strings, strictly increasing, in the notify answer.
+    let (a, b) = (
+        first["id"].as_str().unwrap().parse::<u64>().unwrap(),
+        second["id"].as_str().unwrap().parse::<u64>().unwrap(),
+    );
+    assert!(a < b, "{a} < {b}");
+    // Bob plays back (ids there too) ...
+    let t = token(&app, &bob, "GET").await;
+    let seen = get(&app, &format!("/inboxes?token={t}")).await.json();
+    assert_eq!(ids(&seen), vec![a, b]);
+    // ... a third entry arrives while he reads ...
+    let late = notify(&app, &alice, "alice@pod.test", &"3".repeat(40)).await;
+    let c: u64 = late["id"].as_str().unwrap().parse().unwrap();
+    assert!(c > b);
+    // ... and his purge up to what he saw keeps it, answering what remains.
+    let purged = delete(&app, &bob, &format!("&upto={b}")).await;
+    assert_eq!(purged.status, 200, "{}", purged.body);
+    let left = purged.json();
+    assert_eq!(ids(&left), vec![c]);
+    assert_eq!(left["messages"][0]["contact"], "alice@pod.test");
+    assert_eq!(left["messages"][0]["messages"][0]["key"], "3".repeat(40));
+    let t = token(&app, &bob, "GET").await;
+    assert_eq!(
+        ids(&get(&app, &format!("/inboxes?token={t}")).await.json()),
+        vec![c]
+    );
+    // An `upto` beyond the newest id deletes what exists, and nothing else (ids are never
+    // reused: the next entry gets a higher one and survives).
+    let gone = delete(&app, &bob, "&upto=99999999999999999999999").await;
+    assert_eq!(gone.json(), serde_json::json!({ "messages": [] }));
+    let next = notify(&app, &alice, "alice@pod.test", &"4".repeat(40)).await;
+    assert!(next["id"].as_str().unwrap().parse::<u64>().unwrap() > c);
+    // Pushed frames carry the id too (the WebSocket frame is the notify answer's entry).
+}
+
+#[tokio::test]
+async fn purge_upto_refuses_what_is_not_an_id_p_x1() {
+    let (app, _, _d, _s) = app().await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    enrol(&app, &alice, "alice").await;
+    enrol(&app, &bob, "bob").await;
+    notify(&app, &alice, "alice@pod.test", &"5".repeat(40)).await;
+    for bad in ["", "-1", "1.5", "abc", "12a", "%201"] {
+        let a = delete(&app, &bob, &format!("&upto={bad}")).await;
+        a.assert_error(400);
+    }
+    // Nothing was deleted by the refused requests.
+    let t = token(&app, &bob, "GET").await;
+    assert_eq!(
+        ids(&get(&app, &format!("/inboxes?token={t}")).await.json()).len(),
+        1
+    );
+}

@@ -85,7 +85,7 @@ async fn send_and_receive_across_two_pods_passive_and_active() {
     assert_eq!(got.plaintext, b"hello alice");
     // Playback keeps entries until purged (P-A9).
     assert_eq!(alice.inbox().await.unwrap().len(), 1);
-    alice.purge().await.unwrap();
+    assert_eq!(alice.inbox_and_purge().await.unwrap().len(), 1);
     assert!(alice.inbox().await.unwrap().is_empty());
     // Bob's playback has Alice's message too, though it was pushed.
     assert_eq!(bob.inbox().await.unwrap().len(), 1);
@@ -169,4 +169,41 @@ async fn sending_needs_an_alias_and_a_known_recipient() {
         matches!(e, muttr_node::client::ClientError::BadUrl(_)),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn an_entry_notified_between_playback_and_purge_survives_the_purge_p_x1() {
+    let pod = live_pod(config(), 45).await;
+    let (alice_u, bob_u) = (user("alice"), user("bob"));
+    let mut alice = client(&alice_u, &pod);
+    let mut bob = client(&bob_u, &pod);
+    alice.register().await.unwrap();
+    bob.register().await.unwrap();
+    alice.add_alias("alice").await.unwrap();
+    let bob_id = bob.add_alias("bob").await.unwrap().to_string();
+    alice.send(&bob_id, b"first").await.unwrap();
+    // Bob plays back and reads; meanwhile a second message arrives; then he purges what he
+    // saw.
+    let seen = bob.notifications().await.unwrap();
+    assert_eq!(seen.len(), 1);
+    let first_id = seen[0].id.clone().expect("the pod gives ids (P-X1)");
+    assert!(first_id.bytes().all(|b| b.is_ascii_digit()), "{first_id}");
+    let late = alice
+        .send(&bob_id, b"second, sent during the read")
+        .await
+        .unwrap();
+    let upto = muttr_node::client::highest_id(&seen).unwrap();
+    let left = bob.purge(Some(&upto)).await.unwrap();
+    assert_eq!(left.len(), 1, "the late entry is answered as remaining");
+    assert_eq!(left[0].key, late.key);
+    assert!(left[0].id_number().unwrap() > seen[0].id_number().unwrap());
+    let inbox = bob.inbox().await.unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(
+        inbox[0].as_ref().unwrap().plaintext,
+        b"second, sent during the read"
+    );
+    // The whitepaper purge (no `upto`) still empties it.
+    assert!(bob.purge(None).await.unwrap().is_empty());
+    assert!(bob.notifications().await.unwrap().is_empty());
 }

@@ -40,6 +40,7 @@ fn entry(key: &str) -> InboxEntry {
         },
         key: key.into(),
         timestamp: T0,
+        id: None,
     }
 }
 

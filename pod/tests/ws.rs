@@ -85,6 +85,7 @@ async fn each_new_entry_is_pushed_to_every_subscriber_of_its_recipient() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let key = "1".repeat(40);
     notify(&pod, &alice, "alice", "bob", &key).await;
+    let mut first_id = 0u64;
     for ws in [&mut bob1, &mut bob2] {
         let frame: serde_json::Value = serde_json::from_str(&next_text(ws).await).unwrap();
         assert_eq!(frame["key"], key.as_str());
@@ -93,6 +94,10 @@ async fn each_new_entry_is_pushed_to_every_subscriber_of_its_recipient() {
         assert_eq!(frame["sender"]["userID"], format!("alice@{}", pod.host()));
         assert_eq!(frame["sender"]["pubkeyhash"], alice.hash.as_str());
         assert!(frame["timestamp"].is_u64());
+        // P-X1: the entry's id, decimal digits, in the push frame.
+        let id = frame["id"].as_str().expect("an id in the push frame (P-X1)");
+        assert!(!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()), "{id}");
+        first_id = id.parse().unwrap();
     }
     // Alice got nothing of bob's: her first frame is the entry addressed to her.
     let key2 = "2".repeat(40);
@@ -106,6 +111,8 @@ async fn each_new_entry_is_pushed_to_every_subscriber_of_its_recipient() {
     notify(&pod, &alice, "alice", "bob", &key3).await;
     let frame: serde_json::Value = serde_json::from_str(&next_text(&mut bob2).await).unwrap();
     assert_eq!(frame["key"], key3.as_str());
+    let id3: u64 = frame["id"].as_str().unwrap().parse().unwrap();
+    assert!(id3 > first_id, "later entries, higher ids");
 }
 
 #[tokio::test]

@@ -103,6 +103,30 @@ pub struct Notification {
     pub key: String,
     /// When the pod received it (ms).
     pub timestamp: u64,
+    /// The entry's place in its inbox (PROFILE P-X1): decimal digits, strictly increasing
+    /// within one inbox. `None` from a pod that follows only the whitepaper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl Notification {
+    /// The entry id as a number, when the pod gave a valid one (P-X1).
+    pub fn id_number(&self) -> Option<u128> {
+        let id = self.id.as_deref()?;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        id.parse().ok()
+    }
+}
+
+/// The highest entry id among `seen` (P-X1): what to purge up to after handling them. `None`
+/// when the pod gave no ids (a whitepaper-only pod).
+pub fn highest_id(seen: &[Notification]) -> Option<String> {
+    seen.iter()
+        .filter_map(|n| n.id_number().map(|v| (v, n.id.clone())))
+        .max_by_key(|(v, _)| *v)
+        .and_then(|(_, id)| id)
 }
 
 /// A received, decrypted message.
@@ -490,7 +514,8 @@ impl<D: Dialer> Client<D> {
                 );
             }
         }
-        out.sort_by_key(|n: &Notification| n.timestamp);
+        // Inbox order: by id where the pod gives ids (P-X1), by arrival time otherwise.
+        out.sort_by_key(|n: &Notification| (n.id_number(), n.timestamp));
         Ok(out)
     }
 
@@ -503,12 +528,46 @@ impl<D: Dialer> Client<D> {
         Ok(out)
     }
 
-    /// Deletes the pod's record of our notifications (after reading them).
-    pub async fn purge(&self) -> Result<(), ClientError> {
+    /// Deletes the pod's record of the notifications we have handled (PROFILE P-X1): with
+    /// `upto` (the highest id played back, see [`highest_id`]) exactly the entries with an id up
+    /// to it, so an entry that arrived after the playback survives; returns the entries that
+    /// remain. With `None`, the whitepaper's purge of the whole inbox, which loses anything
+    /// that arrived since the playback: only for pods that give no ids.
+    pub async fn purge(&self, upto: Option<&str>) -> Result<Vec<Notification>, ClientError> {
         let token = self.token("DELETE").await?;
-        let url = self.pod_url(&format!("/inboxes?token={token}"));
-        self.call("DELETE", &url, None).await?;
-        Ok(())
+        let url = match upto {
+            Some(id) => self.pod_url(&format!("/inboxes?token={token}&upto={id}")),
+            None => self.pod_url(&format!("/inboxes?token={token}")),
+        };
+        let res = self.call("DELETE", &url, None).await?;
+        let v = json(&res, &url)?;
+        let mut out: Vec<Notification> = Vec::new();
+        for group in v["messages"].as_array().into_iter().flatten() {
+            for m in group["messages"].as_array().into_iter().flatten() {
+                out.push(
+                    serde_json::from_value(m.clone())
+                        .map_err(|e| ClientError::Protocol(format!("{url}: {e}")))?,
+                );
+            }
+        }
+        out.sort_by_key(|n| (n.id_number(), n.timestamp));
+        Ok(out)
+    }
+
+    /// Plays back, reads each message, then purges exactly what was played back (P-X1): the
+    /// safe way to empty an inbox. A pod that gives no ids is not purged (nothing would say
+    /// what was seen); its entries stay for the next playback.
+    pub async fn inbox_and_purge(&self) -> Result<Vec<Delivery>, ClientError> {
+        let notes = self.notifications().await?;
+        let upto = highest_id(&notes);
+        let mut out = Vec::new();
+        for n in notes {
+            out.push(self.open(n).await);
+        }
+        if let Some(id) = upto {
+            self.purge(Some(&id)).await?;
+        }
+        Ok(out)
     }
 
     /// Step 5/10: subscribes to the pod's push channel.

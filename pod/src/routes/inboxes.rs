@@ -73,11 +73,17 @@ pub async fn notify(
         },
         key,
         timestamp: state.clock.now_ms(),
+        id: None,
     };
-    state
+    let id = state
         .storage
         .add_entry(&recipient.pubkeyhash, &entry)
         .map_err(ApiError::internal)?;
+    // P-X1: the answer and the push frame carry the entry's id.
+    let entry = InboxEntry {
+        id: Some(id.to_string()),
+        ..entry
+    };
     let frame = serde_json::to_string(&entry).map_err(ApiError::internal)?;
     let pushed = state.hub.publish(&recipient.pubkeyhash, &frame);
     state.metrics.pushes.inc_by(pushed as u64);
@@ -101,7 +107,13 @@ pub async fn playback(
     let owner = state
         .tokens
         .consume(token_of(&query)?, INBOXES, "GET", state.clock.now_ms())?;
-    let entries = state.storage.entries(&owner).map_err(ApiError::internal)?;
+    grouped(&state, &owner)
+}
+
+/// The inbox of `owner` as playback shows it: `{"messages": [{"contact", "messages"}, …]}`,
+/// grouped by the sender's userID in order of first appearance, each group oldest first.
+fn grouped(state: &AppState, owner: &str) -> Result<Json<Value>, ApiError> {
+    let entries = state.storage.entries(owner).map_err(ApiError::internal)?;
     let mut groups: Vec<(String, Vec<InboxEntry>)> = Vec::new();
     for e in entries {
         match groups.iter_mut().find(|(c, _)| *c == e.sender.user_id) {
@@ -116,14 +128,38 @@ pub async fn playback(
     Ok(Json(json!({ "messages": messages })))
 }
 
-/// Deletes every entry of the caller's inbox.
+/// Parses `upto` (P-X1): decimal digits only. A number beyond `u64` covers every id there is.
+fn parse_upto(text: &str) -> Result<u64, ApiError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!(
+            "`upto` must be an entry id: decimal digits (P-X1), got {text:?}"
+        )));
+    }
+    Ok(text.parse().unwrap_or(u64::MAX))
+}
+
+/// Purges the caller's inbox. With `upto=ID` (PROFILE P-X1) exactly the entries with id ≤ ID
+/// are deleted and the entries that remain are answered, grouped as in playback — so an entry
+/// that arrived after the client's playback survives its purge. Without `upto`, every entry
+/// (the whitepaper's meaning) and an empty list.
 pub async fn purge(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    // A malformed `upto` is refused before the single-use token is spent.
+    let upto = query.get("upto").map(|t| parse_upto(t)).transpose()?;
     let owner = state
         .tokens
         .consume(token_of(&query)?, INBOXES, "DELETE", state.clock.now_ms())?;
+    if let Some(upto) = upto {
+        let n = state
+            .storage
+            .purge_upto(&owner, upto)
+            .map_err(ApiError::internal)?;
+        tracing::debug!(owner = %owner, purged = n, upto, "inbox purged up to");
+        state.keepalive.wake();
+        return grouped(&state, &owner);
+    }
     let n = state.storage.purge(&owner).map_err(ApiError::internal)?;
     tracing::debug!(owner = %owner, purged = n, "inbox purged");
     state.keepalive.wake();

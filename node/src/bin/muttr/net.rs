@@ -221,7 +221,14 @@ fn show(d: &Delivery) -> bool {
 pub fn inbox(home: &Home, net: NetArgs, a: InboxArgs) -> Result<ExitCode, Failure> {
     runtime()?.block_on(async {
         let (client, _, _seed) = client(home, &net).await?;
-        let deliveries = client.inbox().await?;
+        // Play back, read, then purge up to the highest id played back (PROFILE P-X1), so
+        // a message that reaches the pod meanwhile is kept for next time.
+        let notes = client.notifications().await?;
+        let upto = muttr_node::client::highest_id(&notes);
+        let mut deliveries = Vec::new();
+        for n in notes {
+            deliveries.push(client.open(n).await);
+        }
         let all_read = deliveries.iter().all(|d| d.is_ok());
         let mut all_good = true;
         for d in &deliveries {
@@ -229,11 +236,20 @@ pub fn inbox(home: &Home, net: NetArgs, a: InboxArgs) -> Result<ExitCode, Failur
         }
         println!("{} message(s)", deliveries.len());
         if !a.keep && !deliveries.is_empty() {
-            if all_read {
-                client.purge().await?;
-                eprintln!("purged from the pod");
-            } else {
+            if !all_read {
                 eprintln!("not purged: some messages could not be read (try again later)");
+            } else if let Some(id) = upto {
+                let left = client.purge(Some(&id)).await?;
+                eprintln!(
+                    "purged from the pod up to entry {id} ({} newer entr{} kept)",
+                    left.len(),
+                    if left.len() == 1 { "y" } else { "ies" }
+                );
+            } else {
+                eprintln!(
+                    "not purged: the pod gives no entry ids (PROFILE P-X1), so a purge could \
+                     delete messages that arrived after this playback"
+                );
             }
         }
         Ok(if all_good {
