@@ -153,3 +153,106 @@ fn scenario(pod: &PodInfo) {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("muttr register"));
 }
+
+/// A TCP proxy in front of the pod that, the first time a `DELETE /inboxes` passes through,
+/// runs `hook` before forwarding it: the moment between a client's playback and its purge.
+fn racing_proxy(upstream: String, hook: impl FnOnce() + Send + 'static) -> String {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let hook: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>> =
+        Arc::new(Mutex::new(Some(Box::new(hook))));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let upstream = upstream.clone();
+            let hook = hook.clone();
+            std::thread::spawn(move || {
+                let mut server = std::net::TcpStream::connect(&upstream).unwrap();
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let back = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match client.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if buf[..n].starts_with(b"DELETE /inboxes")
+                        && let Some(h) = hook.lock().unwrap().take()
+                    {
+                        h();
+                    }
+                    if server.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = server.shutdown(std::net::Shutdown::Write);
+                let _ = back.join();
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muttr_inbox_keeps_a_message_that_arrives_between_playback_and_purge_p_x1() {
+    let pod = live_pod(
+        PodConfig {
+            insecure_federation: true,
+            ..PodConfig::default()
+        },
+        52,
+    )
+    .await;
+    let host = pod.host();
+    tokio::task::spawn_blocking(move || {
+        let url = format!("http://{host}");
+        let alice = tempfile::tempdir().unwrap();
+        ok(muttr(alice.path(), &["keygen", "--name", "alice"]));
+        ok(muttr(
+            alice.path(),
+            &["register", "--pod", &url, "--insecure"],
+        ));
+        ok(muttr(alice.path(), &["alias", "add", "alice"]));
+        let bob_id = format!("bob@{host}");
+        // Alice's second message is sent while Bob's `muttr inbox` is between its playback
+        // and its purge: the proxy Bob talks through sends it when his DELETE comes by.
+        let alice_dir = alice.path().to_path_buf();
+        let late_to = bob_id.clone();
+        let proxy = racing_proxy(host.clone(), move || {
+            ok(muttr(
+                &alice_dir,
+                &["send", &late_to, "late, during the purge"],
+            ));
+        });
+        let bob = tempfile::tempdir().unwrap();
+        ok(muttr(bob.path(), &["keygen", "--name", "bob"]));
+        let via_proxy = format!("http://{proxy}");
+        ok(muttr(
+            bob.path(),
+            &["register", "--pod", &via_proxy, "--insecure"],
+        ));
+        ok(muttr(bob.path(), &["alias", "add", "bob"]));
+        ok(muttr(alice.path(), &["send", &bob_id, "first"]));
+
+        let out = muttr(bob.path(), &["inbox"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let stdout = ok(out);
+        assert!(
+            stdout.contains("first") && stdout.contains("1 message(s)"),
+            "{stdout}"
+        );
+        assert!(stderr.contains("1 newer entry kept"), "{stderr}");
+        // The late message was not purged unseen: the next inbox has it.
+        let stdout = ok(muttr(bob.path(), &["inbox"]));
+        assert!(stdout.contains("late, during the purge"), "{stdout}");
+        assert!(stdout.contains("1 message(s)"), "{stdout}");
+        assert!(ok(muttr(bob.path(), &["inbox"])).contains("0 message(s)"));
+    })
+    .await
+    .unwrap();
+}

@@ -95,8 +95,13 @@ async fn each_new_entry_is_pushed_to_every_subscriber_of_its_recipient() {
         assert_eq!(frame["sender"]["pubkeyhash"], alice.hash.as_str());
         assert!(frame["timestamp"].is_u64());
         // P-X1: the entry's id, decimal digits, in the push frame.
-        let id = frame["id"].as_str().expect("an id in the push frame (P-X1)");
-        assert!(!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()), "{id}");
+        let id = frame["id"]
+            .as_str()
+            .expect("an id in the push frame (P-X1)");
+        assert!(
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
+            "{id}"
+        );
         first_id = id.parse().unwrap();
     }
     // Alice got nothing of bob's: her first frame is the entry addressed to her.
