@@ -161,8 +161,8 @@ fn racing_proxy(upstream: String, hook: impl FnOnce() + Send + 'static) -> Strin
     use std::sync::{Arc, Mutex};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let hook: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>> =
-        Arc::new(Mutex::new(Some(Box::new(hook))));
+    type Hook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+    let hook: Hook = Arc::new(Mutex::new(Some(Box::new(hook))));
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(mut client) = client else { return };
