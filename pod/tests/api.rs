@@ -687,3 +687,52 @@ async fn purge_upto_refuses_what_is_not_an_id_p_x1() {
         1
     );
 }
+
+#[tokio::test]
+async fn post_messages_says_how_many_seeds_took_it_and_503_when_none_did() {
+    let (app, state, _d, _s) = app().await;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let hex = value::to_hex(&value::opaque_message(&mut rng, 300));
+    // A pod that knows no other seed: its own copy only, said as such.
+    let a = post_text(&app, "/messages", hex.clone()).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["replicas"], 0);
+    // It knows a seed that takes values: counted.
+    let good = common::seed(61).await;
+    let pod_seed = state.seed.as_ref().unwrap();
+    pod_seed.bootstrap(vec![good.local_addr()]).await.unwrap();
+    let hex2 = value::to_hex(&value::opaque_message(&mut rng, 300));
+    let a = post_text(&app, "/messages", hex2).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["replicas"], 1);
+    good.shutdown().await.unwrap();
+    // Only seeds that refuse everything (full: quota 0, P-V4): nobody but the pod holds it.
+    let full_dir = tempfile::tempdir().unwrap();
+    let config = muttr_node::Config {
+        max_values: 0,
+        ..muttr_node::Config::default()
+    };
+    let full = muttr_node::spawn_seed(
+        muttr_node::net::TokioTransport,
+        muttr_node::SeedOptions {
+            config: config.clone(),
+            ..muttr_node::SeedOptions::new("127.0.0.1:0".parse().unwrap(), 62)
+        },
+        muttr_node::store::SqliteStore::open(
+            full_dir.path(),
+            muttr_node::store::Quotas::from_config(&config),
+        )
+        .unwrap(),
+        muttr_node::net::Clock::system(),
+    )
+    .await
+    .unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let (state2, seed2) = pod_state(dir2.path(), test_config()).await;
+    seed2.bootstrap(vec![full.local_addr()]).await.unwrap();
+    let app2 = router(state2);
+    let hex3 = value::to_hex(&value::opaque_message(&mut rng, 300));
+    let a = post_text(&app2, "/messages", hex3).await;
+    a.assert_error(503);
+    assert!(a.body.contains("no seed besides"), "{}", a.body);
+}

@@ -60,6 +60,11 @@ async fn send_and_receive_across_two_pods_passive_and_active() {
         .await
         .unwrap();
     assert_eq!(report.notification.sender.user_id, alice_id.to_string());
+    assert!(
+        report.stored_at >= 1,
+        "passive mode reports the pod's replicas: {}",
+        report.stored_at
+    );
     let delivery = tokio::time::timeout(Duration::from_secs(5), sub.next())
         .await
         .unwrap()

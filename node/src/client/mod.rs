@@ -157,8 +157,8 @@ pub type Delivery = Result<Received, Undelivered>;
 pub struct SendReport {
     /// The message's key in the DHT.
     pub key: String,
-    /// Seeds that acknowledged the STORE (active mode; 0 in passive mode, where the pod
-    /// publishes).
+    /// Seeds that acknowledged the STORE: through our own seed (active mode), or the pod's
+    /// `replicas` (passive mode: seeds besides the pod's own).
     pub stored_at: usize,
     /// The recipient's pod's record of the notification.
     pub notification: Notification,
@@ -406,7 +406,9 @@ impl<D: Dialer> Client<D> {
     }
 
     /// Step 8: stores a value in the DHT — through our seed (active) or the pod (passive);
-    /// returns its key and how many seeds acknowledged it (0 when the pod stored it).
+    /// returns its key and how many seeds acknowledged it (in passive mode the pod's
+    /// `replicas`: seeds besides its own; a pod that knows other seeds but reached none
+    /// answers 503, an error here).
     pub async fn store(&self, value_hex: String) -> Result<(String, usize), ClientError> {
         match &self.seed {
             Some(seed) => {
@@ -424,7 +426,9 @@ impl<D: Dialer> Client<D> {
                         "{url} answered key {key}, expected {expected} (P-V2)"
                     )));
                 }
-                Ok((expected, 0))
+                // Seeds besides the pod's own that took it (0 from a pod that does not say).
+                let replicas = v["replicas"].as_u64().unwrap_or(0) as usize;
+                Ok((expected, replicas))
             }
         }
     }

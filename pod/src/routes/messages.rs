@@ -43,7 +43,23 @@ pub async fn store(
             }
         })?;
     tracing::debug!(key = %report.key.to_hex(), stored_at = report.stored_at, "published");
-    Ok(Json(json!({ "key": report.key.to_hex() })))
+    // An honest acknowledgement: `replicas` is how many seeds besides the pod's own took the
+    // value. None while the pod knows other seeds means the message would live on this pod
+    // alone: 503, so the client tries again rather than count it as sent. (A pod that knows
+    // no other seed — a network of one — answers 200 with `replicas: 0`.)
+    if report.stored_at == 0 {
+        let contacts = seed.stats().await.map(|s| s.table_size).unwrap_or(0);
+        if contacts > 0 {
+            return Err(ApiError::unavailable(format!(
+                "no seed besides this pod's took the message ({} STOREs sent to the closest \
+                 of {contacts} known seeds); try again",
+                report.store_requests
+            )));
+        }
+    }
+    Ok(Json(
+        json!({ "key": report.key.to_hex(), "replicas": report.stored_at }),
+    ))
 }
 
 /// Looks a value up in the DHT and answers its hex text.
