@@ -18,6 +18,11 @@
 //!    against the signer, push within 1 s to every subscriber, playback grouped by contact,
 //!    entries kept after push and playback until `DELETE /inboxes`;
 //! 8. `POST /messages`, `GET /messages/:hash` (P-V1, P-V2, P-A5);
+//!    (§7, reported under rule `P-X1`, ids `pod.x1.*`: entry ids in the notify answer and in
+//!    playback, strictly increasing; `DELETE /inboxes?upto=ID` keeps an entry that arrived
+//!    after the playback and answers what remains; `upto` not digits is 400; an `upto` beyond
+//!    the newest id empties the inbox. A pod that follows only the whitepaper fails these and
+//!    nothing else);
 //! 9. WebSocket authentication failures close with 4401 (P-S1; the 10 s silence with `--slow`);
 //! 10. federation (P-A3, P-A4), when `--federation-host` is given: the suite serves its own
 //!     pod (`GET /aliases/:alias` over plain HTTP) and signs as `alias@that-host` with
@@ -238,6 +243,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     s.auth(alice, bob, mallory).await;
     s.tokens(alice, bob, mallory).await;
     s.inboxes(alice, bob, carol, mallory).await;
+    s.purge_upto(alice, bob).await;
     s.messages(alice, bob).await?;
     s.ws_refusals(alice, mallory).await;
     s.federation(alice, bob).await?;
@@ -1509,6 +1515,195 @@ impl Suite {
 
     // ------------------------------------------------------------------ 7. inboxes, push
 
+    /// `DELETE /inboxes` with a fresh token of `u` and `query` appended (`&upto=…`).
+    async fn delete_inbox(&mut self, u: &User, query: &str) -> (Value, Result<Resp, String>) {
+        let (_, _, t) = self.token(u, "/inboxes", "DELETE").await;
+        let t = t.unwrap_or_default();
+        self.call("DELETE", &format!("/inboxes?token={t}{query}"), None, "")
+            .await
+    }
+
+    /// Playback of `u`'s inbox: the answer's entries, in order.
+    async fn playback_entries(&mut self, u: &User) -> (Value, Result<Resp, String>, Vec<Value>) {
+        let (_, _, t) = self.token(u, "/inboxes", "GET").await;
+        let t = t.unwrap_or_default();
+        let (sent, r) = self
+            .call("GET", &format!("/inboxes?token={t}"), None, "")
+            .await;
+        let entries = r
+            .as_ref()
+            .ok()
+            .and_then(|r| r.json())
+            .map(|v| entries_of(&v))
+            .unwrap_or_default();
+        (sent, r, entries)
+    }
+
+    /// PROFILE §7 P-X1: purge up to what was seen.
+    async fn purge_upto(&mut self, alice: &User, bob: &User) {
+        const RULE: &str = "P-X1";
+        const CASES: [&str; 6] = [
+            "pod.x1.id-in-notify",
+            "pod.x1.ids-in-playback",
+            "pod.x1.purge-upto-answers-remaining",
+            "pod.x1.purge-upto-keeps-newer",
+            "pod.x1.upto-not-digits-400",
+            "pod.x1.upto-beyond-newest",
+        ];
+        // These cases read tokens, notify answers and purge answers: when those have the
+        // wrong shape, that failure is reported once, under its own rule.
+        for prereq in [
+            "pod.token.shape",
+            "pod.inbox.post-shape",
+            "pod.inbox.delete-shape",
+        ] {
+            let failed = self
+                .cases
+                .iter()
+                .any(|c| c.id == prereq && c.verdict != Verdict::Pass);
+            if failed {
+                for id in CASES {
+                    self.na(id, RULE, format!("prerequisite failed: {prereq}"));
+                }
+                return;
+            }
+        }
+        // Start from an empty inbox (whitepaper purge).
+        let _ = self.delete_inbox(bob, "").await;
+        let alice_id = self.user_id(alice);
+        let bob_alias = bob.alias.clone();
+        let mut ids = Vec::new();
+        let mut posted = Vec::new();
+        for i in 0..2 {
+            let k = sha1_hex(&format!("x1-{i}-{}", self.tag));
+            let (sent, r) = self.notify(alice, &bob_alias, &alice_id, &k).await;
+            let v = r
+                .as_ref()
+                .ok()
+                .and_then(|r| r.json())
+                .unwrap_or(Value::Null);
+            ids.push(entry_id(&v["message"]));
+            posted.push((sent, v));
+        }
+        let (sent0, v0) = &posted[0];
+        self.check(
+            "pod.x1.id-in-notify",
+            RULE,
+            Strength::Must,
+            ids.iter().all(Option::is_some),
+            "the notify answer's entry carries \"id\", a string of decimal digits",
+            Some(sent0),
+            Some(v0.clone()),
+            json!({"message": {"id": "decimal digits", "…": "…"}}),
+        );
+        let (sent, r, seen) = self.playback_entries(bob).await;
+        let seen_ids: Vec<Option<u128>> = seen.iter().map(entry_id).collect();
+        let increasing = seen_ids.len() == 2
+            && seen_ids.iter().all(Option::is_some)
+            && seen_ids.windows(2).all(|w| w[0] < w[1])
+            && seen_ids == ids;
+        self.check(
+            "pod.x1.ids-in-playback",
+            RULE,
+            Strength::Must,
+            increasing,
+            "playback entries carry the ids of their notify answers, strictly increasing",
+            Some(&sent),
+            Some(Self::shown(&r)),
+            json!({"ids": ids}),
+        );
+        // An entry arrives after the playback, before the purge.
+        let late_key = sha1_hex(&format!("x1-late-{}", self.tag));
+        let (_, lr) = self.notify(alice, &bob_alias, &alice_id, &late_key).await;
+        let late_id = lr
+            .as_ref()
+            .ok()
+            .and_then(|r| r.json())
+            .and_then(|v| entry_id(&v["message"]));
+        let upto = seen_ids.iter().flatten().max().copied().unwrap_or(0);
+        let (sent, r) = self.delete_inbox(bob, &format!("&upto={upto}")).await;
+        let left = r
+            .as_ref()
+            .ok()
+            .filter(|r| r.status == 200)
+            .and_then(|r| r.json())
+            .map(|v| entries_of(&v));
+        let left_keys: Vec<String> = left
+            .iter()
+            .flatten()
+            .filter_map(|e| e["key"].as_str().map(str::to_string))
+            .collect();
+        self.check(
+            "pod.x1.purge-upto-answers-remaining",
+            RULE,
+            Strength::Must,
+            left_keys == [late_key.clone()],
+            "DELETE /inboxes?upto=ID answers 200 with the entries that remain, grouped as in \
+             playback",
+            Some(&sent),
+            Some(Self::shown(&r)),
+            json!({"messages": [{"contact": alice_id, "messages": [{"key": late_key, "id": late_id.map(|i| i.to_string())}]}]}),
+        );
+        let (sent, r, after) = self.playback_entries(bob).await;
+        let after_keys: Vec<String> = after
+            .iter()
+            .filter_map(|e| e["key"].as_str().map(str::to_string))
+            .collect();
+        self.check(
+            "pod.x1.purge-upto-keeps-newer",
+            RULE,
+            Strength::Must,
+            after_keys == [late_key.clone()],
+            "after DELETE upto = the highest id played back, exactly the entry notified after \
+             the playback remains",
+            Some(&sent),
+            Some(Self::shown(&r)),
+            json!({"keys": [late_key]}),
+        );
+        // `upto` that is not digits: 400 with the JSON error, nothing deleted.
+        let mut refused = Vec::new();
+        for bad in ["abc", "-1", "1.5"] {
+            let (_, r) = self.delete_inbox(bob, &format!("&upto={bad}")).await;
+            // The JSON shape of the error is P-A7's, checked elsewhere.
+            let ok = r.as_ref().is_ok_and(|r| r.status == 400);
+            if !ok {
+                refused.push(json!({"upto": bad, "got": Self::shown(&r)}));
+            }
+        }
+        let (_, _, still) = self.playback_entries(bob).await;
+        self.check(
+            "pod.x1.upto-not-digits-400",
+            RULE,
+            Strength::Must,
+            refused.is_empty() && still.len() == 1,
+            "upto that is not decimal digits is refused with 400 and deletes nothing",
+            None,
+            Some(json!({"not_refused": refused, "entries_left": still.len()})),
+            json!({"status": 400, "entries_left": 1}),
+        );
+        // An `upto` beyond the newest id deletes what exists.
+        let (sent, r) = self
+            .delete_inbox(bob, "&upto=99999999999999999999999999")
+            .await;
+        let empty = r
+            .as_ref()
+            .ok()
+            .filter(|r| r.status == 200)
+            .and_then(|r| r.json())
+            .is_some_and(|v| entries_of(&v).is_empty());
+        let (_, _, none) = self.playback_entries(bob).await;
+        self.check(
+            "pod.x1.upto-beyond-newest",
+            RULE,
+            Strength::Must,
+            empty && none.is_empty(),
+            "an upto beyond the newest id deletes every entry there is and answers none left",
+            Some(&sent),
+            Some(Self::shown(&r)),
+            json!({"messages": []}),
+        );
+    }
+
     async fn subscribe(&mut self, u: &User) -> Result<Ws, String> {
         let mut ws = self.http.websocket().await?;
         let n = self.nonce();
@@ -2672,6 +2867,26 @@ impl Suite {
             ),
         }
     }
+}
+
+/// The entries of a playback-shaped answer (`{"messages": [{"contact", "messages"}]}`), in
+/// order.
+fn entries_of(v: &Value) -> Vec<Value> {
+    v["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["messages"].as_array().into_iter().flatten().cloned())
+        .collect()
+}
+
+/// An entry's P-X1 id, when it is a string of decimal digits.
+fn entry_id(e: &Value) -> Option<u128> {
+    let id = e["id"].as_str()?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    id.parse().ok()
 }
 
 fn keys_in(groups: &[Value]) -> BTreeSet<String> {

@@ -192,6 +192,11 @@ pub struct Summary {
     pub unexpected_failures: Vec<String>,
     /// Cases the expect file lists that did not fail: the list can shrink.
     pub fixed: Vec<String>,
+    /// Failing cases of PROFILE §1–§6 (the whitepaper as PROFILE reads it).
+    pub core_failures: usize,
+    /// Failing cases of PROFILE §7 (extensions beyond the whitepaper, rules `P-X*`): a pod
+    /// that follows only the whitepaper fails these and passes §1–§6.
+    pub extension_failures: usize,
 }
 
 impl Report {
@@ -216,7 +221,16 @@ impl Report {
             expected_failures: Vec::new(),
             unexpected_failures: Vec::new(),
             fixed: Vec::new(),
+            core_failures: 0,
+            extension_failures: 0,
         };
+        for c in self.cases.iter().filter(|c| c.verdict == Verdict::Fail) {
+            if c.rule.starts_with("P-X") {
+                s.extension_failures += 1;
+            } else {
+                s.core_failures += 1;
+            }
+        }
         for c in &self.cases {
             let listed = self.expectations.reason(&c.id).is_some();
             match (c.verdict, listed) {
@@ -275,6 +289,13 @@ impl Report {
             s.non_strict,
             s.not_applicable
         );
+        if s.fail > 0 {
+            let _ = writeln!(
+                out,
+                "PROFILE §1–§6: {} fail; §7 (extensions, P-X*): {} fail",
+                s.core_failures, s.extension_failures
+            );
+        }
         for id in &s.fixed {
             let _ = writeln!(
                 out,

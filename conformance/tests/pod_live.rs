@@ -566,3 +566,31 @@ async fn a_pod_serving_keys_as_text_plain_fails_exactly_that_rest_vector() {
     );
     assert_eq!(bad[0].rule, "P-A5");
 }
+
+/// The whitepaper's purge, whatever the client asks: `upto` is dropped from the query, so
+/// every `DELETE /inboxes` deletes the whole inbox (what a pod without P-X1 does).
+async fn ignore_upto(mut req: Request, next: Next) -> Response {
+    if req.method() == axum::http::Method::DELETE
+        && let Some(q) = req.uri().query()
+    {
+        let kept: Vec<&str> = q.split('&').filter(|p| !p.starts_with("upto=")).collect();
+        let uri = format!("{}?{}", req.uri().path(), kept.join("&"));
+        *req.uri_mut() = uri.parse().unwrap();
+    }
+    next.run(req).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_purges_everything_fails_exactly_the_p_x1_purge_cases() {
+    let (rules, failing) = broken(|r, _| r.layer(middleware::from_fn(ignore_upto))).await;
+    assert_eq!(rules, BTreeSet::from(["P-X1".to_string()]), "{failing:#?}");
+    assert_eq!(
+        failing_ids(&failing),
+        BTreeSet::from([
+            "pod.x1.purge-upto-answers-remaining",
+            "pod.x1.purge-upto-keeps-newer",
+            "pod.x1.upto-not-digits-400",
+        ]),
+        "{failing:#?}"
+    );
+}
