@@ -256,3 +256,98 @@ async fn muttr_inbox_keeps_a_message_that_arrives_between_playback_and_purge_p_x
     .await
     .unwrap();
 }
+
+/// The `muttr-pod` binary on `listen` with data in `data`; returns once it is ready.
+fn pod_process(data: &Path, listen: &str) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
+        .args(["--listen", listen, "--seed-listen", "127.0.0.1:0"])
+        .args(["--log", "warn", "--insecure-federation"])
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening"), "{line:?}");
+    child
+}
+
+#[test]
+fn muttr_listen_keeps_printing_messages_across_a_pod_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut pod = pod_process(data.path(), &port);
+    let url = format!("http://{port}");
+    let user = |alias: &str| {
+        let home = tempfile::tempdir().unwrap();
+        ok(muttr(home.path(), &["keygen", "--name", alias]));
+        ok(muttr(
+            home.path(),
+            &["register", "--pod", &url, "--insecure"],
+        ));
+        ok(muttr(home.path(), &["alias", "add", alias]));
+        home
+    };
+    let (alice, bob) = (user("alice"), user("bob"));
+    let bob_id = format!("bob@{port}");
+    let mut listener = Command::new(muttr_bin())
+        .arg("--home")
+        .arg(bob.path())
+        .arg("listen")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = listener.stdout.take().unwrap();
+    let err = listener.stderr.take().unwrap();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(format!("out: {l}"));
+        }
+    });
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(format!("err: {l}"));
+        }
+    });
+    let wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return,
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("no {what:?} from muttr listen; saw {seen:#?}"),
+            }
+        }
+    };
+    wait_for("listening");
+    ok(muttr(
+        alice.path(),
+        &["send", &bob_id, "before the restart"],
+    ));
+    wait_for("before the restart");
+
+    // The pod goes down hard and comes back on its data directory.
+    pod.kill().unwrap();
+    pod.wait().unwrap();
+    wait_for("connection lost");
+    let mut pod = pod_process(data.path(), &port);
+    ok(muttr(alice.path(), &["send", &bob_id, "after the restart"]));
+    wait_for("after the restart");
+    listener.kill().unwrap();
+    listener.wait().unwrap();
+    pod.kill().unwrap();
+    pod.wait().unwrap();
+}

@@ -21,10 +21,12 @@
 //! |---|---|
 //! | [`dial`] | the `Dialer` trait, TCP, TLS |
 //! | [`http`] | a minimal HTTP/1.1 request over a dialer |
+//! | [`retry`] | the one retry/reconnect policy (jittered exponential backoff, bounded) |
 //! | [`userid`] | user IDs (`alias@host[:port]`, strict) and aliases (P-A8), shared with the pod |
 
 pub mod dial;
 pub mod http;
+pub mod retry;
 pub mod userid;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -199,6 +201,8 @@ pub struct Client<D: Dialer = TcpDialer> {
     seed: Option<SeedHandle>,
     clock: Clock,
     last_nonce: AtomicU64,
+    /// Backoffs started (seeds their jitter, [`Client::with_retry`]).
+    retries: AtomicU64,
 }
 
 impl<D: Dialer> std::fmt::Debug for Client<D> {
@@ -252,6 +256,7 @@ impl<D: Dialer> Client<D> {
             seed: None,
             clock,
             last_nonce: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
         })
     }
 
@@ -374,10 +379,14 @@ impl<D: Dialer> Client<D> {
             return Err(ClientError::NoAlias);
         }
         let to = UserId::parse(to)?;
-        let their_key = self.key_of(&to).await?;
+        // Each network step is retried under the one policy ([`retry`]): a pod restarting or
+        // a lost packet delays a message, it does not lose it. (A notify whose answer was lost
+        // after the pod stored it may leave two entries for one key: delivery is at least
+        // once, and listeners see entries by id.)
+        let their_key = self.with_retry(|| self.key_of(&to)).await?;
         let value_hex = self.seal(&their_key, text)?;
-        let (key, stored_at) = self.store(value_hex).await?;
-        let notification = self.notify(&to, &key).await?;
+        let (key, stored_at) = self.with_retry(|| self.store(value_hex.clone())).await?;
+        let notification = self.with_retry(|| self.notify(&to, &key)).await?;
         Ok(SendReport {
             key,
             stored_at,
@@ -465,13 +474,13 @@ impl<D: Dialer> Client<D> {
     /// Steps 11–12 for one notification.
     pub async fn open(&self, notification: Notification) -> Delivery {
         let result = async {
-            let value_hex = self.fetch(&notification.key).await?;
+            let value_hex = self.with_retry(|| self.fetch(&notification.key)).await?;
             let armored = value::from_hex(&value_hex)
                 .map_err(|e| ClientError::Protocol(format!("value: {e}")))?;
             // The claimed sender's key; if it cannot be had, the message is still read but
             // cannot verify (UnknownSigner), never shown as from them.
             let sender_key = match UserId::parse(&notification.sender.user_id) {
-                Ok(u) => self.key_of(&u).await.ok(),
+                Ok(u) => self.with_retry(|| self.key_of(&u)).await.ok(),
                 Err(_) => None,
             };
             let d = decrypt_and_verify(
@@ -491,6 +500,30 @@ impl<D: Dialer> Client<D> {
             notification,
             error,
         })
+    }
+
+    /// A seed for one backoff's jitter: this identity and a counter, so runs are
+    /// reproducible (the simulator) and two clients do not retry in step.
+    fn jitter_seed(&self) -> u64 {
+        let n = self.retries.fetch_add(1, Ordering::Relaxed);
+        let h = self.pubkeyhash();
+        let base = u64::from_str_radix(&h[..16.min(h.len())], 16).unwrap_or(0);
+        base ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Runs `call` under the retry policy ([`retry::policy`]): errors that may change
+    /// ([`retry::retryable`]) are tried again after a jittered, growing wait.
+    pub async fn with_retry<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        use backon::Retryable;
+        call.retry(retry::policy(self.jitter_seed()))
+            .sleep(tokio::time::sleep)
+            .when(retry::retryable)
+            .notify(|e, wait| tracing::debug!(error = %e, ?wait, "retrying"))
+            .await
     }
 
     async fn token(&self, method: &str) -> Result<String, ClientError> {
@@ -599,6 +632,125 @@ impl<D: Dialer> Client<D> {
             .await
             .map_err(|e| ClientError::Unreachable(format!("{ws_url}: {e}")))?;
         Ok(Subscription { client: self, ws })
+    }
+}
+
+/// What a [`Listener`] hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// An inbox entry not heard before (pushed, or played back after a reconnect).
+    Entry(Notification),
+    /// The push channel dropped (the reason); the listener reconnects with backoff.
+    Dropped(String),
+    /// The push channel is back; `missed` entries that arrived meanwhile were played back and
+    /// come next as [`Heard::Entry`].
+    Reconnected {
+        /// Entries played back on reconnecting.
+        missed: usize,
+    },
+}
+
+/// A push subscription that survives dropped connections and pod restarts: on a drop it
+/// reconnects under [`retry::reconnect`], plays back what arrived meanwhile and carries on.
+/// Entries are heard once each: by id where the pod gives ids (P-X1), by key otherwise.
+pub struct Listener<'a, D: Dialer> {
+    client: &'a Client<D>,
+    sub: Option<Subscription<'a, D>>,
+    queue: std::collections::VecDeque<Heard>,
+    highest: Option<u128>,
+    keys: std::collections::BTreeSet<String>,
+    backoff: Option<backon::ExponentialBackoff>,
+}
+
+impl<D: Dialer> Client<D> {
+    /// Subscribes to the push channel for good (see [`Listener`]). The first connection must
+    /// succeed (a wrong pod address is an error here); later drops are reconnected.
+    /// Entries already in the inbox are not heard (play them back with [`Client::inbox`]).
+    pub async fn listener(&self) -> Result<Listener<'_, D>, ClientError> {
+        let sub = self.listen().await?;
+        let mut l = Listener {
+            client: self,
+            sub: Some(sub),
+            queue: Default::default(),
+            highest: None,
+            keys: Default::default(),
+            backoff: None,
+        };
+        for n in self.with_retry(|| self.notifications()).await? {
+            l.mark(&n);
+        }
+        Ok(l)
+    }
+}
+
+impl<'a, D: Dialer> Listener<'a, D> {
+    /// Records `n` as heard; false when it was heard before.
+    fn mark(&mut self, n: &Notification) -> bool {
+        match n.id_number() {
+            Some(id) => {
+                if self.highest.is_some_and(|h| id <= h) {
+                    return false;
+                }
+                self.highest = Some(id);
+                true
+            }
+            None => self.keys.insert(n.key.clone()),
+        }
+    }
+
+    async fn reconnect(&mut self) {
+        use backon::BackoffBuilder;
+        loop {
+            let wait = self
+                .backoff
+                .get_or_insert_with(|| retry::reconnect(self.client.jitter_seed()).build())
+                .next()
+                .unwrap_or(retry::MAX_DELAY);
+            tokio::time::sleep(wait).await;
+            let Ok(sub) = self.client.listen().await else {
+                continue;
+            };
+            let Ok(notes) = self.client.notifications().await else {
+                continue;
+            };
+            self.sub = Some(sub);
+            self.backoff = None;
+            let mut missed = Vec::new();
+            for n in notes {
+                if self.mark(&n) {
+                    missed.push(Heard::Entry(n));
+                }
+            }
+            self.queue.push_back(Heard::Reconnected {
+                missed: missed.len(),
+            });
+            self.queue.extend(missed);
+            return;
+        }
+    }
+
+    /// The next thing heard. Never fails: a drop is reported and reconnected.
+    pub async fn next(&mut self) -> Heard {
+        loop {
+            if let Some(h) = self.queue.pop_front() {
+                return h;
+            }
+            let Some(sub) = self.sub.as_mut() else {
+                self.reconnect().await;
+                continue;
+            };
+            match sub.next_notification().await {
+                Ok(n) => {
+                    if self.mark(&n) {
+                        return Heard::Entry(n);
+                    }
+                }
+                Err(e) => {
+                    self.sub = None;
+                    return Heard::Dropped(e.to_string());
+                }
+            }
+        }
     }
 }
 

@@ -263,14 +263,27 @@ pub fn inbox(home: &Home, net: NetArgs, a: InboxArgs) -> Result<ExitCode, Failur
 pub fn listen(home: &Home, net: NetArgs) -> Result<ExitCode, Failure> {
     runtime()?.block_on(async {
         let (client, _, _seed) = client(home, &net).await?;
-        let mut sub = client.listen().await?;
+        // A listener that outlives dropped connections and pod restarts: it reconnects
+        // with backoff and plays back what arrived meanwhile, each entry once.
+        let mut sub = client.listener().await?;
         eprintln!("listening (Ctrl-C to stop)");
         loop {
-            tokio::select! {
+            let heard = tokio::select! {
                 biased;
                 _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-                next = sub.next() => show(&next?),
+                h = sub.next() => h,
             };
+            match heard {
+                muttr_node::client::Heard::Entry(n) => {
+                    show(&client.open(n).await);
+                }
+                muttr_node::client::Heard::Dropped(why) => {
+                    eprintln!("connection lost ({why}); reconnecting");
+                }
+                muttr_node::client::Heard::Reconnected { missed } => {
+                    eprintln!("reconnected; {missed} message(s) arrived meanwhile");
+                }
+            }
         }
     })
 }

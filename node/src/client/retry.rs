@@ -1,0 +1,57 @@
+//! One retry and reconnect policy for every client in the workspace: jittered exponential
+//! backoff, bounded, through [`backon`], sleeping on tokio's clock (virtual in the simulator
+//! and in tests with a paused clock).
+//!
+//! - [`policy`]: the backoff of a single call (send, notify, fetch): 250 ms, doubling, at most
+//!   10 s between tries, full jitter, 6 tries (about 20 s in all) — long enough to ride out a
+//!   pod restart or a lost packet, short enough that a user hears about a real outage.
+//! - [`reconnect`]: the backoff of a push subscription that dropped: the same curve, without a
+//!   limit on tries (a listener keeps listening), at most 10 s apart.
+//! - [`retryable`]: which errors are worth another try (the pod or the DHT was unreachable or
+//!   answered 5xx/429), and which are not (a 4xx is the same answer next time).
+
+use std::time::Duration;
+
+use backon::ExponentialBuilder;
+
+use super::ClientError;
+
+/// The first wait.
+pub const MIN_DELAY: Duration = Duration::from_millis(250);
+/// The longest wait between two tries.
+pub const MAX_DELAY: Duration = Duration::from_secs(10);
+/// Tries of one call after the first.
+pub const MAX_RETRIES: usize = 5;
+
+/// The backoff of one call. The jitter is drawn from `seed` (the client derives one per call
+/// from its identity and a counter), never from the operating system, so a simulation stays
+/// a function of its seed.
+pub fn policy(seed: u64) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(MIN_DELAY)
+        .with_max_delay(MAX_DELAY)
+        .with_factor(2.0)
+        .with_max_times(MAX_RETRIES)
+        .with_jitter()
+        .with_jitter_seed(seed)
+}
+
+/// The backoff of a subscription's reconnects: unbounded tries.
+pub fn reconnect(seed: u64) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(MIN_DELAY)
+        .with_max_delay(MAX_DELAY)
+        .with_factor(2.0)
+        .without_max_times()
+        .with_jitter()
+        .with_jitter_seed(seed)
+}
+
+/// Whether trying again may give another answer.
+pub fn retryable(e: &ClientError) -> bool {
+    match e {
+        ClientError::Unreachable(_) | ClientError::Seed(_) => true,
+        ClientError::Http { status, .. } => *status >= 500 || *status == 429,
+        _ => false,
+    }
+}
