@@ -664,58 +664,44 @@ impl PodSim {
             return self.lose(m, "sender_not_ready");
         };
         let to_id = self.user_id(to);
-        let mut reason = "";
-        for attempt in 0..3u32 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+        // Each step under the client library's one retry policy (`client::retry`): it waits
+        // out a pod restart instead of counting the message lost.
+        // Step 6.
+        let Ok(their_key) = client.with_retry(|| client.key_of(&to_id)).await else {
+            return self.lose(m, "recipient_key_unavailable");
+        };
+        // Step 7, recorded/replayed.
+        let value = {
+            let mut s = self.0.borrow_mut();
+            let s = &mut *s;
+            let text = &s.msgs[m as usize].text;
+            s.cache.seal(from, to, m, text, || {
+                client.seal(&their_key, text).map_err(|e| e.to_string())
+            })
+        };
+        let Ok(value) = value else {
+            return self.lose(m, "seal_failed");
+        };
+        // Step 8.
+        let Ok((key, _)) = client.with_retry(|| client.store(value.clone())).await else {
+            return self.lose(m, "store_failed");
+        };
+        self.advance(m, Stage::Stored);
+        self.0.borrow_mut().by_key.insert(key.clone(), m);
+        // Step 9.
+        match client.with_retry(|| client.notify(&to_id, &key)).await {
+            Ok(_) => {
+                self.advance(m, Stage::Sent);
+                self.log(PodEvent::MsgSent {
+                    m,
+                    from,
+                    to,
+                    key: &key,
+                    tries: 1,
+                });
             }
-            // Step 6.
-            let their_key = match client.key_of(&to_id).await {
-                Ok(k) => k,
-                Err(_) => {
-                    reason = "recipient_key_unavailable";
-                    continue;
-                }
-            };
-            // Step 7, recorded/replayed.
-            let value = {
-                let mut s = self.0.borrow_mut();
-                let s = &mut *s;
-                let text = &s.msgs[m as usize].text;
-                s.cache.seal(from, to, m, text, || {
-                    client.seal(&their_key, text).map_err(|e| e.to_string())
-                })
-            };
-            let Ok(value) = value else {
-                return self.lose(m, "seal_failed");
-            };
-            // Step 8.
-            let key = match client.store(value).await {
-                Ok((key, _)) => key,
-                Err(_) => {
-                    reason = "store_failed";
-                    continue;
-                }
-            };
-            self.advance(m, Stage::Stored);
-            self.0.borrow_mut().by_key.insert(key.clone(), m);
-            // Step 9.
-            match client.notify(&to_id, &key).await {
-                Ok(_) => {
-                    self.advance(m, Stage::Sent);
-                    self.log(PodEvent::MsgSent {
-                        m,
-                        from,
-                        to,
-                        key: &key,
-                        tries: attempt + 1,
-                    });
-                    return;
-                }
-                Err(_) => reason = "notify_failed",
-            }
+            Err(_) => self.lose(m, "notify_failed"),
         }
-        self.lose(m, reason);
     }
 
     /// Step 10 for user `n`, forever: push (with a playback after each (re)connection) or

@@ -3,8 +3,10 @@
 //! and in tests with a paused clock).
 //!
 //! - [`policy`]: the backoff of a single call (send, notify, fetch): 250 ms, doubling, at most
-//!   10 s between tries, full jitter, 6 tries (about 20 s in all) — long enough to ride out a
-//!   pod restart or a lost packet, short enough that a user hears about a real outage.
+//!   10 s between tries, jittered (each wait between 1× and 2× its step), 9 tries: between
+//!   36 s and 72 s of waiting in all — long enough to ride out a pod restart (the simulator's
+//!   `pods.toml` takes pods down for 20 s) or a lost packet, short enough that a user hears
+//!   about a real outage within about a minute.
 //! - [`reconnect`]: the backoff of a push subscription that dropped: the same curve, without a
 //!   limit on tries (a listener keeps listening), at most 10 s apart.
 //! - [`retryable`]: which errors are worth another try (the pod or the DHT was unreachable or
@@ -20,8 +22,9 @@ use super::ClientError;
 pub const MIN_DELAY: Duration = Duration::from_millis(250);
 /// The longest wait between two tries.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
-/// Tries of one call after the first.
-pub const MAX_RETRIES: usize = 5;
+/// Tries of one call after the first: 0.25 + 0.5 + 1 + 2 + 4 + 8 + 10 + 10 = 35.75 s of
+/// waiting before jitter.
+pub const MAX_RETRIES: usize = 8;
 
 /// The backoff of one call. The jitter is drawn from `seed` (the client derives one per call
 /// from its identity and a counter), never from the operating system, so a simulation stays
