@@ -71,7 +71,8 @@ pub async fn authenticate(state: &AppState, body: &str) -> Result<Authenticated,
             let user = parse_user_id(&claimed.identity)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
             let key = resolve_user(state, &user).await.map_err(|e| {
-                ApiError::unauthorized(format!("cannot authenticate {}: {e}", claimed.identity))
+                let who = claimed.identity.clone();
+                e.into_api(|m| ApiError::unauthorized(format!("cannot authenticate {who}: {m}")))
             })?;
             (key, None)
         }
@@ -162,16 +163,43 @@ fn accept_nonce(state: &AppState, text: &AuthText) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Why a user's key could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The user's pod could not be reached or took too long: the same request may succeed
+    /// later, so callers answer 503 and clients retry.
+    #[error("{0}")]
+    Unreachable(String),
+    /// There is no such user, or what came back is not a key: the answer will not change.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl ResolveError {
+    /// The answer for a request that needed this key: 503 when the user's pod was
+    /// unreachable (a pod restarting must not make messages to or from its users fail for
+    /// good), `refused` otherwise.
+    pub fn into_api(self, refused: impl FnOnce(String) -> ApiError) -> ApiError {
+        match self {
+            ResolveError::Unreachable(m) => {
+                ApiError::unavailable(format!("{m}; the user's pod may be restarting, try again"))
+            }
+            ResolveError::Refused(m) => refused(m),
+        }
+    }
+}
+
 /// The key of `alias@host`: from this pod's own aliases when `host` is this pod, otherwise
 /// fetched from the user's pod (P-A3).
-pub async fn resolve_user(state: &AppState, user: &UserId) -> Result<PublicKey, String> {
+pub async fn resolve_user(state: &AppState, user: &UserId) -> Result<PublicKey, ResolveError> {
     if user.host == state.config.public_host.to_ascii_lowercase() {
         let row = state
             .storage
             .alias(&user.alias)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no alias `{}` here", user.alias))?;
-        return PublicKey::from_armored(&row.armored).map_err(|e| e.to_string());
+            .map_err(|e| ResolveError::Unreachable(e.to_string()))?
+            .ok_or_else(|| ResolveError::Refused(format!("no alias `{}` here", user.alias)))?;
+        return PublicKey::from_armored(&row.armored)
+            .map_err(|e| ResolveError::Refused(e.to_string()));
     }
     let url = user.key_url(state.config.insecure_federation);
     let text = state
@@ -182,6 +210,12 @@ pub async fn resolve_user(state: &AppState, user: &UserId) -> Result<PublicKey, 
             state.config.fetch_timeout(),
         )
         .await
-        .map_err(|e| e.to_string())?;
-    PublicKey::from_armored(&text).map_err(|e| format!("{url} did not answer a key: {e}"))
+        .map_err(|e| match e {
+            crate::federation::FetchError::Unreachable { .. } => {
+                ResolveError::Unreachable(e.to_string())
+            }
+            other => ResolveError::Refused(other.to_string()),
+        })?;
+    PublicKey::from_armored(&text)
+        .map_err(|e| ResolveError::Refused(format!("{url} did not answer a key: {e}")))
 }

@@ -145,7 +145,8 @@ async fn href_authentication_fails_cleanly_when_the_other_pod_cannot_vouch() {
     http("POST", &pod2.url("/inboxes/bob"), &t)
         .await
         .assert_error(401);
-    // A pod nobody listens on.
+    // A pod nobody listens on: not an answer that will stay the same (it may be
+    // restarting), so 503 and the client tries again later; nothing is stored.
     let dead = "alice@127.0.0.1:1";
     let t = signed_as(
         &alice,
@@ -154,9 +155,9 @@ async fn href_authentication_fails_cleanly_when_the_other_pod_cannot_vouch() {
         nonce(),
         &[("from", dead), ("key", &k)],
     );
-    http("POST", &pod2.url("/inboxes/bob"), &t)
-        .await
-        .assert_error(401);
+    let a = http("POST", &pod2.url("/inboxes/bob"), &t).await;
+    a.assert_error(503);
+    assert!(a.body.contains("try again"), "{}", a.body);
     // Alice (href, authenticated) naming someone else as `from`.
     let bob_id = format!("bob@{}", pod2.host());
     let t = signed_as(
@@ -179,7 +180,8 @@ async fn href_authentication_fails_cleanly_when_the_other_pod_cannot_vouch() {
         nonce(),
         &[("from", &alice_id), ("key", &k)],
     );
-    http("POST", &strict.url("/inboxes/bob"), &t)
-        .await
-        .assert_error(401);
+    // It cannot reach alice's pod that way: 503, naming the https:// URL it tried.
+    let a = http("POST", &strict.url("/inboxes/bob"), &t).await;
+    a.assert_error(503);
+    assert!(a.body.contains("https://"), "{}", a.body);
 }

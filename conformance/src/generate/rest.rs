@@ -845,7 +845,7 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
         "auth.href-unreachable-401",
         "P-A3",
         "MUST",
-        "an href identity whose pod cannot be reached is not authenticated: 401",
+        "an href identity whose pod cannot be reached is not authenticated: 401, or 503 (try again: the pod may be restarting)",
         vec![
             register("alice"),
             alias("alice", "a{{tag}}"),
@@ -857,7 +857,7 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
                         "identity=b{{{{tag}}}}@127.0.0.1:1&identityType=href&nonce={{{{nonce}}}}&from=b{{{{tag}}}}@127.0.0.1:1&key={KEY}"
                     ),
                 ),
-                err(&[401]),
+                err(&[401, 503]),
             ),
         ],
     ));

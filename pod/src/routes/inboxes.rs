@@ -53,9 +53,9 @@ pub async fn notify(
     {
         caller.key.clone()
     } else {
-        resolve_user(&state, &sender)
-            .await
-            .map_err(|e| ApiError::forbidden(format!("`from` ({from}) cannot be checked: {e}")))?
+        resolve_user(&state, &sender).await.map_err(|e| {
+            e.into_api(|m| ApiError::forbidden(format!("`from` ({from}) cannot be checked: {m}")))
+        })?
     };
     if from_key.fingerprint() != caller.key.fingerprint() {
         return Err(ApiError::forbidden(format!(
