@@ -187,3 +187,77 @@ fn sigkill_mid_burst_loses_no_acknowledged_store() {
         );
     }
 }
+
+#[test]
+fn metrics_listen_counts_what_the_seed_did_in_prometheus_text_p_x3() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-seed"))
+        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+        .args(["--metrics-listen", &port])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("muttr-seed starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: SocketAddr = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let seed = SeedProcess { child, addr };
+    let peer = Peer::new();
+    for i in 0..3 {
+        peer.send(seed.addr, "PING", json!({"rpcID": format!("p{i}")}));
+        assert_eq!(peer.recv().expect("PONG")["type"], "PONG");
+    }
+    peer.sock.send_to(b"not json", seed.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut s = std::net::TcpStream::connect(&port).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("a Prometheus parser reads it");
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .and_then(|s| match s.value {
+                // OpenMetrics names a counter's family without `_total`; the parser then reads
+                // its sample as untyped.
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => Some(v),
+                _ => None,
+            })
+    };
+    assert_eq!(
+        value("muttr_seed_requests_answered_total", Some(("type", "PING"))),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(
+        value("muttr_seed_datagrams_received_total", None),
+        Some(4.0),
+        "{body}"
+    );
+    let dropped: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "muttr_seed_datagrams_dropped_total")
+        .filter_map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(dropped, 1.0, "{body}");
+    assert_eq!(value("muttr_seed_values_held", None), Some(0.0));
+}
