@@ -19,11 +19,13 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`InboxCursor`] | what a client has read of its inbox: how far it may purge (P-X1) |
 //! | [`dial`] | the `Dialer` trait, TCP, TLS |
 //! | [`http`] | a minimal HTTP/1.1 request over a dialer |
 //! | [`retry`] | the one retry/reconnect policy (jittered exponential backoff, bounded) |
 //! | [`userid`] | user IDs (`alias@host[:port]`, strict) and aliases (P-A8), shared with the pod |
 
+mod cursor;
 pub mod dial;
 pub mod http;
 pub mod retry;
@@ -45,6 +47,7 @@ use crate::id::Key;
 use crate::net::Clock;
 use crate::value;
 
+pub use cursor::InboxCursor;
 pub use dial::{Dialer, TcpDialer};
 pub use userid::{UserId, valid_alias};
 
@@ -659,7 +662,7 @@ pub struct Listener<'a, D: Dialer> {
     queue: std::collections::VecDeque<Heard>,
     highest: Option<u128>,
     keys: std::collections::BTreeSet<String>,
-    backoff: Option<backon::ExponentialBackoff>,
+    backoff: Option<Box<dyn Iterator<Item = Duration> + Send + 'a>>,
 }
 
 impl<D: Dialer> Client<D> {
@@ -699,11 +702,10 @@ impl<'a, D: Dialer> Listener<'a, D> {
     }
 
     async fn reconnect(&mut self) {
-        use backon::BackoffBuilder;
         loop {
             let wait = self
                 .backoff
-                .get_or_insert_with(|| retry::reconnect(self.client.jitter_seed()).build())
+                .get_or_insert_with(|| Box::new(retry::patience(self.client.jitter_seed())))
                 .next()
                 .unwrap_or(retry::MAX_DELAY);
             tokio::time::sleep(wait).await;

@@ -8,7 +8,8 @@
 //!   `pods.toml` takes pods down for 20 s) or a lost packet, short enough that a user hears
 //!   about a real outage within about a minute.
 //! - [`reconnect`]: the backoff of a push subscription that dropped: the same curve, without a
-//!   limit on tries (a listener keeps listening), at most 10 s apart.
+//!   limit on tries (a listener keeps listening), at most 10 s apart; [`patience`] gives its
+//!   waits one by one.
 //! - [`retryable`]: which errors are worth another try (the pod or the DHT was unreachable or
 //!   answered 5xx/429), and which are not (a 4xx is the same answer next time).
 
@@ -48,6 +49,13 @@ pub fn reconnect(seed: u64) -> ExponentialBuilder {
         .without_max_times()
         .with_jitter()
         .with_jitter_seed(seed)
+}
+
+/// The waits of a reconnect (or of any step a caller retries until it gives up itself, such
+/// as the testbed's notify and read loops): [`reconnect`]'s curve, as an endless iterator.
+pub fn patience(seed: u64) -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    reconnect(seed).build().chain(std::iter::repeat(MAX_DELAY))
 }
 
 /// Whether trying again may give another answer.
