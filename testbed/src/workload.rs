@@ -2,40 +2,45 @@
 //!
 //! It registers the pod's users (`node::client::Client`, the library users' programs use),
 //! then sends the messages of its [`Plan`] and reads what arrives, reporting every step as a
-//! JSON line ([`Event`]) on stdout for the runner. It behaves like a patient real client:
+//! JSON line ([`Event`]) on stdout for the runner. It behaves like a patient real client, on
+//! the client library's one retry policy (`muttr_node::client::retry`):
 //!
 //! - **send**: seal to the recipient's key (fetched once, before the workload, as a client
-//!   keeps its contacts' keys), store through our pod (`POST /messages`) — retried with
-//!   backoff until the pod acknowledges it or [`STORE_GIVE_UP`] passes —, then notify the
-//!   recipient's pod (`POST /inboxes/…`), retried until it answers or the run stops. The
-//!   message counts as *acknowledged* once our pod accepted the store: from then on the
+//!   keeps its contacts' keys), store through our pod (`POST /messages`) under
+//!   [`Client::with_retry`] — a store still failing after it is given up as never
+//!   acknowledged —, then notify the recipient's pod (`POST /inboxes/…`) under the same policy,
+//!   round after round ([`retry::patience`] between rounds) until it answers or the run stops.
+//!   The message counts as *acknowledged* once our pod accepted the store: from then on the
 //!   protocol owes its delivery.
-//! - **receive**: each user listens on the pod's WebSocket, reconnects when it drops, and
-//!   plays the inbox back every [`POLL`] as a safety net. Each new notification is fetched
-//!   (`GET /messages/KEY`), decrypted and verified against the sender's key from the sender's
-//!   pod; a fetch that fails or a signature that cannot yet be checked (the sender's pod is
-//!   cut off) is retried until it succeeds or the run stops. Delivered = verified plaintext
-//!   whose embedded id matches.
+//! - **receive**: each user listens through the library's [`Listener`] (it reconnects after a
+//!   drop and plays back what it missed) and plays the inbox back every [`POLL`] as a safety
+//!   net. Each new notification is fetched (`GET /messages/KEY`), decrypted and verified
+//!   against the sender's key from the sender's pod; a fetch that fails or a signature that
+//!   cannot yet be checked (the sender's pod is cut off) is retried until it succeeds or the
+//!   run stops. Delivered = verified plaintext whose embedded id matches. Every [`POLL`] the
+//!   user purges its inbox up to the entries it has read (`DELETE /inboxes?upto=ID`, PROFILE
+//!   P-X1), never past one it is still reading.
 //!
 //! Commands arrive on stdin ([`Command`]): `prefetch` the keys, `start` the clock, `stop`.
+//!
+//! [`Listener`]: muttr_node::client::Listener
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use muttr_node::client::{Client, ClientConfig, ClientError, Notification, UserId};
+use muttr_node::client::{
+    Client, ClientConfig, ClientError, Heard, InboxCursor, Notification, UserId, retry,
+};
 use muttr_node::crypto::{Identity, KeyKind, PublicKey};
 use muttr_node::net::Clock;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
-/// How long a store is retried before the message is given up as never acknowledged.
-pub const STORE_GIVE_UP: Duration = Duration::from_secs(120);
-/// Period of the inbox playback that backs up the WebSocket.
+/// Period of the inbox playback that backs up the WebSocket, and of the purges.
 pub const POLL: Duration = Duration::from_secs(15);
-/// Longest pause between two attempts of a retried step.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Timeout of each HTTP request (the links are slow and lossy on purpose).
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -190,8 +195,12 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn backoff(attempt: u32) -> Duration {
-    (Duration::from_millis(500) * 2u32.saturating_pow(attempt.min(8))).min(MAX_BACKOFF)
+/// The waits between the rounds of a step retried until the run stops: the client library's
+/// reconnect curve ([`retry::patience`]), its jitter drawn from `what` (a message id, a key).
+fn patience(what: &str) -> impl Iterator<Item = Duration> + Send + use<> {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    what.hash(&mut h);
+    retry::patience(h.finish())
 }
 
 /// Writes events as JSON lines on stdout, one at a time.
@@ -287,7 +296,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         match cmd_rx.recv().await.unwrap_or(Command::Stop) {
             Command::Prefetch(all) => {
                 let asker = users[0].clone();
-                let mut attempt = 0;
+                let mut waits = patience("prefetch");
                 for user in all {
                     loop {
                         let parsed = UserId::parse(&user)?;
@@ -297,9 +306,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
                                 break;
                             }
                             Err(e) => {
-                                attempt += 1;
                                 eprintln!("key of {user}: {e}; retrying");
-                                tokio::time::sleep(backoff(attempt)).await;
+                                tokio::time::sleep(waits.next().unwrap_or(retry::MAX_DELAY)).await;
                             }
                         }
                     }
@@ -364,23 +372,23 @@ async fn send(
             return;
         }
     };
-    let started = tokio::time::Instant::now();
-    let mut attempts = 0;
-    let key = loop {
-        attempts += 1;
-        match user.client.store(value.clone()).await {
-            Ok((key, _)) => break key,
-            Err(e) if started.elapsed() < STORE_GIVE_UP => {
-                eprintln!("{}: store: {e}", m.id);
-                tokio::time::sleep(backoff(attempts)).await;
-            }
-            Err(e) => {
-                out.emit(&Event::Unacked {
-                    id: m.id,
-                    error: e.to_string(),
-                });
-                return;
-            }
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let stored = user
+        .client
+        .with_retry(|| {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            user.client.store(value.clone())
+        })
+        .await;
+    let attempts = attempts.into_inner();
+    let key = match stored {
+        Ok((key, _)) => key,
+        Err(e) => {
+            out.emit(&Event::Unacked {
+                id: m.id,
+                error: format!("{e} (after {attempts} attempts)"),
+            });
+            return;
         }
     };
     out.emit(&Event::Acked {
@@ -400,16 +408,21 @@ async fn send(
             return;
         }
     };
-    let mut attempts = 0;
+    let mut rounds = 0;
+    let mut waits = patience(&m.id);
     loop {
-        attempts += 1;
-        match user.client.notify(&to, &key).await {
+        rounds += 1;
+        match user
+            .client
+            .with_retry(|| user.client.notify(&to, &key))
+            .await
+        {
             Ok(_) => {
                 pending.lock().expect("pending").notify.remove(&m.id);
                 out.emit(&Event::Notified {
                     id: m.id,
                     t: now_ms(),
-                    attempts,
+                    attempts: rounds,
                 });
                 return;
             }
@@ -419,7 +432,7 @@ async fn send(
                     .expect("pending")
                     .notify
                     .insert(m.id.clone(), e.to_string());
-                tokio::time::sleep(backoff(attempts)).await;
+                tokio::time::sleep(waits.next().unwrap_or(retry::MAX_DELAY)).await;
             }
         }
     }
@@ -432,38 +445,56 @@ async fn receive(
     seen: Arc<Mutex<HashSet<(String, String)>>>,
 ) {
     let (tx, mut rx) = mpsc::channel::<Notification>(1024);
-    // Push: the WebSocket, reconnected when it drops.
+    let cursor = Arc::new(Mutex::new(InboxCursor::default()));
+    // Push: the library's listener, which reconnects and plays back what it missed.
     let push = {
         let user = user.clone();
         let tx = tx.clone();
         async move {
-            loop {
-                match user.client.listen().await {
-                    Ok(mut sub) => loop {
-                        match sub.next_notification().await {
-                            Ok(n) => {
-                                if tx.send(n).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                eprintln!("{}: push: {e}; reconnecting", user.id);
-                                break;
-                            }
-                        }
-                    },
-                    Err(e) => eprintln!("{}: listen: {e}", user.id),
+            let mut waits = patience(&user.id);
+            let mut listener = loop {
+                match user.client.listener().await {
+                    Ok(l) => break l,
+                    Err(e) => {
+                        eprintln!("{}: listen: {e}", user.id);
+                        tokio::time::sleep(waits.next().unwrap_or(retry::MAX_DELAY)).await;
+                    }
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            };
+            loop {
+                match listener.next().await {
+                    Heard::Entry(n) => {
+                        if tx.send(n).await.is_err() {
+                            return;
+                        }
+                    }
+                    Heard::Dropped(why) => eprintln!("{}: push: {why}; reconnecting", user.id),
+                    Heard::Reconnected { missed } => {
+                        eprintln!("{}: push: back, {missed} missed", user.id)
+                    }
+                }
             }
         }
     };
-    // Playback: the inbox, now and then.
+    // Playback: the inbox, now and then, after purging what was read.
     let poll = {
         let user = user.clone();
+        let cursor = cursor.clone();
         async move {
             loop {
                 tokio::time::sleep(POLL).await;
+                let upto = cursor.lock().expect("cursor").purgeable();
+                if let Some(upto) = upto {
+                    let id = upto.to_string();
+                    match user
+                        .client
+                        .with_retry(|| user.client.purge(Some(&id)))
+                        .await
+                    {
+                        Ok(_) => cursor.lock().expect("cursor").purged(upto),
+                        Err(e) => eprintln!("{}: purge: {e}", user.id),
+                    }
+                }
                 match user.client.notifications().await {
                     Ok(all) => {
                         for n in all {
@@ -480,12 +511,23 @@ async fn receive(
     let handle = async {
         let mut opens = tokio::task::JoinSet::new();
         while let Some(n) = rx.recv().await {
+            let id = n.id_number();
             let fresh = seen
                 .lock()
                 .expect("seen")
                 .insert((n.key.clone(), user.id.clone()));
+            if let Some(id) = id {
+                cursor.lock().expect("cursor").heard(id, fresh);
+            }
             if fresh {
-                opens.spawn(open(user.clone(), n, out.clone(), pending.clone()));
+                let (user, out, pending, cursor) =
+                    (user.clone(), out.clone(), pending.clone(), cursor.clone());
+                opens.spawn(async move {
+                    open(user, n, out, pending).await;
+                    if let Some(id) = id {
+                        cursor.lock().expect("cursor").read(id);
+                    }
+                });
             }
             while opens.try_join_next().is_some() {}
         }
@@ -496,6 +538,7 @@ async fn receive(
 async fn open(user: Arc<User>, n: Notification, out: Out, pending: Arc<Mutex<Pending>>) {
     let slot = (n.key.clone(), user.id.clone());
     let mut attempts = 0;
+    let mut waits = patience(&n.key);
     loop {
         attempts += 1;
         let error = match user.client.open(n.clone()).await {
@@ -547,7 +590,7 @@ async fn open(user: Arc<User>, n: Notification, out: Out, pending: Arc<Mutex<Pen
             .expect("pending")
             .fetch
             .insert(slot.clone(), error);
-        tokio::time::sleep(backoff(attempts)).await;
+        tokio::time::sleep(waits.next().unwrap_or(retry::MAX_DELAY)).await;
     }
 }
 
@@ -566,12 +609,12 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_to_its_cap() {
-        assert_eq!(backoff(0), Duration::from_millis(500));
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(4));
-        assert_eq!(backoff(4), MAX_BACKOFF);
-        assert_eq!(backoff(40), MAX_BACKOFF);
+    fn patience_follows_the_client_policy_and_never_ends() {
+        let waits: Vec<Duration> = patience("m1").take(40).collect();
+        assert_eq!(waits.len(), 40);
+        assert!(waits[0] >= retry::MIN_DELAY && waits[0] <= 2 * retry::MIN_DELAY);
+        assert!(waits.iter().all(|w| *w <= 2 * retry::MAX_DELAY));
+        assert_eq!(patience("m1").take(40).collect::<Vec<_>>(), waits);
     }
 
     #[test]
