@@ -22,7 +22,18 @@ pub struct Row {
 /// The metrics compared, from two reports.
 pub fn rows(a: &Report, b: &Report) -> Vec<Row> {
     let pick = |r: &Report| -> Vec<(&'static str, f64)> {
+        // Pods' messages (zeros in a run without pods).
+        let m = r.messages.clone().unwrap_or_default();
         vec![
+            ("messages.sent", m.sent as f64),
+            ("messages.acknowledged", m.acknowledged as f64),
+            ("messages.verified", m.verified as f64),
+            (
+                "messages.delivered_of_acknowledged",
+                m.delivered_of_acknowledged,
+            ),
+            ("messages.lost", m.lost.values().sum::<u64>() as f64),
+            ("messages.latency_ms.median", m.latency_ms.median),
             ("lookups.count", r.lookups.count as f64),
             ("lookups.success_rate", r.lookups.success_rate),
             ("lookups.hops.median", r.lookups.hops.median),
@@ -100,7 +111,8 @@ mod tests {
         a.lookups.count = 10;
         b.lookups.count = 25;
         let r = rows(&a, &b);
-        assert_eq!(r[0].ratio, Some(2.5));
+        let count = r.iter().find(|r| r.metric == "lookups.count").unwrap();
+        assert_eq!(count.ratio, Some(2.5));
         assert!(r.iter().any(|r| r.ratio.is_none()));
         assert!(table("A", "B", &r).contains("2.500"));
     }

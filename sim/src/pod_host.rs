@@ -75,6 +75,8 @@ pub struct PodSpec {
     pub config: Config,
     /// Seeds the pod's RNGs (tokens, the embedded seed).
     pub rng_seed: u64,
+    /// Whether the pod keeps its users' messages alive ([`PodConfig::keepalive`], P-X2).
+    pub keepalive: bool,
 }
 
 impl PodSpec {
@@ -144,6 +146,7 @@ pub async fn start(
     let config = PodConfig {
         public_host: spec.ip.to_string(),
         insecure_federation: true,
+        keepalive: spec.keepalive,
         ..PodConfig::default()
     };
     let state = AppState::with_fetcher(

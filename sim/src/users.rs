@@ -5,14 +5,21 @@
 //! a seed of its own (stores and fetches through the DHT directly), a *passive* one goes through
 //! its pod's REST API. Every user registers its key (step 3) and takes an alias `u<n>` (step 4).
 //!
-//! Messages (Poisson, `messages_per_user_per_min` per user) go to a random user of *another*
-//! pod: the sender fetches the recipient's key from its pod (6), seals (7, sign + encrypt),
-//! stores (8) and notifies the recipient's pod (9, signed `href` identity, which that pod checks
-//! by fetching the sender's key from the sender's pod). The recipient learns of it by WebSocket
-//! push or by inbox playback (10), fetches it (11), decrypts and verifies it (12). Each stage is
-//! counted: sent → stored → notified → fetched → verified, and a message that stops is lost
-//! with the stage as its reason. A failed send step is retried twice, 5 s apart, as a real
-//! client would.
+//! Messages (Poisson, `messages_per_user_per_min` per user, for the first `send_for_s`) go to
+//! a random user of *another* pod: the sender fetches the recipient's key from its pod (6),
+//! seals (7, sign + encrypt), stores (8) and notifies the recipient's pod (9, signed `href`
+//! identity, which that pod checks by fetching the sender's key from the sender's pod). The
+//! recipient learns of it by WebSocket push (the client library's `Listener`, which reconnects
+//! and plays back what it missed) or by inbox playback (10), fetches it (11), decrypts and
+//! verifies it (12), and purges its inbox up to the entries it has read (PROFILE P-X1). Each
+//! stage is counted: sent → stored → acknowledged → notified → fetched → verified, and a
+//! message that stops is lost with the stage as its reason. Every step runs under the client
+//! library's one retry policy, as a real client would.
+//!
+//! For long horizons: recipients can be away (`recipients_offline_s`: nobody listens or plays
+//! back until then), senders can leave for good once they have sent (`senders_leave`: their own
+//! seeds stop, so nobody republishes what they published), and the pods' keep-alive (PROFILE
+//! P-X2) can be switched off (`pod_keepalive = false`) to measure what it prevents.
 //!
 //! OpenPGP's random outputs (keys, seals) are recorded and replayed by [`CryptoCache`], so one
 //! scenario and seed give one event log.
@@ -25,7 +32,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use muttr_node::client::{Client, ClientConfig, ClientError, Notification, UserId};
+use muttr_node::client::{
+    Client, ClientConfig, ClientError, Heard, InboxCursor, Notification, UserId,
+};
+use muttr_node::crypto::Identity;
 use muttr_node::driver::{Seed, SeedOptions, spawn_seed};
 use muttr_node::net::Clock;
 use muttr_node::store::{MemStore, Quotas};
@@ -71,6 +81,23 @@ pub struct Messaging {
     /// Pods stopped and started again (same data directory) during the workload.
     #[serde(default)]
     pub pod_restarts: Vec<PodRestart>,
+    /// Messages are started only in the first `send_for_s` seconds of the workload (the rest
+    /// of it is for delivery); unset: all through it.
+    #[serde(default)]
+    pub send_for_s: Option<f64>,
+    /// The recipients are away this long: no user listens or plays its inbox back until
+    /// `recipients_offline_s` seconds into the workload. 0: online from the start.
+    #[serde(default)]
+    pub recipients_offline_s: f64,
+    /// When sending ends (and every send has settled), the users' own seeds (active mode) stop
+    /// for good, and with them the republishing of what they published (P-K2); the users go on
+    /// as passive users of their pods.
+    #[serde(default)]
+    pub senders_leave: bool,
+    /// Whether the pods keep their users' messages alive ([`muttr_pod::PodConfig::keepalive`],
+    /// PROFILE P-X2). On by default; off only to measure the loss it prevents.
+    #[serde(default = "default_true")]
+    pub pod_keepalive: bool,
 }
 
 /// A pod that stops at `at_s` (seconds into the workload) and starts again `down_s` later.
@@ -104,6 +131,9 @@ fn default_poll_s() -> f64 {
 fn default_down_s() -> f64 {
     10.0
 }
+fn default_true() -> bool {
+    true
+}
 
 impl Default for Messaging {
     fn default() -> Self {
@@ -115,6 +145,10 @@ impl Default for Messaging {
             push_share: default_half(),
             poll_s: default_poll_s(),
             pod_restarts: Vec::new(),
+            send_for_s: None,
+            recipients_offline_s: 0.0,
+            senders_leave: false,
+            pod_keepalive: true,
         }
     }
 }
@@ -134,6 +168,11 @@ impl Messaging {
         }
         if self.max_text_bytes > 30_000 {
             return Err("messaging.max_text_bytes must be at most 30,000 (one datagram)".into());
+        }
+        if !self.send_for_s.is_none_or(ok) || !ok(self.recipients_offline_s) {
+            return Err(
+                "messaging.send_for_s and recipients_offline_s must be finite and >= 0".into(),
+            );
         }
         if !(self.poll_s.is_finite() && self.poll_s >= 0.1) {
             return Err("messaging.poll_s must be at least 0.1".into());
@@ -169,6 +208,10 @@ pub struct MessageReport {
     pub sent: u64,
     /// Stored in the DHT (step 8).
     pub stored: u64,
+    /// Acknowledged: stored, and the recipient's pod accepted the notification (step 9). From
+    /// here on the protocol owes the message its delivery.
+    #[serde(default)]
+    pub acknowledged: u64,
     /// The recipient learnt of it (step 10).
     pub notified: u64,
     /// Of them, by WebSocket push.
@@ -181,6 +224,15 @@ pub struct MessageReport {
     pub verified: u64,
     /// verified / sent.
     pub success_rate: f64,
+    /// verified / acknowledged: the share of the messages the protocol owed that arrived.
+    #[serde(default)]
+    pub delivered_of_acknowledged: f64,
+    /// Inbox purges (`DELETE /inboxes?upto=ID`, PROFILE P-X1) the users made after reading.
+    #[serde(default)]
+    pub purges: u64,
+    /// Users whose own seed left for good when sending ended (`senders_leave`).
+    #[serde(default)]
+    pub seeds_left: u32,
     /// Messages that stopped, by the stage they stopped at.
     pub lost: BTreeMap<String, u64>,
     /// From the start of the send to the verified plaintext, virtual ms.
@@ -256,6 +308,9 @@ enum PodEvent<'a> {
         m: u64,
         reason: &'a str,
     },
+    SendersLeft {
+        seeds: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -282,9 +337,12 @@ struct User {
     ip: Ipv4Addr,
     active: bool,
     push: bool,
+    identity: Option<Identity>,
     client: Option<Rc<Client<SimDialer>>>,
     seed: Option<Seed<MemStore>>,
     seen: BTreeSet<String>,
+    /// What it has read, by entry id: how far it may purge (P-X1).
+    inbox: InboxCursor,
 }
 
 struct State {
@@ -300,6 +358,8 @@ struct State {
     r: MessageReport,
     latencies: Vec<f64>,
     pending: usize,
+    /// When the workload starts (set by [`PodSim::start`]).
+    workload_start: Option<Instant>,
     tasks: Vec<JoinHandle<()>>,
     _data: tempfile::TempDir,
 }
@@ -325,6 +385,7 @@ impl PodSim {
                     dir: data.path().join(format!("pod{p}")),
                     config: sc.config.clone(),
                     rng_seed: splitmix64(env.seed ^ 0x9_0D00 ^ ((p as u64) << 32)),
+                    keepalive: sc.messaging.pod_keepalive,
                 }
             })
             .collect();
@@ -338,9 +399,11 @@ impl PodSim {
                     ip,
                     active: rng.random::<f64>() < sc.messaging.active_share,
                     push: rng.random::<f64>() < sc.messaging.push_share,
+                    identity: None,
                     client: None,
                     seed: None,
                     seen: BTreeSet::new(),
+                    inbox: InboxCursor::default(),
                 }
             })
             .collect();
@@ -360,6 +423,7 @@ impl PodSim {
             },
             latencies: Vec::new(),
             pending: 0,
+            workload_start: None,
             tasks: Vec::new(),
             _data: data,
             env,
@@ -421,11 +485,67 @@ impl PodSim {
                 sim.0.borrow_mut().r.pod_restarts += 1;
             });
         }
+        let (send_for, leave) = {
+            let mut s = self.0.borrow_mut();
+            s.workload_start = Some(workload_start);
+            (
+                s.env.sc.messaging.send_for_s,
+                s.env.sc.messaging.senders_leave,
+            )
+        };
+        let send_end = send_for.map_or(workload_end, |s| {
+            workload_end.min(workload_start + Duration::from_secs_f64(s))
+        });
         let sim = self.clone();
         self.spawn(async move {
             tokio::time::sleep_until(workload_start).await;
-            sim.workload(workload_end).await;
+            sim.workload(send_end).await;
+            if leave {
+                sim.senders_leave().await;
+            }
         });
+    }
+
+    /// Once every send has settled, each user's own seed stops for good (its publications
+    /// are no longer republished) and the user goes on passive, through its pod.
+    async fn senders_leave(&self) {
+        while self
+            .0
+            .borrow()
+            .msgs
+            .iter()
+            .any(|m| m.stage < Stage::Sent && m.stage != Stage::Done)
+        {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let leaving: Vec<(u32, Seed<MemStore>)> = self
+            .0
+            .borrow_mut()
+            .users
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(n, u)| u.seed.take().map(|s| (n as u32, s)))
+            .collect();
+        let seeds = leaving.len() as u32;
+        for (n, seed) in leaving {
+            let _ = seed.shutdown().await;
+            let mut s = self.0.borrow_mut();
+            let s = &mut *s;
+            let u = &mut s.users[n as usize];
+            let Some(identity) = u.identity.clone() else {
+                continue;
+            };
+            let mut cfg = ClientConfig::new(s.specs[u.pod as usize].url());
+            cfg.insecure = true;
+            cfg.alias = Some(format!("u{n}"));
+            let dialer = SimDialer::new(u.host, s.env.doorbell.clone());
+            if let Ok(c) = Client::with_dialer(identity, cfg, s.env.clock, dialer) {
+                u.client = Some(Rc::new(c));
+                u.active = false;
+            }
+        }
+        self.0.borrow_mut().r.seeds_left = seeds;
+        self.log(PodEvent::SendersLeft { seeds });
     }
 
     async fn start_pod(&self, p: u32) {
@@ -504,6 +624,7 @@ impl PodSim {
         };
         let mut cfg = ClientConfig::new(url);
         cfg.insecure = true;
+        self.0.borrow_mut().users[n as usize].identity = Some(identity.clone());
         let mut client =
             Client::with_dialer(identity, cfg, clock, SimDialer::new(host, bell.clone()))
                 .map_err(|e| e.to_string())?;
@@ -691,7 +812,9 @@ impl PodSim {
         // Step 9.
         match client.with_retry(|| client.notify(&to_id, &key)).await {
             Ok(_) => {
-                self.advance(m, Stage::Sent);
+                if self.advance(m, Stage::Sent) {
+                    self.0.borrow_mut().r.acknowledged += 1;
+                }
                 self.log(PodEvent::MsgSent {
                     m,
                     from,
@@ -704,57 +827,102 @@ impl PodSim {
         }
     }
 
-    /// Step 10 for user `n`, forever: push (with a playback after each (re)connection) or
-    /// periodic playback.
+    /// Step 10 for user `n`, forever, from when the recipients are back
+    /// (`recipients_offline_s`): push through the client library's [`Listener`] (it
+    /// reconnects and plays back what it missed), or periodic playback; either way, every
+    /// `poll_s` the user purges what it has read, up to an id (P-X1).
+    ///
+    /// [`Listener`]: muttr_node::client::Listener
     async fn receive(&self, n: u32) {
-        let (client, push, poll) = {
+        let (push, poll, back) = {
             let s = self.0.borrow();
-            let u = &s.users[n as usize];
+            let m = &s.env.sc.messaging;
             (
-                u.client.clone(),
-                u.push,
-                Duration::from_secs_f64(s.env.sc.messaging.poll_s),
+                s.users[n as usize].push,
+                Duration::from_secs_f64(m.poll_s),
+                s.workload_start
+                    .map(|t| t + Duration::from_secs_f64(m.recipients_offline_s)),
             )
         };
+        if let Some(back) = back {
+            tokio::time::sleep_until(back).await;
+        }
+        // After the wait: a sender that left has a new (passive) client.
+        let client = self.0.borrow().users[n as usize].client.clone();
         let Some(client) = client else { return };
-        loop {
-            if push {
-                if let Ok(mut sub) = client.listen().await {
-                    self.playback(n, &client).await;
-                    while let Ok(note) = sub.next_notification().await {
-                        self.notified(n, &client, note, "push");
-                    }
+        if push {
+            let sim = self.clone();
+            let c = client.clone();
+            self.spawn(async move {
+                loop {
+                    tokio::time::sleep(poll).await;
+                    sim.purge_read(n, &c).await;
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            } else {
+            });
+            let mut listener = loop {
+                match client.listener().await {
+                    Ok(l) => break l,
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            };
+            // What was there before the listener: its entries are not heard through it.
+            self.playback(n, &client).await;
+            loop {
+                if let Heard::Entry(note) = listener.next().await {
+                    self.notified(n, &client, note, "push");
+                }
+            }
+        } else {
+            self.playback(n, &client).await;
+            loop {
                 tokio::time::sleep(poll).await;
+                self.purge_read(n, &client).await;
                 self.playback(n, &client).await;
             }
         }
     }
 
     async fn playback(&self, n: u32, client: &Rc<Client<SimDialer>>) {
-        if let Ok(notes) = client.notifications().await {
+        if let Ok(notes) = client.with_retry(|| client.notifications()).await {
             for note in notes {
                 self.notified(n, client, note, "playback");
             }
         }
     }
 
+    /// Purges user `n`'s inbox up to what it has read (P-X1), if that moved.
+    async fn purge_read(&self, n: u32, client: &Rc<Client<SimDialer>>) {
+        let Some(upto) = self.0.borrow().users[n as usize].inbox.purgeable() else {
+            return;
+        };
+        let id = upto.to_string();
+        if client.with_retry(|| client.purge(Some(&id))).await.is_ok() {
+            let mut s = self.0.borrow_mut();
+            s.r.purges += 1;
+            s.users[n as usize].inbox.purged(upto);
+        }
+    }
+
     fn notified(&self, n: u32, client: &Rc<Client<SimDialer>>, note: Notification, via: &str) {
+        let id = note.id_number();
         let m = {
             let mut s = self.0.borrow_mut();
-            if !s.users[n as usize].seen.insert(note.key.clone()) {
-                return;
+            let u = &mut s.users[n as usize];
+            let fresh = u.seen.insert(note.key.clone());
+            let mine = match s.by_key.get(&note.key) {
+                Some(&m) if fresh && s.msgs[m as usize].to == n => Some(m),
+                _ => None,
+            };
+            let reading = mine.is_some_and(|m| s.msgs[m as usize].stage < Stage::Notified);
+            if let Some(id) = id {
+                s.users[n as usize].inbox.heard(id, reading);
             }
-            match s.by_key.get(&note.key) {
-                Some(&m) if s.msgs[m as usize].to == n => m,
+            match mine {
+                Some(m) if reading => m,
                 _ => return,
             }
         };
-        if !self.advance(m, Stage::Notified) {
-            return;
-        }
+        self.advance(m, Stage::Notified);
         {
             let mut s = self.0.borrow_mut();
             if via == "push" {
@@ -766,7 +934,12 @@ impl PodSim {
         self.log(PodEvent::MsgNotified { m, via });
         let sim = self.clone();
         let client = client.clone();
-        self.spawn(async move { sim.open(m, &client, note).await });
+        self.spawn(async move {
+            sim.open(m, &client, note).await;
+            if let Some(id) = id {
+                sim.0.borrow_mut().users[n as usize].inbox.read(id);
+            }
+        });
     }
 
     /// Steps 11–12.
@@ -880,6 +1053,11 @@ impl PodSim {
             1.0
         } else {
             s.r.verified as f64 / s.r.sent as f64
+        };
+        s.r.delivered_of_acknowledged = if s.r.acknowledged == 0 {
+            1.0
+        } else {
+            s.r.verified as f64 / s.r.acknowledged as f64
         };
         s.r.clone()
     }

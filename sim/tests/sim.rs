@@ -228,3 +228,66 @@ fn invariant_checker_catches_lost_replicas() {
     assert!(r.invariants.violation_count > 0);
     assert!(r.invariants.violations[0].contains("none among the 3 closest"));
 }
+
+/// `offline3d.toml` in small (the full run is a committed report): 60 seeds replaced at
+/// 10 %/h, 3 pods, senders whose own seeds leave for good once they have sent, and recipients
+/// away for 30 simulated hours — past the 24 h a value lives. With the pods' keep-alive
+/// (PROFILE P-X2) every acknowledged message is read and the inboxes are purged up to what
+/// was read (P-X1); without it, the same run loses them to expiry.
+#[test]
+fn messages_outlive_a_30_hour_absence_only_with_the_pods_keep_alive() {
+    let scenario = |keepalive: bool| {
+        Scenario::from_toml(&format!(
+            r#"
+            name = "offline-mini"
+            seed = 5
+            seeds = 60
+            pods = 3
+            users_per_pod = 3
+            bootstrap_s = 20
+            duration_s = 109800
+            [network]
+            latency = {{ kind = "uniform", min_ms = 10, max_ms = 60 }}
+            [churn]
+            replace_per_hour = 0.10
+            [workload]
+            lookups_per_node_per_min = 0.0
+            publishes_per_node_per_min = 0.0
+            [checks]
+            interval_s = 3600
+            [messaging]
+            messages_per_user_per_min = 1.0
+            send_for_s = 120
+            active_share = 1.0
+            push_share = 0.5
+            poll_s = 60
+            recipients_offline_s = 108000
+            senders_leave = true
+            pod_keepalive = {keepalive}
+            "#
+        ))
+        .unwrap()
+    };
+    let kept = run(&scenario(true), &quiet()).unwrap().report;
+    let m = kept.messages.as_ref().expect("messages");
+    assert_eq!(m.seeds_left, 9, "{}", kept.summary());
+    assert!(kept.nodes.left >= 100, "{:?}", kept.nodes);
+    assert!(m.acknowledged >= 10, "{}", kept.summary());
+    assert_eq!(m.verified, m.acknowledged, "{}", kept.summary());
+    assert_eq!(m.delivered_of_acknowledged, 1.0);
+    assert!(m.purges > 0, "{}", kept.summary());
+
+    let lost = run(&scenario(false), &quiet()).unwrap().report;
+    let l = lost.messages.as_ref().expect("messages");
+    assert_eq!(
+        l.acknowledged, m.acknowledged,
+        "same sends on the same seed"
+    );
+    assert_eq!(l.verified, 0, "{}", lost.summary());
+    assert_eq!(
+        l.lost.get("not_found").copied(),
+        Some(l.acknowledged),
+        "{}",
+        lost.summary()
+    );
+}
