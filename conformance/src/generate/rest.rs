@@ -1,4 +1,4 @@
-//! `rest.json`: REST and WebSocket request/response cases for PROFILE §5–§6 (see
+//! `rest.json`: REST and WebSocket request/response cases for PROFILE §5–§6 and §7 P-X1 (see
 //! `vectors/README.md` for the format and the template language).
 //!
 //! Expectations are written from the PROFILE and the whitepaper's answer shapes. Where the
@@ -102,16 +102,18 @@ fn alias(k: &str, name: &str) -> Value {
 
 /// Setup: `k` gets a token for (`resource`, `method`), captured as `var`.
 fn token(k: &str, resource: &str, method: &str, var: &str) -> Value {
-    let mut s = setup(
-        post_signed(
-            "/tokens",
-            k,
-            &auth(k, &format!("resource={resource}&method={method}")),
+    captured(
+        setup(
+            post_signed(
+                "/tokens",
+                k,
+                &auth(k, &format!("resource={resource}&method={method}")),
+            ),
+            status(&[200]),
         ),
-        status(&[200]),
-    );
-    s["capture"] = json!({var: "/token/value"});
-    s
+        var,
+        "/token/value",
+    )
 }
 
 /// The per-case message key: the case's tag, then zeros (40 lowercase hex).
@@ -143,6 +145,19 @@ fn entry(key: &str) -> Value {
         "recipient": {"userID": "a{{tag}}@{{host}}", "pubkeyhash": "{{pubkeyhash:alice}}"},
         "key": key, "timestamp": "<int-ms>",
     })
+}
+
+/// [`entry`] with its P-X1 `id`.
+fn entry_with_id(key: &str, id: &str) -> Value {
+    let mut e = entry(key);
+    e["id"] = json!(id);
+    e
+}
+
+/// `s`, keeping the string at JSON pointer `pointer` of its answer as `{{var:var}}`.
+fn captured(mut s: Value, var: &str, pointer: &str) -> Value {
+    s["capture"] = json!({var: pointer});
+    s
 }
 
 fn playback(var: &str) -> Value {
@@ -1086,6 +1101,119 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
         "DELETE /inboxes answers {\"messages\": []} and the entry is gone from the next playback",
         steps,
     ));
+    // PROFILE §7 P-X1: entry ids and purge up to what was seen (reported as §7, so a pod that
+    // follows only the whitepaper still passes §1–§6).
+    let key2 = "{{tag}}11111111111111111111111111111111";
+    let mut steps = pair();
+    steps.extend([
+        captured(
+            setup(notify(from_bob, KEY), status(&[200])),
+            "i1",
+            "/message/id",
+        ),
+        token("alice", "/inboxes", "GET", "t"),
+        setup(playback("t"), holds(KEY)),
+        // Arrives after the playback: the client has not seen it.
+        captured(
+            setup(notify(from_bob, key2), status(&[200])),
+            "i2",
+            "/message/id",
+        ),
+        token("alice", "/inboxes", "DELETE", "d"),
+        step(
+            req(
+                "DELETE",
+                "/inboxes?token={{var:d}}&upto={{var:i1}}",
+                None,
+                Value::Null,
+            ),
+            ok_json(json!({"messages": {"$contains": {"contact": "<string>",
+                "messages": [entry_with_id(key2, "{{var:i2}}")]}}})),
+        ),
+        token("alice", "/inboxes", "GET", "u"),
+        step(playback("u"), lacks(KEY)),
+        token("alice", "/inboxes", "GET", "v"),
+        step(playback("v"), holds(key2)),
+    ]);
+    add(case(
+        "inboxes.x1-purge-upto-keeps-later",
+        "P-X1",
+        "MUST",
+        "entries carry ids (notify answer and playback); DELETE /inboxes?upto=<first id> deletes the entry seen in the playback and answers the one notified after it, which survives",
+        steps,
+    ));
+    let mut steps = pair();
+    steps.extend([
+        captured(
+            setup(notify(from_bob, KEY), status(&[200])),
+            "i1",
+            "/message/id",
+        ),
+        token("alice", "/inboxes", "GET", "t"),
+        step(
+            playback("t"),
+            ok_json(json!({"messages": {"$contains": {"contact": "<string>",
+                "messages": {"$contains": entry_with_id(KEY, "{{var:i1}}")}}}})),
+        ),
+    ]);
+    add(case(
+        "inboxes.x1-playback-id",
+        "P-X1",
+        "MUST",
+        "the playback gives each entry the id its notify answer gave",
+        steps,
+    ));
+    let mut steps = pair();
+    steps.extend([
+        setup(notify(from_bob, KEY), status(&[200])),
+        token("alice", "/inboxes", "DELETE", "d"),
+        step(
+            req(
+                "DELETE",
+                "/inboxes?token={{var:d}}&upto=12ab",
+                None,
+                Value::Null,
+            ),
+            err(&[400]),
+        ),
+        token("alice", "/inboxes", "GET", "t"),
+        step(playback("t"), holds(KEY)),
+    ]);
+    add(case(
+        "inboxes.x1-upto-not-digits-400",
+        "P-X1",
+        "MUST",
+        "an `upto` that is not decimal digits is 400 with a JSON error, and nothing is deleted",
+        steps,
+    ));
+    let mut steps = pair();
+    steps.extend([
+        setup(notify(from_bob, KEY), status(&[200])),
+        token("alice", "/inboxes", "DELETE", "d"),
+        step(
+            req(
+                "DELETE",
+                "/inboxes?token={{var:d}}&upto=99999999999999999999",
+                None,
+                Value::Null,
+            ),
+            ok_json(json!({"messages": []})),
+        ),
+        setup(notify(from_bob, key2), status(&[200])),
+        token("alice", "/inboxes", "GET", "t"),
+        step(
+            playback("t"),
+            ok_json(json!({"messages": {"$contains": {"contact": "<string>",
+                "messages": [entry(key2)]}}})),
+        ),
+    ]);
+    add(case(
+        "inboxes.x1-upto-beyond-newest",
+        "P-X1",
+        "MUST",
+        "an `upto` beyond the newest id deletes what exists and nothing else: an entry notified afterwards is kept",
+        steps,
+    ));
     let mut steps = pair();
     steps.extend([
         setup(notify(from_bob, KEY), status(&[200])),
@@ -1554,7 +1682,7 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
 
     Ok(super::file(
         "rest",
-        "REST and WebSocket request/response cases for PROFILE §5–§6: steps against one fresh pod, with templates the runner fills and signs at run time",
+        "REST and WebSocket request/response cases for PROFILE §5–§6 and §7 P-X1: steps against one fresh pod, with templates the runner fills and signs at run time",
         json!({"keys": {
             "alice": {"public": "pgp/keys/alice.pub.asc", "secret": "pgp/keys/alice.sec.asc"},
             "bob": {"public": "pgp/keys/bob.pub.asc", "secret": "pgp/keys/bob.sec.asc"},
