@@ -4,10 +4,9 @@
 //! — fail exactly that rule, in the live suite and in the REST vectors of `vectors/rest.json`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -156,17 +155,15 @@ async fn without_federation_host_the_federation_cases_are_not_applicable() {
 
 // ------------------------------------------------------------------ the muttr-pod binary
 
+#[path = "../../node/tests/common/process.rs"]
+mod process;
+use process::Process;
+
+/// A `muttr-pod` process and its data directory.
 struct PodProcess {
-    child: Child,
+    _process: Process,
     url: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for PodProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The `muttr-pod` binary of this workspace (`MUTTR_POD_BIN` overrides); built here when only
@@ -191,37 +188,26 @@ fn start_pod_process() -> PodProcess {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pod.toml");
     std::fs::write(&config, "exempt_loopback = true\n").unwrap();
-    let mut child = Command::new(pod_binary())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--seed-listen",
-            "127.0.0.1:0",
-            "--insecure-federation",
-            "--log",
-            "warn",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no ready line: {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
+    let data = dir.path().join("data");
+    let process = Process::start(
+        &pod_binary(),
+        [
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--seed-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--insecure-federation".as_ref(),
+            "--log".as_ref(),
+            "warn".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    );
     PodProcess {
-        child,
-        url,
+        url: process.url(),
+        _process: process,
         _dir: dir,
     }
 }
@@ -581,7 +567,7 @@ async fn ignore_upto(mut req: Request, next: Next) -> Response {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pod_that_purges_everything_fails_exactly_the_p_x1_purge_cases() {
+async fn a_pod_that_purges_everything_fails_exactly_the_p_x1_purge_cases_of_both_suites() {
     let (rules, failing) = broken(|r, _| r.layer(middleware::from_fn(ignore_upto))).await;
     assert_eq!(rules, BTreeSet::from(["P-X1".to_string()]), "{failing:#?}");
     assert_eq!(
@@ -593,4 +579,27 @@ async fn a_pod_that_purges_everything_fails_exactly_the_p_x1_purge_cases() {
         ]),
         "{failing:#?}"
     );
+    // The REST vectors against the same pod: their P-X1 purge cases fail, and nothing else.
+    let pod = live_pod(Some(|r, _| r.layer(middleware::from_fn(ignore_upto)))).await;
+    let files = vectors::load(&vectors::default_dir()).unwrap();
+    let doc = vectors::rest_doc(&files).unwrap().clone();
+    let mut opts = rest::Options::new(pod.url.clone());
+    opts.rng_seed = 7;
+    let cases = rest::run(&doc, &opts).await.unwrap();
+    let failing: Vec<&CaseResult> = cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .collect();
+    assert_eq!(
+        failing
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            "rest.inboxes.x1-purge-upto-keeps-later",
+            "rest.inboxes.x1-upto-not-digits-400",
+        ]),
+        "{failing:#?}"
+    );
+    assert!(failing.iter().all(|c| c.rule == "P-X1"));
 }

@@ -3,10 +3,9 @@
 //! seed, breaking one rule at a time, fails exactly that rule.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use muttr_conformance::report::{CaseResult, Verdict};
@@ -51,17 +50,9 @@ fn assert_table_checked(cases: &[CaseResult]) {
 
 // ------------------------------------------------------------------ our seed, real process
 
-struct SeedProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for SeedProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../../node/tests/common/process.rs"]
+mod process;
+use process::Process;
 
 /// The `muttr-seed` binary of this workspace (`MUTTR_SEED_BIN` overrides). Cargo builds it
 /// for `cargo test --workspace`; when only this package is tested it is built here.
@@ -81,30 +72,18 @@ fn seed_binary() -> PathBuf {
     path
 }
 
-fn spawn_process() -> SeedProcess {
-    let mut child = Command::new(seed_binary())
-        .args([
+fn spawn_process() -> Process {
+    Process::start(
+        &seed_binary(),
+        [
             "--listen",
             "127.0.0.1:0",
             "--log",
-            "warn",
+            "error",
             "--rng-seed",
             "7",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("muttr-seed starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .nth(3)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    SeedProcess { child, addr }
+        ],
+    )
 }
 
 #[test]
@@ -114,7 +93,9 @@ fn real_muttr_seed_process_passes_every_case() {
         .enable_all()
         .build()
         .unwrap();
-    let cases = rt.block_on(seed::run(&options(seed.addr, 1))).unwrap();
+    let cases = rt
+        .block_on(seed::run(&options(seed.seed_addr(), 1)))
+        .unwrap();
     let bad = not_passing(&cases);
     assert!(bad.is_empty(), "{bad:#?}");
     assert_table_checked(&cases);
@@ -137,7 +118,7 @@ fn cli_against_real_seed_writes_reports_and_honours_expect_file() {
     .unwrap();
     let out = Command::new(bin)
         .arg("seed")
-        .arg(seed.addr.to_string())
+        .arg(seed.seed_addr().to_string())
         .args(["--silence-ms", "400", "--json"])
         .arg(tmp.path().join("r.json"))
         .arg("--junit")

@@ -2,47 +2,22 @@
 //! cleanly on SIGTERM, and a SIGKILL in the middle of a burst of STOREs loses no value it
 //! acknowledged.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use muttr_node::value;
 use rand::SeedableRng;
 use serde_json::{Value, json};
 
-struct SeedProcess {
-    child: Child,
-    addr: SocketAddr,
-}
+#[path = "common/process.rs"]
+mod process;
+use process::Process;
 
-impl Drop for SeedProcess {
-    /// A failing test must never leave a seed running (or hang waiting for one).
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(data_dir: &std::path::Path) -> SeedProcess {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-seed"))
-        .args(["--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("muttr-seed starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "muttr-seed listening on ADDR node ID"
-    let addr = line
-        .split_whitespace()
-        .nth(3)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    SeedProcess { child, addr }
+fn spawn(data_dir: &std::path::Path) -> Process {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--log", "error", "--data-dir"];
+    args.push(data_dir.to_str().expect("a UTF-8 temporary path"));
+    Process::start(env!("CARGO_BIN_EXE_muttr-seed").as_ref(), args)
 }
 
 struct Peer {
@@ -96,7 +71,7 @@ fn answers_ping_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut seed = spawn(dir.path());
     let peer = Peer::new();
-    peer.send(seed.addr, "PING", json!({"rpcID": "hello"}));
+    peer.send(seed.seed_addr(), "PING", json!({"rpcID": "hello"}));
     let pong = peer.recv().expect("PONG");
     assert_eq!(pong["type"], "PONG");
     assert_eq!(pong["params"]["referenceID"], "hello");
@@ -132,7 +107,7 @@ fn sigkill_mid_burst_loses_no_acknowledged_store() {
     let store = |i: usize| {
         let key = value::key_of(&values[i]).to_hex();
         peer.send(
-            seed.addr,
+            seed.seed_addr(),
             "STORE",
             json!({"rpcID": format!("s{i}"), "key": key, "value": values[i], "timestamp": ts, "publisher": publisher}),
         );
@@ -175,7 +150,7 @@ fn sigkill_mid_burst_loses_no_acknowledged_store() {
     for i in acked {
         let key = value::key_of(&values[i]).to_hex();
         peer.send(
-            seed.addr,
+            seed.seed_addr(),
             "FIND_VALUE",
             json!({"rpcID": format!("f{i}"), "key": key}),
         );
@@ -196,25 +171,23 @@ fn metrics_listen_counts_what_the_seed_did_in_prometheus_text_p_x3() {
         .local_addr()
         .unwrap()
         .to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-seed"))
-        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
-        .args(["--metrics-listen", &port])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("muttr-seed starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line.split_whitespace().nth(3).unwrap().parse().unwrap();
-    let seed = SeedProcess { child, addr };
+    let seed = Process::start(
+        env!("CARGO_BIN_EXE_muttr-seed").as_ref(),
+        [
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "error",
+            "--metrics-listen",
+            &port,
+        ],
+    );
     let peer = Peer::new();
     for i in 0..3 {
-        peer.send(seed.addr, "PING", json!({"rpcID": format!("p{i}")}));
+        peer.send(seed.seed_addr(), "PING", json!({"rpcID": format!("p{i}")}));
         assert_eq!(peer.recv().expect("PONG")["type"], "PONG");
     }
-    peer.sock.send_to(b"not json", seed.addr).unwrap();
+    peer.sock.send_to(b"not json", seed.seed_addr()).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let mut s = std::net::TcpStream::connect(&port).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

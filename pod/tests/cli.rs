@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::process::Process;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -258,22 +260,23 @@ async fn muttr_inbox_keeps_a_message_that_arrives_between_playback_and_purge_p_x
 }
 
 /// The `muttr-pod` binary on `listen` with data in `data`; returns once it is ready.
-fn pod_process(data: &Path, listen: &str) -> std::process::Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
-        .args(["--listen", listen, "--seed-listen", "127.0.0.1:0"])
-        .args(["--log", "warn", "--insecure-federation"])
-        .arg("--data-dir")
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening"), "{line:?}");
-    child
+fn pod_process(data: &Path, listen: &str) -> Process {
+    let data = data.to_str().expect("a UTF-8 temporary path");
+    let args = [
+        "--listen",
+        listen,
+        "--seed-listen",
+        "127.0.0.1:0",
+        "--log",
+        "warn",
+    ];
+    let pod = Process::start(
+        env!("CARGO_BIN_EXE_muttr-pod").as_ref(),
+        args.iter()
+            .chain(&["--insecure-federation", "--data-dir", data]),
+    );
+    assert!(pod.ready.contains("listening"), "{:?}", pod.ready);
+    pod
 }
 
 #[test]
@@ -340,14 +343,12 @@ fn muttr_listen_keeps_printing_messages_across_a_pod_restart() {
     wait_for("before the restart");
 
     // The pod goes down hard and comes back on its data directory.
-    pod.kill().unwrap();
-    pod.wait().unwrap();
+    pod.kill();
     wait_for("connection lost");
     let mut pod = pod_process(data.path(), &port);
     ok(muttr(alice.path(), &["send", &bob_id, "after the restart"]));
     wait_for("after the restart");
     listener.kill().unwrap();
     listener.wait().unwrap();
-    pod.kill().unwrap();
-    pod.wait().unwrap();
+    pod.kill();
 }

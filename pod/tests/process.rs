@@ -3,75 +3,53 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use common::process::Process;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use tokio::sync::Mutex;
 
-struct Pod {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts the binary on a free port with `dir` as data directory and waits for its ready line.
-fn start(dir: &std::path::Path, listen: &str) -> Pod {
+fn start(dir: &std::path::Path, listen: &str) -> Process {
     let config = dir.join("pod.toml");
     std::fs::write(
         &config,
         "exempt_loopback = true\nidentity_rate_per_sec = 10000.0\nidentity_burst = 10000.0\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
-        .args([
-            "--listen",
-            listen,
-            "--seed-listen",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no ready line: {line:?}"))
-        .to_string();
-    Pod { child, url }
+    let data = dir.join("data");
+    Process::start(
+        env!("CARGO_BIN_EXE_muttr-pod").as_ref(),
+        [
+            "--listen".as_ref(),
+            listen.as_ref(),
+            "--seed-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--log".as_ref(),
+            "warn".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_burst_loses_no_acknowledged_entry() {
     let dir = tempfile::tempdir().unwrap();
     let mut pod = start(dir.path(), "127.0.0.1:0");
-    let host = pod.url.trim_start_matches("http://").to_string();
+    let host = pod.url().trim_start_matches("http://").to_string();
     let (alice, bob) = (Arc::new(user("alice")), user("bob"));
     for (u, alias) in [(&*alice, "alice"), (&bob, "bob")] {
-        let a = http("POST", &format!("{}/", pod.url), &u.armored).await;
+        let a = http("POST", &format!("{}/", pod.url()), &u.armored).await;
         assert_eq!(a.status, 200, "{}", a.body);
         let a = http(
             "POST",
-            &format!("{}/aliases", pod.url),
+            &format!("{}/aliases", pod.url()),
             &signed(u, &[("alias", alias)]),
         )
         .await;
@@ -82,8 +60,12 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_entry() {
     let from = format!("alice@{host}");
     let mut clients = Vec::new();
     for c in 0..16u32 {
-        let (acked, alice, url, from) =
-            (acked.clone(), alice.clone(), pod.url.clone(), from.clone());
+        let (acked, alice, url, from) = (
+            acked.clone(),
+            alice.clone(),
+            pod.url().clone(),
+            from.clone(),
+        );
         clients.push(tokio::spawn(async move {
             for i in 0..1000u32 {
                 let key = format!("{:040x}", (c as u128) << 64 | i as u128);
@@ -111,8 +93,7 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_entry() {
             break;
         }
     }
-    pod.child.kill().unwrap(); // SIGKILL
-    pod.child.wait().unwrap();
+    pod.kill(); // SIGKILL
     for c in clients {
         c.await.unwrap();
     }
@@ -123,13 +104,13 @@ async fn sigkill_during_a_burst_loses_no_acknowledged_entry() {
     let pod = start(dir.path(), &host);
     let a = http(
         "POST",
-        &format!("{}/tokens", pod.url),
+        &format!("{}/tokens", pod.url()),
         &signed(&bob, &[("resource", "/inboxes"), ("method", "GET")]),
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.body);
     let token = a.json()["token"]["value"].as_str().unwrap().to_string();
-    let p = http("GET", &format!("{}/inboxes?token={token}", pod.url), "").await;
+    let p = http("GET", &format!("{}/inboxes?token={token}", pod.url()), "").await;
     assert_eq!(p.status, 200);
     let v = p.json();
     let held: std::collections::HashSet<String> = v["messages"][0]["messages"]
@@ -191,28 +172,23 @@ fn free_port() -> String {
 async fn metrics_listen_serves_prometheus_text_a_real_parser_reads_p_x3() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
-        .args(["--listen", "127.0.0.1:0", "--seed-listen", "127.0.0.1:0"])
-        .args(["--log", "warn", "--metrics-listen", &metrics])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pod = Pod {
-        child,
-        url: line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no ready line: {line:?}"))
-            .to_string(),
-    };
-    let http = reqwest_like_get(&format!("{}/healthz", pod.url)).await;
+    let data = dir.path().join("data");
+    let pod = Process::start(
+        env!("CARGO_BIN_EXE_muttr-pod").as_ref(),
+        [
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--seed-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--log".as_ref(),
+            "warn".as_ref(),
+            "--metrics-listen".as_ref(),
+            std::ffi::OsStr::new(&metrics),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+        ],
+    );
+    let http = reqwest_like_get(&format!("{}/healthz", pod.url())).await;
     assert!(http.starts_with("HTTP/1.1 200"), "{http}");
     let (head, body) = scrape(&metrics).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

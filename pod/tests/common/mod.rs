@@ -1,6 +1,10 @@
 //! Shared helpers of the pod's integration tests: the committed test keys, signed auth texts,
-//! an in-process pod with a real seed on loopback, and a one-shot request helper.
+//! an in-process pod with a real seed on loopback, a one-shot request helper, and (from
+//! `node/tests/common`) real `muttr-pod` processes.
 #![allow(dead_code)]
+
+#[path = "../../../node/tests/common/process.rs"]
+pub mod process;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
