@@ -31,7 +31,9 @@ pub struct Config {
     #[serde(with = "secs")]
     pub refresh_interval: Duration,
     /// Every value held is re-sent to the current k closest nodes this often (P-K2: 1 h), so
-    /// values survive nodes leaving and reach nodes that joined near the key.
+    /// values survive nodes leaving and reach nodes that joined near the key. A value another
+    /// node stored here within the last interval is not re-sent (the Kademlia paper's
+    /// optimisation: that node sent it to the other closest nodes too).
     #[serde(with = "secs")]
     pub replicate_interval: Duration,
     /// The original publisher re-publishes its values, with a fresh timestamp, this often

@@ -276,6 +276,9 @@ pub struct Node<S: ValueStore> {
     published: BTreeMap<Key, Published>,
     next_housekeeping: u64,
     next_replicate: u64,
+    /// Keys another node STOREd here within the last replicate interval, and when: those are
+    /// skipped by the next replication (see [`Node::housekeeping`]'s replicate step).
+    stored_recently: BTreeMap<Key, u64>,
     rate: BTreeMap<IpAddr, u32>,
     /// The second (of `now`) that `rate` counts.
     rate_second: u64,
@@ -329,6 +332,7 @@ impl<S: ValueStore> Node<S> {
             published,
             next_housekeeping: now_ms + HOUSEKEEPING_INTERVAL_MS,
             next_replicate: now_ms + replicate,
+            stored_recently: BTreeMap::new(),
             rate: BTreeMap::new(),
             rate_second: now_ms / 1000,
             verified: BTreeMap::new(),
@@ -533,9 +537,13 @@ impl<S: ValueStore> Node<S> {
                 value,
                 timestamp,
                 publisher,
-            } => Body::StoreReply {
-                success: self.accept_store(key, value, timestamp, publisher),
-            },
+            } => {
+                let success = self.accept_store(key, value, timestamp, publisher);
+                if success {
+                    self.stored_recently.insert(key, self.now);
+                }
+                Body::StoreReply { success }
+            }
             Body::FindNode { key } => Body::FindNodeReply {
                 contacts: self.reply_contacts(&key, &requester),
             },
@@ -966,11 +974,20 @@ impl<S: ValueStore> Node<S> {
             }
             self.start_lookup(None, key, LookupKind::Node, After::Store(sv), Vec::new());
         }
-        // Replicate what we hold to the current k closest (P-K2).
+        // Replicate what we hold to the current k closest (P-K2). As in the Kademlia paper
+        // (§2.5), a value another node STOREd here within the last interval is skipped: that
+        // node stored it at the other k − 1 closest as well, so sending it again is redundant.
+        // This turns the k holders' hourly lookup and k STOREs per value into about one
+        // holder's, and it changes no value's fate: the holder whose timer fires first in each
+        // interval still carries the value to nodes that joined near its key.
         if self.now >= self.next_replicate {
-            self.next_replicate = self.now + self.config.replicate_interval.as_millis() as u64;
+            let interval = self.config.replicate_interval.as_millis() as u64;
+            self.next_replicate = self.now + interval;
+            let now = self.now;
+            self.stored_recently
+                .retain(|_, at| now.saturating_sub(*at) < interval);
             for key in self.store.keys() {
-                if self.published.contains_key(&key) {
+                if self.published.contains_key(&key) || self.stored_recently.contains_key(&key) {
                     continue;
                 }
                 if let Some(sv) = self.store.get(&key) {
