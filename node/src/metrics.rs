@@ -38,9 +38,11 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
-fn gauge(registry: &mut Registry, name: &str, help: &str, value: usize) {
+/// Registers a gauge reading `value` (a count; saturates at `i64::MAX`), for this module and
+/// the pod's exposition.
+pub fn gauge(registry: &mut Registry, name: &str, help: &str, value: impl TryInto<i64>) {
     let g = Gauge::<i64>::default();
-    g.set(i64::try_from(value).unwrap_or(i64::MAX));
+    g.set(value.try_into().unwrap_or(i64::MAX));
     registry.register(name, help, g);
 }
 

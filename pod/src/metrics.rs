@@ -12,9 +12,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use muttr_node::metrics::gauge;
 
 use crate::AppState;
 
@@ -79,12 +80,6 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     resp
 }
 
-fn gauge(r: &mut Registry, name: &str, help: &str, value: u64) {
-    let g = Gauge::<i64>::default();
-    g.set(i64::try_from(value).unwrap_or(i64::MAX));
-    r.register(name, help, g);
-}
-
 /// The exposition text of a pod and its seed.
 pub async fn render(state: &AppState) -> Result<String, String> {
     let mut registry = Registry::with_prefix("muttr");
@@ -113,7 +108,7 @@ pub async fn render(state: &AppState) -> Result<String, String> {
         );
         let ws = state
             .ws_connections
-            .load(std::sync::atomic::Ordering::Relaxed) as u64;
+            .load(std::sync::atomic::Ordering::Relaxed);
         gauge(r, "websocket_connections", "WebSocket connections open", ws);
         let (ids, aliases, entries) = state.storage.counts().map_err(|e| e.to_string())?;
         gauge(r, "identities", "Registered identities", ids);
@@ -123,7 +118,7 @@ pub async fn render(state: &AppState) -> Result<String, String> {
             .storage
             .keepalive_keys()
             .map_err(|e| e.to_string())?
-            .len() as u64;
+            .len();
         gauge(
             r,
             "values_kept_alive",

@@ -68,11 +68,14 @@ enum Cmd {
         #[arg(long, default_value = "sim-out")]
         out: PathBuf,
     },
-    /// Runs two scenarios on the same seed and prints their metrics side by side.
+    /// Runs two scenarios on the same seed and prints their metrics side by side. A or B may
+    /// also be the output directory of a finished run (one holding `report.json`, such as a
+    /// committed `sim/reports/NAME/`): its report is read instead of running it again, so two
+    /// long runs made side by side (one `run` per core) can be compared afterwards.
     Compare {
-        /// Scenario A.
+        /// Scenario A (a TOML file), or a finished run's directory.
         a: PathBuf,
-        /// Scenario B.
+        /// Scenario B (a TOML file), or a finished run's directory.
         b: PathBuf,
         /// RNG seed for both (default: A's).
         #[arg(long)]
@@ -208,25 +211,47 @@ fn real_main() -> anyhow::Result<ExitCode> {
             out,
             crypto_cache,
         } => {
-            let sa = Scenario::load(&a)?;
-            let sb = Scenario::load(&b)?;
-            let seed = Some(seed.unwrap_or(sa.seed));
+            let finished = |p: &PathBuf| p.is_dir() && p.join("report.json").is_file();
+            let read = |p: &PathBuf| -> anyhow::Result<muttr_sim::Report> {
+                let text = std::fs::read_to_string(p.join("report.json"))?;
+                Ok(serde_json::from_str(&text)?)
+            };
+            let seed = match (seed, finished(&a)) {
+                (Some(s), _) => s,
+                (None, true) => read(&a)?.seed,
+                (None, false) => Scenario::load(&a)?.seed,
+            };
             let opts = RunOptions {
-                seed,
+                seed: Some(seed),
                 progress: true,
                 crypto_cache: Some(crypto_cache),
             };
-            let ra = run_to_dir(&sa, &opts, &out.join("A"))?.report;
-            let rb = run_to_dir(&sb, &opts, &out.join("B"))?.report;
+            let get = |p: &PathBuf, side: &str| -> anyhow::Result<muttr_sim::Report> {
+                if finished(p) {
+                    return read(p);
+                }
+                let sc = Scenario::load(p)?;
+                Ok(run_to_dir(&sc, &opts, &out.join(side))?.report)
+            };
+            let ra = get(&a, "A")?;
+            let rb = get(&b, "B")?;
+            if ra.seed != rb.seed {
+                eprintln!(
+                    "muttr-sim: note: A ran on seed {} and B on seed {}",
+                    ra.seed, rb.seed
+                );
+            }
+            let (sa, sb) = (ra.scenario.clone(), rb.scenario.clone());
             let rows = compare::rows(&ra, &rb);
             let text = format!(
                 "A = {} , B = {} , seed {}\n{}",
                 a.display(),
                 b.display(),
                 ra.seed,
-                compare::table(&sa.name, &sb.name, &rows)
+                compare::table(&sa, &sb, &rows)
             );
             print!("{text}");
+            std::fs::create_dir_all(&out)?;
             std::fs::write(out.join("compare.txt"), &text)?;
             std::fs::write(
                 out.join("compare.json"),

@@ -812,9 +812,10 @@ impl PodSim {
         // Step 9.
         match client.with_retry(|| client.notify(&to_id, &key)).await {
             Ok(_) => {
-                if self.advance(m, Stage::Sent) {
-                    self.0.borrow_mut().r.acknowledged += 1;
-                }
+                // Counted here, not by the stage: a push may have reached the recipient
+                // (stage `Notified`) before the sender heard the pod's answer.
+                self.0.borrow_mut().r.acknowledged += 1;
+                self.advance(m, Stage::Sent);
                 self.log(PodEvent::MsgSent {
                     m,
                     from,

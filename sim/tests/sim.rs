@@ -81,6 +81,10 @@ fn small_scenario_is_deterministic() {
     );
     assert!(m.sent >= 10, "{}", r.summary());
     assert_eq!(m.verified, m.sent, "{}", r.summary());
+    // Every send was acknowledged, whether or not a push overtook the sender's answer.
+    assert_eq!(m.acknowledged, m.sent, "{}", r.summary());
+    assert_eq!(m.delivered_of_acknowledged, 1.0);
+    assert!(m.purges > 0, "users purge what they read: {}", r.summary());
     assert!(m.notified_by_push > 0 && m.notified_by_playback > 0);
     assert!(m.active_users > 0 && m.active_users < 10);
     assert!(r.invariants.ok, "{}", r.summary());
@@ -290,4 +294,70 @@ fn messages_outlive_a_30_hour_absence_only_with_the_pods_keep_alive() {
         "{}",
         lost.summary()
     );
+}
+
+/// `muttr-sim compare` of two finished runs' directories reads their reports instead of
+/// running them again (how two long runs made side by side are compared).
+#[test]
+fn compare_reads_finished_runs_without_running_them_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tiny.toml");
+    std::fs::write(&scenario, "seeds = 20\nbootstrap_s = 5\nduration_s = 20\n").unwrap();
+    let sim = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muttr-sim"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    for (out, seed) in [(&a, "1"), (&b, "2")] {
+        sim(&[
+            "run".as_ref(),
+            scenario.as_os_str(),
+            "--seed".as_ref(),
+            seed.as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+    }
+    let table = sim(&[
+        "compare".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--out".as_ref(),
+        c.as_os_str(),
+    ]);
+    assert!(table.contains("lookups.count"), "{table}");
+    assert_eq!(
+        std::fs::read_to_string(c.join("compare.txt")).unwrap(),
+        table
+    );
+    assert!(
+        !c.join("A").exists() && !c.join("B").exists(),
+        "nothing re-run"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(c.join("compare.json")).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    let datagrams = rows
+        .iter()
+        .find(|r| r["metric"] == "traffic.datagrams_sent")
+        .unwrap();
+    let report = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap()
+    };
+    let sent = |r: serde_json::Value| r["traffic"]["datagrams_sent"].as_f64();
+    assert_eq!(datagrams["a"].as_f64(), sent(report(&a)));
+    assert_eq!(datagrams["b"].as_f64(), sent(report(&b)));
+    assert_ne!(datagrams["a"], datagrams["b"], "two seeds, two runs");
 }

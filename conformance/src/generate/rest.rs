@@ -160,6 +160,27 @@ fn captured(mut s: Value, var: &str, pointer: &str) -> Value {
     s
 }
 
+/// Setup: bob's notification of `key` to alice, its entry id (P-X1) kept as `{{var:var}}`.
+fn notified_as(from: &str, key: &str, var: &str) -> Value {
+    captured(setup(notify(from, key), status(&[200])), var, "/message/id")
+}
+
+/// Alice gets a DELETE token, then purges up to `upto` (P-X1), expecting `expect`.
+fn purge_upto(upto: &str, expect: Value) -> [Value; 2] {
+    [
+        token("alice", "/inboxes", "DELETE", "d"),
+        step(
+            req(
+                "DELETE",
+                &format!("/inboxes?token={{{{var:d}}}}&upto={upto}"),
+                None,
+                Value::Null,
+            ),
+            expect,
+        ),
+    ]
+}
+
 fn playback(var: &str) -> Value {
     req(
         "GET",
@@ -1106,30 +1127,18 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
     let key2 = "{{tag}}11111111111111111111111111111111";
     let mut steps = pair();
     steps.extend([
-        captured(
-            setup(notify(from_bob, KEY), status(&[200])),
-            "i1",
-            "/message/id",
-        ),
+        notified_as(from_bob, KEY, "i1"),
         token("alice", "/inboxes", "GET", "t"),
         setup(playback("t"), holds(KEY)),
         // Arrives after the playback: the client has not seen it.
-        captured(
-            setup(notify(from_bob, key2), status(&[200])),
-            "i2",
-            "/message/id",
-        ),
-        token("alice", "/inboxes", "DELETE", "d"),
-        step(
-            req(
-                "DELETE",
-                "/inboxes?token={{var:d}}&upto={{var:i1}}",
-                None,
-                Value::Null,
-            ),
-            ok_json(json!({"messages": {"$contains": {"contact": "<string>",
+        notified_as(from_bob, key2, "i2"),
+    ]);
+    steps.extend(purge_upto(
+        "{{var:i1}}",
+        ok_json(json!({"messages": {"$contains": {"contact": "<string>",
                 "messages": [entry_with_id(key2, "{{var:i2}}")]}}})),
-        ),
+    ));
+    steps.extend([
         token("alice", "/inboxes", "GET", "u"),
         step(playback("u"), lacks(KEY)),
         token("alice", "/inboxes", "GET", "v"),
@@ -1144,11 +1153,7 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
     ));
     let mut steps = pair();
     steps.extend([
-        captured(
-            setup(notify(from_bob, KEY), status(&[200])),
-            "i1",
-            "/message/id",
-        ),
+        notified_as(from_bob, KEY, "i1"),
         token("alice", "/inboxes", "GET", "t"),
         step(
             playback("t"),
@@ -1164,18 +1169,9 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
         steps,
     ));
     let mut steps = pair();
+    steps.push(setup(notify(from_bob, KEY), status(&[200])));
+    steps.extend(purge_upto("12ab", err(&[400])));
     steps.extend([
-        setup(notify(from_bob, KEY), status(&[200])),
-        token("alice", "/inboxes", "DELETE", "d"),
-        step(
-            req(
-                "DELETE",
-                "/inboxes?token={{var:d}}&upto=12ab",
-                None,
-                Value::Null,
-            ),
-            err(&[400]),
-        ),
         token("alice", "/inboxes", "GET", "t"),
         step(playback("t"), holds(KEY)),
     ]);
@@ -1187,18 +1183,12 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
         steps,
     ));
     let mut steps = pair();
+    steps.push(setup(notify(from_bob, KEY), status(&[200])));
+    steps.extend(purge_upto(
+        "99999999999999999999",
+        ok_json(json!({"messages": []})),
+    ));
     steps.extend([
-        setup(notify(from_bob, KEY), status(&[200])),
-        token("alice", "/inboxes", "DELETE", "d"),
-        step(
-            req(
-                "DELETE",
-                "/inboxes?token={{var:d}}&upto=99999999999999999999",
-                None,
-                Value::Null,
-            ),
-            ok_json(json!({"messages": []})),
-        ),
         setup(notify(from_bob, key2), status(&[200])),
         token("alice", "/inboxes", "GET", "t"),
         step(
