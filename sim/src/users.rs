@@ -529,23 +529,32 @@ impl PodSim {
         let seeds = leaving.len() as u32;
         for (n, seed) in leaving {
             let _ = seed.shutdown().await;
-            let mut s = self.0.borrow_mut();
-            let s = &mut *s;
-            let u = &mut s.users[n as usize];
-            let Some(identity) = u.identity.clone() else {
-                continue;
-            };
-            let mut cfg = ClientConfig::new(s.specs[u.pod as usize].url());
-            cfg.insecure = true;
-            cfg.alias = Some(format!("u{n}"));
-            let dialer = SimDialer::new(u.host, s.env.doorbell.clone());
-            if let Ok(c) = Client::with_dialer(identity, cfg, s.env.clock, dialer) {
-                u.client = Some(Rc::new(c));
-                u.active = false;
+            let identity = self.0.borrow().users[n as usize].identity.clone();
+            let Some(identity) = identity else { continue };
+            if let Ok(c) = self.pod_client(n, identity, Some(format!("u{n}"))) {
+                let mut s = self.0.borrow_mut();
+                s.users[n as usize].client = Some(Rc::new(c));
+                s.users[n as usize].active = false;
             }
         }
         self.0.borrow_mut().r.seeds_left = seeds;
         self.log(PodEvent::SendersLeft { seeds });
+    }
+
+    /// A passive client of user `n` at its pod, on its host; `alias` if it already has one.
+    fn pod_client(
+        &self,
+        n: u32,
+        identity: Identity,
+        alias: Option<String>,
+    ) -> Result<Client<SimDialer>, ClientError> {
+        let s = self.0.borrow();
+        let u = &s.users[n as usize];
+        let mut cfg = ClientConfig::new(s.specs[u.pod as usize].url());
+        cfg.insecure = true;
+        cfg.alias = alias;
+        let dialer = SimDialer::new(u.host, s.env.doorbell.clone());
+        Client::with_dialer(identity, cfg, s.env.clock, dialer)
     }
 
     async fn start_pod(&self, p: u32) {
@@ -604,7 +613,7 @@ impl PodSim {
     }
 
     async fn try_setup_user(&self, n: u32) -> Result<(), String> {
-        let (identity, url, host, ip, active, bell, clock, config, rng_seed) = {
+        let (identity, host, ip, active, bell, clock, config, rng_seed) = {
             let mut s = self.0.borrow_mut();
             let s = &mut *s;
             let now = s.env.clock.now_system();
@@ -612,7 +621,6 @@ impl PodSim {
             let u = &s.users[n as usize];
             (
                 identity,
-                s.specs[u.pod as usize].url(),
                 u.host,
                 u.ip,
                 u.active,
@@ -622,12 +630,10 @@ impl PodSim {
                 splitmix64(s.env.seed ^ 0x05E4 ^ ((n as u64) << 24)),
             )
         };
-        let mut cfg = ClientConfig::new(url);
-        cfg.insecure = true;
         self.0.borrow_mut().users[n as usize].identity = Some(identity.clone());
-        let mut client =
-            Client::with_dialer(identity, cfg, clock, SimDialer::new(host, bell.clone()))
-                .map_err(|e| e.to_string())?;
+        let mut client = self
+            .pod_client(n, identity, None)
+            .map_err(|e| e.to_string())?;
         if active {
             let quotas = Quotas::from_config(&config);
             let seed = spawn_seed(
