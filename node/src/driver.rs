@@ -16,12 +16,13 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::id::{Key, NodeId};
-use crate::kad::{self, Command, CommandResult, LookupResult, PublishReport, Stats};
+use crate::kad::{self, Command, CommandError, CommandResult, LookupResult, PublishReport, Stats};
 use crate::net::{Clock, DatagramSocket, Transport};
 use crate::store::ValueStore;
 use crate::wire::Contact;
@@ -39,9 +40,13 @@ pub enum SeedError {
     /// The seed task has stopped.
     #[error("the seed has stopped")]
     Stopped,
-    /// The command could not run (e.g. an invalid value to publish).
-    #[error("{0}")]
-    Failed(String),
+    /// The command was refused (an invalid or oversize value to publish).
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+    /// The seed answered a command with the result of another (a bug, reported rather than
+    /// panicking).
+    #[error("unexpected result {0}")]
+    Unexpected(String),
 }
 
 /// A snapshot of a running seed.
@@ -60,13 +65,15 @@ pub struct SeedStats {
 enum Request {
     Command(Command, oneshot::Sender<CommandResult>),
     Stats(oneshot::Sender<SeedStats>),
-    Shutdown,
 }
 
 /// A cheap, cloneable handle to a running seed.
 #[derive(Debug, Clone)]
 pub struct SeedHandle {
     tx: mpsc::Sender<Request>,
+    /// Set to stop the seed: checked before the command queue, so a full queue cannot delay
+    /// a shutdown.
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
     contact: Contact,
     local_addr: SocketAddr,
 }
@@ -137,10 +144,12 @@ pub async fn spawn_seed<T: Transport, S: ValueStore>(
         clock.now_ms(),
     );
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let task = tokio::spawn(run(node, socket, rx, clock));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run(node, socket, rx, stopped, clock));
     Ok(Seed {
         handle: SeedHandle {
             tx,
+            stop: Arc::new(stop),
             contact,
             local_addr,
         },
@@ -152,6 +161,7 @@ async fn run<Sock: DatagramSocket, S: ValueStore>(
     mut node: kad::Node<S>,
     socket: Sock,
     mut rx: mpsc::Receiver<Request>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
     clock: Clock,
 ) -> S {
     let mut buf = vec![0u8; RECV_BUFFER];
@@ -173,8 +183,12 @@ async fn run<Sock: DatagramSocket, S: ValueStore>(
             .map(|t| t.saturating_sub(now))
             .unwrap_or(kad::HOUSEKEEPING_INTERVAL_MS);
         let sleep = tokio::time::sleep(std::time::Duration::from_millis(wait));
+        if *stopped.borrow() {
+            break;
+        }
         tokio::select! {
             biased;
+            _ = stopped.changed() => break,
             req = rx.recv() => match req {
                 Some(Request::Command(cmd, reply)) => {
                     let id = node.handle_command(clock.now_ms(), cmd);
@@ -188,7 +202,7 @@ async fn run<Sock: DatagramSocket, S: ValueStore>(
                         pending_requests: node.pending_requests(),
                     });
                 }
-                Some(Request::Shutdown) | None => break,
+                None => break,
             },
             _ = sleep => node.handle_timeout(clock.now_ms()),
             r = socket.recv_from(&mut buf) => match r {
@@ -226,7 +240,7 @@ impl SeedHandle {
             .await
             .map_err(|_| SeedError::Stopped)?;
         match rx.await.map_err(|_| SeedError::Stopped)? {
-            CommandResult::Failed(e) => Err(SeedError::Failed(e)),
+            CommandResult::Failed(e) => Err(SeedError::Refused(e)),
             r => Ok(r),
         }
     }
@@ -300,13 +314,14 @@ impl SeedHandle {
     }
 
     /// Asks the seed to stop (its store is flushed). Use [`Seed::shutdown`] to wait for it.
+    /// Never waits behind queued commands: the stop is seen at the seed's next turn.
     pub async fn shutdown(&self) {
-        let _ = self.tx.send(Request::Shutdown).await;
+        let _ = self.stop.send(true);
     }
 }
 
 fn unexpected(r: CommandResult) -> SeedError {
-    SeedError::Failed(format!("unexpected result {r:?}"))
+    SeedError::Unexpected(format!("{r:?}"))
 }
 
 impl<S> Seed<S> {

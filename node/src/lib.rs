@@ -23,6 +23,7 @@
 //! | [`metrics`] | Prometheus metrics (P-X3): the seed's counters, the `--metrics-listen` server |
 //! | [`kad`] | the sans-IO Kademlia core: routing table, lookups, request handling, timers |
 //! | [`store`] | the `ValueStore` trait (P-V4 quotas), in-memory and durable stores |
+//! | [`trust`] | whom HTTPS clients believe: webpki + system roots + `--ca-file` |
 
 pub mod client;
 pub mod config;
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod net;
 pub mod process;
 pub mod store;
+pub mod trust;
 pub mod value;
 pub mod wire;
 

@@ -992,7 +992,7 @@ async fn publish_op(w: &W) {
                 });
                 Duration::from_secs_f64(wb.sc.workload.fetch_delay_s)
             }
-            Err(SeedError::Failed(e)) => {
+            Err(e @ (SeedError::Refused(_) | SeedError::Unexpected(_))) => {
                 wb.m.publishes += 1;
                 wb.m.publish_failed += 1;
                 wb.m.delivery_sent += 1;
@@ -1000,7 +1000,7 @@ async fn publish_op(w: &W) {
                 wb.log(Event::PublishFailed {
                     node,
                     key: key.to_hex(),
-                    error: e,
+                    error: e.to_string(),
                 });
                 return;
             }

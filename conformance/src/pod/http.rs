@@ -103,7 +103,7 @@ impl Http {
     ) -> Result<Resp, String> {
         let t = &self.target;
         let work = async {
-            let conn = connect(&TcpDialer, &t.host, t.port, t.tls)
+            let conn = connect(&TcpDialer::default(), &t.host, t.port, t.tls)
                 .await
                 .map_err(|e| format!("cannot connect: {e}"))?;
             let (mut sender, connection) =
@@ -152,10 +152,13 @@ impl Http {
     /// Opens a WebSocket at the base URI (P-S1).
     pub async fn websocket(&self) -> Result<Ws, String> {
         let t = &self.target;
-        let conn = tokio::time::timeout(self.timeout, connect(&TcpDialer, &t.host, t.port, t.tls))
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| format!("cannot connect: {e}"))?;
+        let conn = tokio::time::timeout(
+            self.timeout,
+            connect(&TcpDialer::default(), &t.host, t.port, t.tls),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| format!("cannot connect: {e}"))?;
         let url = format!("{}://{}/", if t.tls { "wss" } else { "ws" }, t.authority);
         let (ws, _) = tokio::time::timeout(
             self.timeout,

@@ -1,10 +1,11 @@
 //! [`Dialer`]: how the client opens a byte stream to a pod — TCP by default, anything else
-//! (the simulator's sockets) through the trait — and TLS on top for `https://` / `wss://`.
+//! (the simulator's sockets) through the trait — and TLS on top for `https://` / `wss://`,
+//! checked against the dialer's trust roots ([`crate::trust`]: webpki + system + `--ca-file`).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
@@ -16,13 +17,34 @@ pub trait Dialer: Clone + Send + Sync + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// Connects.
     fn dial(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+    /// The TLS configuration of `https://` / `wss://` connections: by default
+    /// [`crate::trust::default_config`] (webpki and system roots).
+    fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        crate::trust::default_config()
+    }
 }
 
-/// TCP through tokio.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TcpDialer;
+/// TCP through tokio, trusting the default roots or those given to [`TcpDialer::trusting`].
+#[derive(Debug, Clone, Default)]
+pub struct TcpDialer {
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl TcpDialer {
+    /// A dialer whose TLS connections use `tls` (e.g. [`crate::trust::client_config`] with
+    /// the `--ca-file` roots of a private CA).
+    pub fn trusting(tls: Arc<rustls::ClientConfig>) -> TcpDialer {
+        TcpDialer { tls: Some(tls) }
+    }
+}
 
 impl Dialer for TcpDialer {
+    fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.tls
+            .clone()
+            .unwrap_or_else(crate::trust::default_config)
+    }
+
     type Stream = tokio::net::TcpStream;
     async fn dial(&self, host: &str, port: u16) -> io::Result<tokio::net::TcpStream> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -41,23 +63,8 @@ pub enum Conn<S> {
     Tls(Box<tokio_rustls::client::TlsStream<S>>),
 }
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let mut c = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            c.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Arc::new(c)
-        })
-        .clone()
-}
-
-/// Dials and, when `tls`, runs a TLS handshake checked against the Mozilla roots.
+/// Dials and, when `tls`, runs a TLS handshake checked against the dialer's roots
+/// ([`Dialer::tls_config`]).
 pub async fn connect<D: Dialer>(
     dialer: &D,
     host: &str,
@@ -74,7 +81,7 @@ pub async fn connect<D: Dialer>(
             .to_string(),
     )
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let tls = tokio_rustls::TlsConnector::from(tls_config())
+    let tls = tokio_rustls::TlsConnector::from(dialer.tls_config())
         .connect(name, stream)
         .await?;
     Ok(Conn::Tls(Box::new(tls)))

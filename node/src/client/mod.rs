@@ -237,7 +237,7 @@ fn check(res: http::Response, url: &str) -> Result<http::Response, ClientError> 
 impl Client<TcpDialer> {
     /// A passive client over TCP.
     pub fn new(me: Identity, config: ClientConfig, clock: Clock) -> Result<Client, ClientError> {
-        Client::with_dialer(me, config, clock, TcpDialer)
+        Client::with_dialer(me, config, clock, TcpDialer::default())
     }
 }
 

@@ -122,7 +122,23 @@ pub enum CommandResult {
         was_published: bool,
     },
     /// The command could not run.
-    Failed(String),
+    Failed(CommandError),
+}
+
+/// Why a command could not run: what the caller asked is refused before any datagram is sent.
+/// Callers decide by variant, never by the message (a pod answers 400 for one and 413 for the
+/// other).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The value is not one a seed would store (P-V1: lowercase hex of an armored message).
+    #[error("not a valid value: {0}")]
+    InvalidValue(String),
+    /// The value's STORE would not fit one datagram (P-W1).
+    #[error("value too large: a STORE must fit one {max}-byte datagram (P-W1)")]
+    TooLarge {
+        /// The largest datagram, in bytes.
+        max: usize,
+    },
 }
 
 /// Something the node reports.
@@ -1073,7 +1089,10 @@ impl<S: ValueStore> Node<S> {
 
     fn publish(&mut self, id: CommandId, value_hex: String) {
         if let Err(e) = value::validate(&value_hex) {
-            self.complete(id, CommandResult::Failed(format!("not a valid value: {e}")));
+            self.complete(
+                id,
+                CommandResult::Failed(CommandError::InvalidValue(e.to_string())),
+            );
             return;
         }
         let key = value::key_of(&value_hex);
@@ -1096,10 +1115,9 @@ impl<S: ValueStore> Node<S> {
         if wire::encode(&probe).len() > wire::MAX_DATAGRAM {
             self.complete(
                 id,
-                CommandResult::Failed(format!(
-                    "value too large: a STORE must fit one {}-byte datagram (P-W1)",
-                    wire::MAX_DATAGRAM
-                )),
+                CommandResult::Failed(CommandError::TooLarge {
+                    max: wire::MAX_DATAGRAM,
+                }),
             );
             return;
         }

@@ -867,7 +867,7 @@ fn publish_refuses_invalid_values() {
     let id = a.handle_command(T0, Command::Publish("zz".into()));
     assert!(matches!(
         a.poll_event(),
-        Some(Event::Completed { id: got, result: CommandResult::Failed(_) }) if got == id
+        Some(Event::Completed { id: got, result: CommandResult::Failed(CommandError::InvalidValue(_)) }) if got == id
     ));
 }
 

@@ -5,13 +5,18 @@
 //! Passive by default (the pod stores and fetches for you). With `--bootstrap ADDR` (a seed,
 //! e.g. your pod's embedded seed) the command runs a seed of its own for the duration and
 //! stores and fetches in the DHT directly (active mode); `--passive` forces passive mode.
+//!
+//! `https://` pods are checked against the Mozilla and system roots; `--ca-file FILE` adds the
+//! CA (or self-signed certificate) of pods with private certificates. Given to `register`,
+//! the files are remembered in `pod.toml` for the other commands.
 
 use std::io::Read;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use muttr_node::client::{Client, ClientConfig, Delivery};
+use muttr_node::client::{Client, ClientConfig, Delivery, TcpDialer};
 use muttr_node::driver::{Seed, SeedOptions, spawn_seed};
 use muttr_node::net::{Clock, TokioTransport};
 use muttr_node::store::{MemStore, Quotas};
@@ -32,6 +37,10 @@ pub struct NetArgs {
     /// Never join the DHT: the pod stores and fetches for you.
     #[arg(long, global = true)]
     passive: bool,
+    /// Also trust the CA certificates in this PEM file for https:// pods (repeatable; added
+    /// to those `register` remembered).
+    #[arg(long = "ca-file", value_name = "FILE", global = true)]
+    ca_files: Vec<PathBuf>,
 }
 
 /// Arguments of `muttr register`.
@@ -43,6 +52,10 @@ pub struct RegisterArgs {
     /// Reach other pods over plain http:// (local networks only).
     #[arg(long)]
     insecure: bool,
+    /// Also trust the CA certificates in this PEM file for https:// pods (repeatable;
+    /// remembered for the other commands).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    ca_files: Vec<PathBuf>,
 }
 
 /// `muttr alias …`.
@@ -80,6 +93,25 @@ struct PodFile {
     insecure: bool,
     #[serde(default)]
     alias: Option<String>,
+    /// Extra trust roots (`--ca-file`), as absolute paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ca_files: Vec<PathBuf>,
+}
+
+/// A passive client of `config.pod` trusting the default roots plus `ca_files`.
+fn new_client(home: &Home, config: ClientConfig, ca_files: &[PathBuf]) -> Result<Client, Failure> {
+    let identity = home.identity()?;
+    let clock = Clock::system();
+    if ca_files.is_empty() {
+        return Ok(Client::new(identity, config, clock)?);
+    }
+    let tls = muttr_node::trust::client_config(ca_files).map_err(|e| Failure(e.to_string()))?;
+    Ok(Client::with_dialer(
+        identity,
+        config,
+        clock,
+        TcpDialer::trusting(tls),
+    )?)
 }
 
 fn pod_file(home: &Home) -> std::path::PathBuf {
@@ -120,7 +152,9 @@ async fn client(
     config.insecure = file.insecure;
     config.alias = file.alias.clone();
     let clock = Clock::system();
-    let mut client = Client::new(home.identity()?, config, clock)?;
+    let mut ca_files = file.ca_files.clone();
+    ca_files.extend(net.ca_files.iter().cloned());
+    let mut client = new_client(home, config, &ca_files)?;
     let mut seed = None;
     if !net.passive && !net.bootstrap.is_empty() {
         let s = spawn_seed(
@@ -148,14 +182,20 @@ async fn client(
 }
 
 pub fn register(home: &Home, a: RegisterArgs) -> Result<ExitCode, Failure> {
+    let ca_files = a
+        .ca_files
+        .iter()
+        .map(|p| std::path::absolute(p).map_err(|e| Failure(format!("{}: {e}", p.display()))))
+        .collect::<Result<Vec<_>, _>>()?;
     let file = PodFile {
         pod: a.pod.trim_end_matches('/').to_string(),
         insecure: a.insecure,
         alias: None,
+        ca_files,
     };
     let mut config = ClientConfig::new(file.pod.clone());
     config.insecure = file.insecure;
-    let client = Client::new(home.identity()?, config, Clock::system())?;
+    let client = new_client(home, config, &file.ca_files)?;
     let hash = runtime()?.block_on(client.register())?;
     save(home, &file)?;
     println!("registered at {} as {hash}", file.pod);
