@@ -1,6 +1,10 @@
 //! The one error type of the API, rendered as `{"error": "<message>"}` with the status of
 //! P-A7, and the middleware that gives every other error answer (axum's own 404/405/413/415
 //! rejections) the same JSON shape.
+//!
+//! Errors of other layers become an [`ApiError`] here, by variant, through `From` — the one
+//! place where a failure's kind decides its status. No status is ever chosen from an error's
+//! text.
 
 use axum::Json;
 use axum::body::Body;
@@ -41,6 +45,10 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
+    /// 408: the request (or its body) did not arrive, or could not be answered, in time.
+    pub fn request_timeout(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, message)
+    }
     /// 409: alias taken, key registered by someone else.
     pub fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, message)
@@ -65,6 +73,22 @@ impl ApiError {
     /// 503: the DHT could not be reached.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+}
+
+/// The embedded seed's errors (`POST /messages`, `GET /messages/:hash`).
+impl From<muttr_node::driver::SeedError> for ApiError {
+    fn from(e: muttr_node::driver::SeedError) -> ApiError {
+        use muttr_node::driver::SeedError;
+        use muttr_node::kad::CommandError;
+        match e {
+            SeedError::Refused(CommandError::InvalidValue(_)) => {
+                ApiError::bad_request(format!("{e} (P-V1)"))
+            }
+            SeedError::Refused(CommandError::TooLarge { .. }) => ApiError::too_large(e.to_string()),
+            SeedError::Stopped => ApiError::unavailable(e.to_string()),
+            SeedError::Unexpected(_) => ApiError::internal(e),
+        }
     }
 }
 
@@ -119,8 +143,20 @@ fn default_message(status: StatusCode) -> &'static str {
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route",
         StatusCode::PAYLOAD_TOO_LARGE => "request body too large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported media type",
+        StatusCode::REQUEST_TIMEOUT => "the request took too long",
         _ => status.canonical_reason().unwrap_or("error"),
     }
+}
+
+/// The answer when a handler panics (tower-http's catch-panic layer): a 500 in the JSON
+/// shape, the panic logged; the connection and the pod carry on.
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into());
+    ApiError::internal(format!("handler panicked: {what}")).into_response()
 }
 
 /// The fallback for unknown routes.
@@ -134,4 +170,39 @@ pub async fn method_not_allowed() -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed on this route",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muttr_node::driver::SeedError;
+    use muttr_node::kad::CommandError;
+
+    #[test]
+    fn seed_errors_map_to_statuses_by_variant() {
+        let cases = [
+            (
+                SeedError::Refused(CommandError::InvalidValue("odd length".into())),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                SeedError::Refused(CommandError::TooLarge { max: 65_507 }),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (SeedError::Stopped, StatusCode::SERVICE_UNAVAILABLE),
+            (
+                SeedError::Unexpected("Pinged".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (e, status) in cases {
+            let text = e.to_string();
+            let api = ApiError::from(e);
+            assert_eq!(api.status, status, "{text}");
+            // Internal errors are logged, not shown; the others carry the seed's reason.
+            if status != StatusCode::INTERNAL_SERVER_ERROR {
+                assert!(api.message.starts_with(&text), "{api:?}");
+            }
+        }
+    }
 }

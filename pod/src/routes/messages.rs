@@ -31,17 +31,10 @@ pub async fn store(
         state.config.dht_timeout(),
         seed.publish(value_hex.to_string()),
     );
+    // The seed's refusal maps to a status by its variant (`From<SeedError> for ApiError`).
     let report = publish
         .await
-        .map_err(|_| ApiError::unavailable("the DHT did not answer in time"))?
-        .map_err(|e| {
-            let text = e.to_string();
-            if text.contains("too large") {
-                ApiError::too_large(text)
-            } else {
-                ApiError::unavailable(format!("could not publish: {text}"))
-            }
-        })?;
+        .map_err(|_| ApiError::unavailable("the DHT did not answer in time"))??;
     tracing::debug!(key = %report.key.to_hex(), stored_at = report.stored_at, "published");
     // An honest acknowledgement: `replicas` is how many seeds besides the pod's own took the
     // value. None while the pod knows other seeds means the message would live on this pod
@@ -79,8 +72,7 @@ pub async fn fetch(
         .ok_or_else(|| ApiError::unavailable("this pod runs no seed"))?;
     let found = tokio::time::timeout(state.config.dht_timeout(), seed.find_value(key))
         .await
-        .map_err(|_| ApiError::unavailable("the DHT did not answer in time"))?
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        .map_err(|_| ApiError::unavailable("the DHT did not answer in time"))??;
     match found {
         Some(v) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], v)),
         None => Err(ApiError::not_found(format!("no message {hash} in the DHT"))),
