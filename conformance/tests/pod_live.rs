@@ -4,7 +4,6 @@
 //! — fail exactly that rule, in the live suite and in the REST vectors of `vectors/rest.json`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -90,14 +89,11 @@ async fn live_pod(wrap: Option<fn(Router, AppState) -> Router>) -> LivePod {
                 .unwrap();
         }),
         Some(wrap) => {
-            let app = wrap(muttr_pod::router(state.clone()), state);
+            let app = wrap(muttr_pod::router(state.clone()), state.clone());
             tokio::spawn(async move {
-                axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .await
-                .unwrap();
+                muttr_pod::server::serve_app(listener, app, state, std::future::pending())
+                    .await
+                    .unwrap();
             })
         }
     };

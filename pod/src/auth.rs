@@ -211,7 +211,10 @@ pub async fn resolve_user(state: &AppState, user: &UserId) -> Result<PublicKey, 
         )
         .await
         .map_err(|e| match e {
-            crate::federation::FetchError::Unreachable { .. } => {
+            // An untrusted certificate may be fixed (a renewal, a --ca-file) without the
+            // user doing anything: retryable, like an unreachable pod.
+            crate::federation::FetchError::Unreachable { .. }
+            | crate::federation::FetchError::Untrusted { .. } => {
                 ResolveError::Unreachable(e.to_string())
             }
             other => ResolveError::Refused(other.to_string()),

@@ -60,7 +60,10 @@ impl FromRequest<AppState> for TextBody {
         if declared.is_some_and(|n| n > DRAIN_MAX as u64) {
             return Err(too_large());
         }
-        let bytes = read(req.into_body(), limit).await?.ok_or_else(too_large)?;
+        let deadline = tokio::time::Instant::now() + state.config.body_timeout();
+        let bytes = read(req.into_body(), limit, deadline)
+            .await?
+            .ok_or_else(too_large)?;
         let text = String::from_utf8(bytes.to_vec())
             .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
         Ok(TextBody(text))
@@ -68,14 +71,25 @@ impl FromRequest<AppState> for TextBody {
 }
 
 /// Reads the body; `None` when it is over `limit` (then read on, discarding, up to
-/// [`DRAIN_MAX`]).
-async fn read(mut body: axum::body::Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
+/// [`DRAIN_MAX`]). The whole body must arrive by `deadline` (`body_timeout_ms`) and no chunk
+/// may take longer than [`READ_TIMEOUT`]: 408 otherwise.
+async fn read(
+    mut body: axum::body::Body,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Option<Bytes>, ApiError> {
     let mut kept = Vec::new();
     let mut total = 0usize;
     loop {
-        let frame = tokio::time::timeout(READ_TIMEOUT, body.frame())
+        let chunk_deadline = deadline.min(tokio::time::Instant::now() + READ_TIMEOUT);
+        let frame = tokio::time::timeout_at(chunk_deadline, body.frame())
             .await
-            .map_err(|_| ApiError::bad_request("the body stalled"))?;
+            .map_err(|_| {
+                tracing::debug!(received = total, "request body timed out");
+                ApiError::request_timeout(format!(
+                    "the body did not arrive in time ({total} bytes received)"
+                ))
+            })?;
         let Some(frame) = frame else { break };
         let frame =
             frame.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;

@@ -4,8 +4,11 @@
 //! profile fixes a value (nonce window, token lifetime, WebSocket auth timeout) and are
 //! conservative choices where it does not (body size, rate limits).
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// A pod's settings.
@@ -66,6 +69,43 @@ pub struct PodConfig {
     /// yet is retried within a minute; the republication itself is the seed's, every
     /// `republish_interval` (23 h).
     pub keepalive_sweep_ms: u64,
+    /// Extra trust roots (PEM files) for outgoing HTTPS: fetching other pods' keys (P-A3) when
+    /// their certificates come from a private CA or are self-signed. Added to the Mozilla and
+    /// system roots. `--ca-file` on the command line.
+    pub ca_files: Vec<PathBuf>,
+    /// How long a connection has to deliver a complete request head (request line and
+    /// headers), counted from when the pod starts waiting for it: from the accept on a new
+    /// connection, from the end of the previous answer on a kept-alive one. 10 s: generous for
+    /// any real client, and what stops a client that opens a connection and sends half a
+    /// request (slowloris) from holding it. hyper's header-read timer.
+    pub header_timeout_ms: u64,
+    /// How long a kept-alive connection with no request in flight may stay silent before the
+    /// pod closes it (5 s, as Node.js). A new connection that sends nothing is closed by
+    /// this too. Longer than `header_timeout_ms` has no effect: the header timer fires first.
+    pub keep_alive_timeout_ms: u64,
+    /// How long the body of a request may take to arrive after its head (408 beyond). 30 s:
+    /// a 128 KiB body at a slow 5 KiB/s.
+    pub body_timeout_ms: u64,
+    /// How long a request may take in all, DHT waits included (408 beyond); longer than
+    /// `dht_timeout_ms`, so a DHT timeout answers its own 503 first.
+    pub request_timeout_ms: u64,
+    /// Largest request head (request line and headers) in bytes: 431 beyond. 16 KiB: an auth
+    /// query string is a few kilobytes.
+    pub max_header_bytes: usize,
+    /// HTTP connections open at once, all clients together; one more is answered 503 and
+    /// closed at once. WebSocket sessions, once upgraded, count against `ws_total` instead.
+    pub max_connections: usize,
+    /// HTTP connections one client address may hold open at once (503 beyond). Trusted proxies
+    /// are exempt (they carry many clients), and so is loopback when `exempt_loopback`.
+    pub max_connections_per_ip: usize,
+    /// Peers (CIDRs, e.g. `10.0.0.0/8`, `127.0.0.1/32`) whose `Forwarded` / `X-Forwarded-For`
+    /// header is believed: behind such a reverse proxy, per-IP limits count the client's
+    /// address from the header instead of the proxy's. Headers from any other peer are
+    /// ignored (a client cannot pick its own address). Empty by default.
+    pub trusted_proxies: Vec<IpNet>,
+    /// After SIGTERM: how long requests in flight may take to finish before their connections
+    /// are dropped (15 s, inside systemd's and Kubernetes' default stop timeouts).
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for PodConfig {
@@ -91,6 +131,16 @@ impl Default for PodConfig {
             dht_timeout_ms: 30_000,
             keepalive: true,
             keepalive_sweep_ms: 60_000,
+            ca_files: Vec::new(),
+            header_timeout_ms: 10_000,
+            keep_alive_timeout_ms: 5_000,
+            body_timeout_ms: 30_000,
+            request_timeout_ms: 60_000,
+            max_header_bytes: 16 * 1024,
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            trusted_proxies: Vec::new(),
+            shutdown_timeout_ms: 15_000,
         }
     }
 }
@@ -114,6 +164,37 @@ impl PodConfig {
     /// `dht_timeout_ms` as a duration.
     pub fn dht_timeout(&self) -> Duration {
         Duration::from_millis(self.dht_timeout_ms)
+    }
+
+    /// `header_timeout_ms` as a duration.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// `keep_alive_timeout_ms` as a duration.
+    pub fn keep_alive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_timeout_ms)
+    }
+
+    /// `body_timeout_ms` as a duration.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    /// `request_timeout_ms` as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// `shutdown_timeout_ms` as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// Whether `peer` is a trusted proxy (its forwarding headers are believed).
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        let peer = muttr_node::id::canonical_ip(peer);
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
     }
 
     /// `alias@public_host`, the userID of an alias here (P-A8).

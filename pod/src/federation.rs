@@ -3,8 +3,8 @@
 //!
 //! `alias@host[:port]` resolves to `https://host[:port]/aliases/alias` (plain `http://` only in
 //! insecure-federation mode). Fetching goes through the [`KeyFetcher`] trait, so the simulator
-//! can route it over its own sockets; [`HttpFetcher`] is the real one (hyper + rustls with the
-//! Mozilla root store).
+//! can route it over its own sockets; [`HttpFetcher`] is the real one (hyper + rustls trusting
+//! the Mozilla and system roots plus the pod's `--ca-file`s, see [`muttr_node::trust`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+pub use muttr_node::trust::TrustError;
 
 /// Why a key could not be fetched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +42,19 @@ pub enum FetchError {
     /// The answer was too large.
     #[error("{0} answered more than the size limit")]
     TooLarge(String),
+    /// The other pod's TLS certificate is not trusted (unknown issuer, wrong name, expired).
+    #[error(
+        "could not reach {url}: the certificate of {host} is not trusted ({why}); if its CA is \
+         private, give it to this pod with --ca-file"
+    )]
+    Untrusted {
+        /// What was fetched.
+        url: String,
+        /// The host whose certificate failed.
+        host: String,
+        /// What TLS said.
+        why: String,
+    },
 }
 
 pub use muttr_node::client::UserId;
@@ -60,17 +74,33 @@ pub trait KeyFetcher: Send + Sync + 'static {
     fn fetch<'a>(&'a self, url: &'a str, limit: usize, timeout: Duration) -> FetchFuture<'a>;
 }
 
-/// The real fetcher: hyper over TCP, TLS by rustls (webpki roots).
+/// The real fetcher: hyper over TCP, TLS by rustls.
 #[derive(Debug, Clone)]
 pub struct HttpFetcher {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 impl HttpFetcher {
-    /// A fetcher for `https://` URLs and, for insecure federation, `http://` ones.
+    /// A fetcher for `https://` URLs (and, for insecure federation, `http://` ones) trusting
+    /// the default roots ([`muttr_node::trust::default_config`]).
     pub fn new() -> HttpFetcher {
+        HttpFetcher::with_tls(muttr_node::trust::default_config())
+    }
+
+    /// A fetcher trusting the default roots and the CA certificates of `ca_files` (PEM).
+    pub fn trusting(ca_files: &[std::path::PathBuf]) -> Result<HttpFetcher, TrustError> {
+        Ok(HttpFetcher::with_tls(muttr_node::trust::client_config(
+            ca_files,
+        )?))
+    }
+
+    /// A fetcher with this TLS client configuration.
+    pub fn with_tls(tls: std::sync::Arc<rustls::ClientConfig>) -> HttpFetcher {
+        // hyper-rustls sets ALPN itself from the enabled HTTP versions.
+        let mut tls = (*tls).clone();
+        tls.alpn_protocols.clear();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .build();
@@ -95,11 +125,17 @@ impl KeyFetcher for HttpFetcher {
             };
             let uri: hyper::Uri = url.parse().map_err(|e| unreachable(format!("{e}")))?;
             let work = async {
-                let response = self
-                    .client
-                    .get(uri)
-                    .await
-                    .map_err(|e| unreachable(format!("{e}")))?;
+                let response = self.client.get(uri.clone()).await.map_err(|e| {
+                    let why = muttr_node::trust::describe(&e);
+                    match muttr_node::trust::tls_cause(&e) {
+                        Some(tls) => FetchError::Untrusted {
+                            url: url.to_string(),
+                            host: uri.host().unwrap_or_default().to_string(),
+                            why: tls.to_string(),
+                        },
+                        None => unreachable(why),
+                    }
+                })?;
                 if response.status() != hyper::StatusCode::OK {
                     return Err(FetchError::Status {
                         url: url.to_string(),

@@ -7,7 +7,8 @@
 //!
 //! The crate is a library first: [`router`] builds the `axum::Router` from one [`AppState`],
 //! and [`serve`] runs it on any `axum::serve::Listener` (a TCP listener, a TLS listener from
-//! [`tls`], or the simulator's). The `muttr-pod` binary wires it to the command line.
+//! [`tls`], or the simulator's) with the timeouts, caps and shutdown deadline of [`server`].
+//! The `muttr-pod` binary wires it to the command line.
 //!
 //! ## Module map
 //! | module | what it holds |
@@ -23,13 +24,16 @@
 //! | [`storage`] | SQLite: identities, aliases, inbox entries, nonces (P-A9) |
 //! | [`body`] | the text-body extractor: media type (415), size (413), UTF-8 (400) |
 //! | [`ratelimit`] | token buckets per IP and per identity (429) |
+//! | [`server`] | the HTTP/1.1 server: timeouts, connection caps, shutdown with a deadline |
+//! | [`client_ip`] | the client's address, through trusted reverse proxies |
 //! | [`error`] | the one error type, rendered `{"error": …}` (P-A7) |
 //! | [`config`] | every limit of a pod, loadable from TOML |
 //! | [`openapi`] | the OpenAPI 3 document of the API, served at `/openapi.json` |
-//! | [`tls`] | a rustls listener for `--tls-cert/--tls-key` |
+//! | [`tls`] | a rustls listener for `--tls-cert/--tls-key`, reloaded on SIGHUP |
 
 pub mod auth;
 pub mod body;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod federation;
@@ -39,21 +43,21 @@ pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod server;
 pub mod storage;
 pub mod tls;
 pub mod tokens;
 pub mod ws;
 
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use muttr_node::SeedHandle;
 use muttr_node::net::Clock;
 use rand::{RngCore, SeedableRng};
@@ -62,6 +66,7 @@ use tokio::sync::watch;
 
 pub use config::PodConfig;
 pub use error::ApiError;
+pub use server::serve;
 pub use storage::Storage;
 
 use federation::{HttpFetcher, KeyFetcher};
@@ -92,6 +97,8 @@ pub struct Inner {
     pub identity_limiter: ratelimit::RateLimiter,
     /// WebSocket connections open now (bounded by `ws_total`).
     pub ws_connections: std::sync::atomic::AtomicUsize,
+    /// HTTP connections open now (bounded by `max_connections`, `max_connections_per_ip`).
+    pub connections: Arc<server::Connections>,
     /// Tells WebSocket sessions the pod is shutting down.
     pub shutdown: watch::Receiver<bool>,
     shutdown_tx: watch::Sender<bool>,
@@ -169,6 +176,7 @@ impl AppState {
             clock,
             fetcher,
             ws_connections: std::sync::atomic::AtomicUsize::new(0),
+            connections: Arc::default(),
             shutdown,
             shutdown_tx,
             rng: Mutex::new(rng),
@@ -213,7 +221,14 @@ pub const ROUTES: &[(&str, &str)] = &[
 ///
 /// Body size is enforced by [`body::TextBody`] (the only body extractor), which answers 413
 /// after draining; there is deliberately no `DefaultBodyLimit` layer, which nothing would read.
+///
+/// Around every route, from the outside in: the JSON error shape, a request id
+/// (`x-request-id`, taken from the client or made, echoed in the answer and in the trace
+/// span), a trace span per request, a panic in a handler answered 500 instead of dropping the
+/// connection, the request timeout (408), the per-IP rate limit, and the metrics.
 pub fn router(state: AppState) -> Router {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    let request_timeout = state.config.request_timeout();
     Router::new()
         .route("/", get(ws::upgrade).post(routes::identities::register))
         .route("/messages", post(routes::messages::store))
@@ -236,17 +251,36 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panicked,
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::map_response(error::json_errors))
         .with_state(state)
 }
 
-/// Per-IP rate limit (P-A7 429). The client address comes from `ConnectInfo<SocketAddr>`,
-/// which [`serve`] provides; requests without it (in-process tests) share one bucket.
+/// The trace span of a request: method, path (without the query: it carries signatures and
+/// tokens) and request id.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::debug_span!("request", method = %req.method(), path = req.uri().path(), id)
+}
+
+/// Per-IP rate limit (P-A7 429). The client address is the [`client_ip::ClientIp`] that
+/// [`serve`] sets (the peer, or the client behind a trusted proxy); requests without it
+/// (in-process tests) share one bucket.
 async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let ip = req.extensions().get::<client_ip::ClientIp>().map(|c| c.0);
     let exempt = state.config.exempt_loopback && ip.is_some_and(|ip| ip.is_loopback());
     if !exempt {
         let key = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
@@ -255,28 +289,4 @@ async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Re
         }
     }
     next.run(req).await
-}
-
-/// Serves the pod on `listener` until `shutdown` resolves, then lets requests in flight
-/// finish (WebSocket sessions are told to close). The keep-alive task of P-X2
-/// ([`keepalive::run`]) runs alongside.
-pub async fn serve<L, F>(listener: L, state: AppState, shutdown: F) -> std::io::Result<()>
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    // `tap_io` (a no-op here) is what gives any listener with `SocketAddr` addresses the
-    // `ConnectInfo<SocketAddr>` the per-IP limit reads.
-    let listener = listener.tap_io(|_io| {});
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let ws_state = state.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        ws_state.begin_shutdown();
-    });
-    // The keep-alive (P-X2) runs in this task for as long as the pod serves.
-    tokio::select! {
-        r = server => r,
-        _ = keepalive::run(state) => Ok(()),
-    }
 }

@@ -39,6 +39,27 @@ pub struct PodMetrics {
     pub pushes: Counter,
     /// Requests refused by a rate limit (429).
     pub rate_limited: Counter,
+    /// Connections refused at accept, by cap (`total`, `per_ip`).
+    refused: Family<Labels, Counter>,
+    /// Connections closed by a timer, by kind (`header`, `keep_alive`).
+    timed_out: Family<Labels, Counter>,
+    /// Connections still open at the shutdown deadline, dropped.
+    pub dropped_at_shutdown: Counter,
+}
+
+impl PodMetrics {
+    /// Counts a connection refused by a cap.
+    pub fn refused(&self, why: crate::server::Refusal) {
+        self.refused
+            .get_or_create(&vec![("cap".into(), why.label().into())])
+            .inc();
+    }
+    /// Counts a connection closed by a timer.
+    pub fn timed_out(&self, kind: &str) {
+        self.timed_out
+            .get_or_create(&vec![("timer".into(), kind.into())])
+            .inc();
+    }
 }
 
 impl Default for PodMetrics {
@@ -48,6 +69,9 @@ impl Default for PodMetrics {
             latency: Family::new_with_constructor(histogram),
             pushes: Counter::default(),
             rate_limited: Counter::default(),
+            refused: Family::default(),
+            timed_out: Family::default(),
+            dropped_at_shutdown: Counter::default(),
         }
     }
 }
@@ -105,6 +129,27 @@ pub async fn render(state: &AppState) -> Result<String, String> {
             "rate_limited",
             "Requests refused by a rate limit (429)",
             m.rate_limited.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Connections refused at accept because a cap was reached (503), by cap",
+            m.refused.clone(),
+        );
+        r.register(
+            "connections_timed_out",
+            "Connections closed by the header or keep-alive timer, by timer",
+            m.timed_out.clone(),
+        );
+        r.register(
+            "connections_dropped_at_shutdown",
+            "Connections still open at the shutdown deadline",
+            m.dropped_at_shutdown.clone(),
+        );
+        gauge(
+            r,
+            "http_connections",
+            "HTTP connections open",
+            state.connections.open(),
         );
         let ws = state
             .ws_connections

@@ -4,16 +4,24 @@
 //! TLS handshakes run in their own tasks, so a client that opens a connection and stalls
 //! cannot hold up the others; a handshake that takes longer than [`HANDSHAKE_TIMEOUT`] is
 //! dropped.
+//!
+//! The certificate is a [`Certificates`]: read from its two files at start and again by
+//! [`Certificates::reload`] (the binary calls it on SIGHUP), so a renewed certificate is served
+//! to new connections without a restart. A reload that fails (a half-written file, a key that
+//! does not match) keeps the certificate in use and says why.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -25,9 +33,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshaken connections waiting for the server at most.
 const READY_QUEUE: usize = 128;
 
-/// Reads a PEM certificate chain and private key into a rustls server configuration
-/// (HTTP/1.1 only: WebSocket upgrades need it).
-pub fn server_config(cert: &Path, key: &Path) -> io::Result<Arc<ServerConfig>> {
+/// Reads a PEM certificate chain and its private key, checking that they belong together.
+fn load(cert: &Path, key: &Path) -> io::Result<CertifiedKey> {
     let invalid = |what: &str, e: &dyn std::fmt::Display| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"))
     };
@@ -40,12 +47,68 @@ pub fn server_config(cert: &Path, key: &Path) -> io::Result<Arc<ServerConfig>> {
     }
     let key =
         PrivateKeyDer::from_pem_file(key).map_err(|e| invalid(&key.display().to_string(), &e))?;
-    let mut config = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| invalid("certificate/key", &e))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    CertifiedKey::from_der(certs, key, &rustls::crypto::ring::default_provider())
+        .map_err(|e| invalid("certificate/key", &e))
+}
+
+/// The pod's certificate and key, reloadable from their files.
+#[derive(Debug)]
+pub struct Certificates {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl Certificates {
+    /// Reads `cert` (PEM chain) and `key` (PEM private key).
+    pub fn load(cert: &Path, key: &Path) -> io::Result<Arc<Certificates>> {
+        let current = load(cert, key)?;
+        Ok(Arc::new(Certificates {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            current: RwLock::new(Arc::new(current)),
+        }))
+    }
+
+    /// Reads the files again; new handshakes use what was read. On error the certificate in
+    /// use stays.
+    pub fn reload(&self) -> io::Result<()> {
+        let fresh = load(&self.cert, &self.key)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// The end-entity certificate in use.
+    pub fn current(&self) -> CertificateDer<'static> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).cert[0].clone()
+    }
+
+    /// A rustls server configuration serving these certificates (HTTP/1.1 only: WebSocket
+    /// upgrades need it).
+    pub fn server_config(self: &Arc<Self>) -> Arc<ServerConfig> {
+        let mut config = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// Reads a PEM certificate chain and private key into a rustls server configuration
+/// (HTTP/1.1 only: WebSocket upgrades need it). Use [`Certificates`] to reload them later.
+pub fn server_config(cert: &Path, key: &Path) -> io::Result<Arc<ServerConfig>> {
+    Ok(Certificates::load(cert, key)?.server_config())
 }
 
 /// A listener that yields TLS streams.

@@ -81,7 +81,18 @@ async fn close(mut socket: WebSocket, code: u16, reason: &str) {
 }
 
 async fn session(state: AppState, mut socket: WebSocket) {
-    let first = tokio::time::timeout(state.config.ws_auth_timeout(), socket.recv()).await;
+    let mut shutdown = state.shutdown.clone();
+    if *shutdown.borrow_and_update() {
+        return close(socket, CLOSE_GOING_AWAY, "pod shutting down").await;
+    }
+    // Waiting for the auth frame, the pod may start shutting down too.
+    let first = tokio::select! {
+        biased;
+        _ = shutdown.changed() => {
+            return close(socket, CLOSE_GOING_AWAY, "pod shutting down").await;
+        }
+        first = tokio::time::timeout(state.config.ws_auth_timeout(), socket.recv()) => first,
+    };
     let frame = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,
         Ok(Some(Ok(_))) => return close(socket, CLOSE_AUTH, "expected a text auth frame").await,
@@ -107,7 +118,6 @@ async fn session(state: AppState, mut socket: WebSocket) {
         .await;
     };
     tracing::debug!(pubkeyhash = %identity.pubkeyhash, "WebSocket subscriber");
-    let mut shutdown = state.shutdown.clone();
     loop {
         tokio::select! {
             biased;

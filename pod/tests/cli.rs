@@ -352,3 +352,77 @@ fn muttr_listen_keeps_printing_messages_across_a_pod_restart() {
     listener.wait().unwrap();
     pod.kill();
 }
+
+/// `muttr` over `https://` with pods whose certificates come from private CAs: `--ca-file` at
+/// `register` is remembered and used by the later commands (to the user's own pod and to the
+/// recipient's); without it the command fails naming the pod and the certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muttr_sends_and_reads_over_https_with_ca_files() {
+    let (pki1, pki2) = (common::Pki::new("pod1 CA"), common::Pki::new("pod2 CA"));
+    let cas = vec![pki1.ca(), pki2.ca()];
+    let config = PodConfig {
+        ca_files: cas.clone(),
+        ..PodConfig::default()
+    };
+    let pod1 = common::live_pod_tls(config.clone(), 53, Some(&pki1)).await;
+    let pod2 = common::live_pod_tls(config, 54, Some(&pki2)).await;
+    pod2.seed
+        .handle()
+        .bootstrap(vec![pod1.seed.local_addr()])
+        .await
+        .unwrap();
+    let (url1, url2) = (pod1.url(""), pod2.url(""));
+    let (host2, ca1, ca2) = (pod2.host(), pki1.ca(), pki2.ca());
+    tokio::task::spawn_blocking(move || {
+        let ca1 = ca1.to_str().unwrap();
+        let ca2 = ca2.to_str().unwrap();
+        let user = |alias: &str, url: &str| {
+            let home = tempfile::tempdir().unwrap();
+            ok(muttr(home.path(), &["keygen", "--name", alias]));
+            // Both CAs: the own pod's, and the other pod's for sending there.
+            ok(muttr(
+                home.path(),
+                &["register", "--pod", url, "--ca-file", ca1, "--ca-file", ca2],
+            ));
+            ok(muttr(home.path(), &["alias", "add", alias]));
+            home
+        };
+        let alice = user("alice", &url1);
+        let bob = user("bob", &url2);
+        let out = ok(muttr(
+            alice.path(),
+            &["send", &format!("bob@{host2}"), "hello bob, over https"],
+        ));
+        assert!(out.contains("key "), "{out}");
+        let out = ok(muttr(bob.path(), &["inbox"]));
+        assert!(out.contains("hello bob, over https"), "{out}");
+        assert_eq!(out.matches("(verified)").count(), 1, "{out}");
+
+        // Without the CA: a clear failure naming the pod and the certificate.
+        let stranger = tempfile::tempdir().unwrap();
+        ok(muttr(stranger.path(), &["keygen", "--name", "carol"]));
+        let out = muttr(stranger.path(), &["register", "--pod", &url1]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&url1), "{err}");
+        assert!(err.contains("certificate"), "{err}");
+        // A CA file that is not one: refused up front, naming the file.
+        let bogus = stranger.path().join("bogus.pem");
+        std::fs::write(&bogus, "not a certificate").unwrap();
+        let out = muttr(
+            stranger.path(),
+            &[
+                "register",
+                "--pod",
+                &url1,
+                "--ca-file",
+                bogus.to_str().unwrap(),
+            ],
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bogus.pem"), "{err}");
+    })
+    .await
+    .unwrap();
+}

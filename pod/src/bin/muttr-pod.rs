@@ -7,19 +7,31 @@
 //! ```
 //!
 //! It prints one line when ready (`muttr-pod listening on URL seed ADDR node NODEID`), logs to
-//! stderr, and on SIGINT or SIGTERM stops accepting, closes WebSocket sessions, finishes the
-//! requests in flight and stops its seed.
+//! stderr, and on SIGINT or SIGTERM stops accepting, closes WebSocket sessions (1001), gives
+//! the requests in flight `shutdown_timeout_ms` (15 s) to finish, drops the rest, and stops its
+//! seed (within [`SEED_STOP_TIMEOUT`]). On SIGHUP it reads `--tls-cert/--tls-key` again.
+//!
+//! Over HTTPS, other pods' certificates are checked against the Mozilla and system roots and
+//! any `--ca-file` (pods with a private CA). Listening on a wildcard address (`0.0.0.0`, `::`)
+//! needs `--public-host`: users are named `alias@HOST`, and `alias@0.0.0.0:8080` names no one.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use muttr_node::Config;
 use muttr_node::driver::{SeedOptions, spawn_seed};
 use muttr_node::net::{Clock, TokioTransport};
 use muttr_node::store::{Quotas, SqliteStore};
+use muttr_pod::federation::HttpFetcher;
 use muttr_pod::{AppState, PodConfig, Storage, serve, tls};
+
+/// How long the embedded seed may take to stop and flush its store after the HTTP side has
+/// shut down; past it the process exits anyway (values are written as they are stored, so
+/// nothing acknowledged is lost).
+pub const SEED_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Run a Muttr pod: keyserver, aliases, inboxes, WebSocket push, and a seed of the DHT.
 #[derive(Debug, Parser)]
@@ -53,6 +65,10 @@ struct Args {
     /// Fetch other pods' keys over plain http:// (local networks and tests only, P-A3).
     #[arg(long)]
     insecure_federation: bool,
+    /// Also trust the CA certificates in this PEM file when fetching other pods' keys over
+    /// https:// (repeatable): for pods with a private CA or a self-signed certificate.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    ca_files: Vec<PathBuf>,
     /// Pod limits (TOML, fields of `PodConfig`).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -90,6 +106,17 @@ async fn run(args: Args) -> Result<(), String> {
         None => PodConfig::default(),
     };
     pod_config.insecure_federation |= args.insecure_federation;
+    pod_config.ca_files.extend(args.ca_files.iter().cloned());
+    // Checked before anything is bound: a bad CA file is a start-up error, not a failure at
+    // the first federated request.
+    let fetcher = HttpFetcher::trusting(&pod_config.ca_files).map_err(|e| e.to_string())?;
+    if args.listen.ip().is_unspecified() && args.public_host.is_none() {
+        return Err(format!(
+            "--listen {} is a wildcard address: give --public-host HOST[:PORT], the name users \
+             reach this pod by (their IDs are alias@HOST)",
+            args.listen
+        ));
+    }
     let seed_config = match &args.seed_config {
         Some(p) => Config::from_toml(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
         None => Config::default(),
@@ -128,12 +155,13 @@ async fn run(args: Args) -> Result<(), String> {
     )
     .await
     .map_err(|e| format!("seed cannot listen on {}: {e}", args.seed_listen))?;
-    let state = AppState::new(
+    let state = AppState::with_fetcher(
         pod_config,
         storage,
         Some(seed.handle()),
         clock,
         args.rng_seed,
+        std::sync::Arc::new(fetcher),
     );
     if let Some(addr) = args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -157,8 +185,10 @@ async fn run(args: Args) -> Result<(), String> {
     let node = seed.node_id();
     let served = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
-            let config = tls::server_config(cert, key).map_err(|e| e.to_string())?;
-            let listener = tls::TlsListener::new(tcp, config).map_err(|e| e.to_string())?;
+            let certs = tls::Certificates::load(cert, key).map_err(|e| e.to_string())?;
+            tokio::spawn(reload_on_sighup(certs.clone()));
+            let listener =
+                tls::TlsListener::new(tcp, certs.server_config()).map_err(|e| e.to_string())?;
             println!("muttr-pod listening on https://{local} seed {seed_addr} node {node}");
             serve(listener, state, muttr_node::process::shutdown_signal()).await
         }
@@ -169,9 +199,34 @@ async fn run(args: Args) -> Result<(), String> {
     };
     served.map_err(|e| format!("server: {e}"))?;
     tracing::info!("stopping seed");
-    seed.shutdown()
-        .await
-        .map_err(|e| format!("seed shutdown: {e}"))?;
+    match tokio::time::timeout(SEED_STOP_TIMEOUT, seed.shutdown()).await {
+        Ok(r) => {
+            r.map_err(|e| format!("seed shutdown: {e}"))?;
+        }
+        Err(_) => tracing::warn!("the seed did not stop within {SEED_STOP_TIMEOUT:?}; exiting"),
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the TLS certificate and key again on every SIGHUP (renewals need no restart).
+async fn reload_on_sighup(certs: std::sync::Arc<tls::Certificates>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: certificates will not reload");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match certs.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; keeping the old one")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = certs;
 }

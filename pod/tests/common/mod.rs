@@ -1,5 +1,6 @@
 //! Shared helpers of the pod's integration tests: the committed test keys, signed auth texts,
-//! an in-process pod with a real seed on loopback, a one-shot request helper, and (from
+//! an in-process pod with a real seed on loopback (HTTP, or HTTPS with certificates of a
+//! private CA made in-process by rcgen), a one-shot request helper, and (from
 //! `node/tests/common`) real `muttr-pod` processes.
 #![allow(dead_code)]
 
@@ -220,46 +221,115 @@ pub struct LivePod {
     pub seed: Seed<MemStore>,
     pub dir: tempfile::TempDir,
     pub task: tokio::task::JoinHandle<()>,
+    /// `http` or `https`.
+    pub scheme: &'static str,
 }
 
 impl LivePod {
+    /// The public host (`127.0.0.1:PORT`, or `localhost:PORT` over HTTPS).
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        self.state.config.public_host.clone()
     }
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.host())
+    }
+}
+
+/// A private CA and a server certificate it signed for `localhost` and `127.0.0.1`, as PEM
+/// files: `ca.pem`, `cert.pem`, `key.pem`.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A fresh CA named `name` and a server certificate signed by it.
+    pub fn new(name: &str) -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, name);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let mut server =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        server.is_ca = IsCa::ExplicitNoCa;
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = server.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        Pki { dir }
+    }
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+    pub fn cert(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("key.pem")
     }
 }
 
 /// Starts a pod on a loopback port; its public host is that address.
 pub async fn live_pod(config: PodConfig, rng: u64) -> LivePod {
+    live_pod_tls(config, rng, None).await
+}
+
+/// Starts a pod on a loopback port, over HTTPS with `pki`'s server certificate when given
+/// (public host `localhost:PORT`, the name the certificate carries).
+pub async fn live_pod_tls(config: PodConfig, rng: u64, pki: Option<&Pki>) -> LivePod {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = PodConfig {
-        public_host: addr.to_string(),
+        public_host: match pki {
+            Some(_) => format!("localhost:{}", addr.port()),
+            None => addr.to_string(),
+        },
         ..config
     };
+    let fetcher = muttr_pod::federation::HttpFetcher::trusting(&config.ca_files).unwrap();
     let seed = seed(rng).await;
-    let state = AppState::new(
+    let state = AppState::with_fetcher(
         config,
         Storage::open(dir.path()).unwrap(),
         Some(seed.handle()),
         Clock::system(),
         Some(rng),
+        std::sync::Arc::new(fetcher),
     );
     let s = state.clone();
-    let task = tokio::spawn(async move {
-        muttr_pod::serve(listener, s, std::future::pending())
-            .await
-            .unwrap();
-    });
+    let task = match pki {
+        Some(pki) => {
+            let certs = muttr_pod::tls::Certificates::load(&pki.cert(), &pki.key()).unwrap();
+            let tls = muttr_pod::tls::TlsListener::new(listener, certs.server_config()).unwrap();
+            tokio::spawn(async move {
+                muttr_pod::serve(tls, s, std::future::pending())
+                    .await
+                    .unwrap();
+            })
+        }
+        None => tokio::spawn(async move {
+            muttr_pod::serve(listener, s, std::future::pending())
+                .await
+                .unwrap();
+        }),
+    };
     LivePod {
         addr,
         state,
         seed,
         dir,
         task,
+        scheme: if pki.is_some() { "https" } else { "http" },
     }
 }
 

@@ -1,0 +1,185 @@
+//! The `muttr-pod` binary as an operator runs it: SIGTERM with hundreds of stalled clients
+//! open exits within the shutdown deadline; SIGHUP reloads a renewed TLS certificate; a
+//! wildcard `--listen` without `--public-host` is refused with a message saying what to do.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Pki;
+use common::process::Process;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::AsyncWriteExt;
+
+fn pod_args<'a>(dir: &'a Path, extra: &[&'a str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--seed-listen",
+        "127.0.0.1:0",
+        "--log",
+        "warn",
+        "--data-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(dir.join("data").display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .expect("`kill` runs");
+    assert!(status.success());
+}
+
+/// Waits up to `limit` for the process to exit; its status and how long it took.
+fn wait_exit(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, start.elapsed());
+        }
+        assert!(start.elapsed() < limit, "still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn addr_of(ready: &str) -> std::net::SocketAddr {
+    let url = ready
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no URL in {ready:?}"));
+    url.split("://").nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_within_the_deadline_with_500_stalled_clients_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pod.toml");
+    // Timers far beyond the deadline, so only the deadline can end the stalled connections.
+    std::fs::write(
+        &config,
+        "shutdown_timeout_ms = 2000\nheader_timeout_ms = 600000\nkeep_alive_timeout_ms = 600000\n\
+         body_timeout_ms = 600000\nmax_connections_per_ip = 10000\n",
+    )
+    .unwrap();
+    let mut pod = Process::start(
+        env!("CARGO_BIN_EXE_muttr-pod").as_ref(),
+        pod_args(dir.path(), &["--config", config.to_str().unwrap()]),
+    );
+    let addr = addr_of(&pod.ready);
+    let mut stalled = Vec::new();
+    for i in 0..500 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Half a head, or a whole head and half a body.
+        let bytes: &[u8] = if i % 2 == 0 {
+            b"GET /aliases/x HTTP/1.1\r\nHost: a\r\n"
+        } else {
+            b"POST /messages HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123"
+        };
+        s.write_all(bytes).await.unwrap();
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&pod.child, "TERM");
+    let (status, took) = wait_exit(&mut pod.child, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    // 2 s of deadline, plus the seed's stop and the process's own exit.
+    assert!(took < Duration::from_secs(8), "SIGTERM took {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "ended before the deadline: {took:?}"
+    );
+}
+
+/// The certificate `addr` shows a client trusting `ca`.
+async fn served(addr: std::net::SocketAddr, ca: &Path) -> CertificateDer<'static> {
+    let config = muttr_node::trust::client_config(&[ca.to_path_buf()]).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::clone(&config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_a_renewed_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("first CA");
+    let pod = Process::start(
+        env!("CARGO_BIN_EXE_muttr-pod").as_ref(),
+        pod_args(
+            dir.path(),
+            &[
+                "--tls-cert",
+                pki.cert().to_str().unwrap(),
+                "--tls-key",
+                pki.key().to_str().unwrap(),
+            ],
+        ),
+    );
+    assert!(pod.ready.contains("https://"), "{}", pod.ready);
+    let addr = addr_of(&pod.ready);
+    let old = CertificateDer::from_pem_file(pki.cert()).unwrap();
+    assert_eq!(served(addr, &pki.ca()).await, old);
+    let renewed = Pki::new("second CA");
+    std::fs::copy(renewed.cert(), pki.cert()).unwrap();
+    std::fs::copy(renewed.key(), pki.key()).unwrap();
+    let new = CertificateDer::from_pem_file(renewed.cert()).unwrap();
+    signal(&pod.child, "HUP");
+    let start = Instant::now();
+    loop {
+        // New handshakes get the new certificate once the signal is handled.
+        let config = muttr_node::trust::client_config(&[renewed.ca()]).unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let got = tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await;
+        if let Ok(tls) = got {
+            assert_eq!(tls.get_ref().1.peer_certificates().unwrap()[0], new);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the renewed certificate was not served after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The process is still serving (SIGHUP did not stop it).
+    assert_eq!(served(addr, &renewed.ca()).await, new);
+}
+
+#[test]
+fn a_wildcard_listen_without_public_host_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = pod_args(dir.path(), &[]);
+    args[1] = "0.0.0.0:0".into();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, _) = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(!status.success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("--public-host"), "{err}");
+    assert!(err.contains("0.0.0.0:0"), "{err}");
+}
