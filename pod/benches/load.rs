@@ -3,11 +3,16 @@
 //! nonce record, durable insert, push) — the two endpoints every message touches.
 //!
 //! `cargo bench -p muttr-pod --bench load` runs the full load (C concurrent keep-alive
-//! connections); `-- --test` (as CI runs it) sends a few requests of each kind and checks they
-//! succeed. Signed bodies are made before the clock starts: the client's signing cost is not
-//! the pod's.
+//! connections) twice: on an otherwise idle pod, and with [`STALLED`] connections held open by
+//! a slowloris client (each sends half a request head and waits; when the pod cuts it at the
+//! header timeout, it reconnects at once) — then prints how the p99 moved. Last, the real
+//! `muttr-pod` binary gets SIGTERM with [`STALLED`] stalled connections open, and the time to
+//! exit is printed. `-- --test` (as CI runs it) does all of it with a few requests and a few
+//! stalled connections and checks the answers. Signed bodies are made before the clock
+//! starts: the client's signing cost is not the pod's.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,6 +31,111 @@ const ALICE_PUB: &str = include_str!("../../vectors/pgp/keys/alice.pub.asc");
 const BOB_PUB: &str = include_str!("../../vectors/pgp/keys/bob.pub.asc");
 
 type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// Stalled connections of the loaded runs and of the SIGTERM measure.
+const STALLED: usize = 500;
+
+/// Holds `n` stalled connections to `addr` open: each sends half a request head and waits;
+/// cut by the pod, it reconnects. Answers how many are open now and how many were cut.
+fn slowloris(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> (
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let open = Arc::new(AtomicUsize::new(0));
+    let cut = Arc::new(AtomicUsize::new(0));
+    let tasks = (0..n)
+        .map(|_| {
+            let (open, cut) = (open.clone(), cut.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    if s.write_all(b"GET /aliases/alice HTTP/1.1\r\nHost: a\r\n")
+                        .await
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    open.fetch_add(1, Ordering::Relaxed);
+                    let mut buf = [0u8; 256];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    cut.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    (open, cut, tasks)
+}
+
+/// Waits until `n` stalled connections are open.
+async fn until_open(open: &AtomicUsize, n: usize) {
+    while open.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Starts the `muttr-pod` binary, holds `stalled` connections open on it (half heads), sends
+/// SIGTERM, and answers how long it took to exit.
+async fn sigterm_with_stalled(stalled: usize) -> Duration {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("pod.toml");
+    std::fs::write(&config, "exempt_loopback = true\n").expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--seed-listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("muttr-pod starts");
+    let mut ready = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("ready line");
+    let addr: std::net::SocketAddr = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .and_then(|a| a.parse().ok())
+        .expect("address in the ready line");
+    let (open, _, tasks) = slowloris(addr, stalled);
+    until_open(&open, stalled).await;
+    let start = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("join");
+    let took = start.elapsed();
+    assert!(exit.success(), "{exit:?}");
+    for t in tasks {
+        t.abort();
+    }
+    took
+}
 
 async fn send(client: &Http, method: &str, url: &str, body: String) -> u16 {
     let req = hyper::Request::builder()
@@ -179,32 +289,70 @@ async fn main() {
         "pod load on loopback: {n} requests per endpoint over {conns} connections ({} cores)",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let gets = vec![String::new(); n];
-    let out = run(
-        "GET /aliases/:alias",
-        &client,
-        "GET",
-        format!("{base}/aliases/alice"),
-        gets,
-        conns,
-    )
-    .await;
-    out.print();
     let from = format!("alice@{addr}");
-    let bodies: Vec<String> = (0..n as u64)
-        .map(|i| {
-            let key = format!("{:040x}", i + 1);
-            sign(now_ms + 10 + i, &[("from", &from), ("key", &key)])
-        })
-        .collect();
-    let out = run(
-        "POST /inboxes/:alias",
-        &client,
-        "POST",
-        format!("{base}/inboxes/bob"),
-        bodies,
-        conns,
-    )
-    .await;
-    out.print();
+    let mut nonce = now_ms + 10;
+    let mut bodies = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                nonce += 1;
+                let key = format!("{:040x}", nonce);
+                sign(nonce, &[("from", &from), ("key", &key)])
+            })
+            .collect()
+    };
+    let stalled = if test_mode { 20 } else { STALLED };
+    let mut p99 = Vec::new();
+    for loaded in [false, true] {
+        let stallers = if loaded {
+            let (open, cut, tasks) = slowloris(addr, stalled);
+            until_open(&open, stalled).await;
+            println!("with {stalled} stalled connections open (half request heads):");
+            Some((open, cut, tasks))
+        } else {
+            println!("no other connections:");
+            None
+        };
+        let get = run(
+            "GET /aliases/:alias",
+            &client,
+            "GET",
+            format!("{base}/aliases/alice"),
+            vec![String::new(); n],
+            conns,
+        )
+        .await;
+        get.print();
+        let post = run(
+            "POST /inboxes/:alias",
+            &client,
+            "POST",
+            format!("{base}/inboxes/bob"),
+            bodies(n),
+            conns,
+        )
+        .await;
+        post.print();
+        p99.push((get.pct(0.99), post.pct(0.99)));
+        if let Some((open, cut, tasks)) = stallers {
+            println!(
+                "  stalled connections open at the end: {}, cut by the pod's timers and \
+                 reopened: {}",
+                open.load(Ordering::Relaxed),
+                cut.load(Ordering::Relaxed)
+            );
+            for t in tasks {
+                t.abort();
+            }
+        }
+    }
+    println!(
+        "p99 loaded / unloaded: GET {:.2}x, POST {:.2}x",
+        p99[1].0.as_secs_f64() / p99[0].0.as_secs_f64(),
+        p99[1].1.as_secs_f64() / p99[0].1.as_secs_f64()
+    );
+    let took = sigterm_with_stalled(stalled).await;
+    println!(
+        "muttr-pod binary: SIGTERM to exit with {stalled} stalled connections open: {:.3} s",
+        took.as_secs_f64()
+    );
 }

@@ -14,8 +14,9 @@
 //!   address; one more gets a one-line 503 JSON answer and is closed.
 //!
 //! Every such close is logged at debug level and none panics. On shutdown the loop stops
-//! accepting, WebSocket sessions are closed with 1001 (going away), every connection is told
-//! to finish its request in flight and close; whatever is still open after
+//! accepting, WebSocket sessions are closed with 1001 (going away), connections with no
+//! request in flight (idle, or stalled in the middle of a head) are closed at once, and the
+//! others are told to finish their request and close; whatever is still open after
 //! `shutdown_timeout_ms` (15 s) is dropped, and the database is checkpointed.
 
 use std::collections::HashMap;
@@ -394,6 +395,12 @@ async fn connection<S>(
                 return;
             }
             _ = stop.changed(), if !closing => {
+                // No request in flight (idle, or half a head that may never complete):
+                // nothing to finish, close now. Otherwise let the request finish.
+                if activity.in_flight.load(Ordering::Relaxed) == 0 {
+                    tracing::debug!(%peer, "shutdown: closing a connection with no request");
+                    return;
+                }
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }

@@ -236,10 +236,24 @@ async fn shutdown_ends_within_its_deadline_with_stalled_clients_and_closes_webso
     let mut p = pod(PodConfig {
         header_timeout_ms: 60_000,
         keep_alive_timeout_ms: 60_000,
-        shutdown_timeout_ms: 1_000,
+        shutdown_timeout_ms: 3_000,
         ..PodConfig::default()
     })
     .await;
+    // Half heads: no request in flight, closed as soon as the pod stops.
+    let mut heads = Vec::new();
+    for _ in 0..50 {
+        let mut s = TcpStream::connect(p.addr).await.unwrap();
+        s.write_all(
+            b"GET /aliases/x HTTP/1.1
+Host: a
+",
+        )
+        .await
+        .unwrap();
+        heads.push(s);
+    }
+    // Stalled bodies: requests in flight, given until the deadline.
     let mut stalled = Vec::new();
     for _ in 0..50 {
         let mut s = TcpStream::connect(p.addr).await.unwrap();
@@ -261,6 +275,14 @@ async fn shutdown_ends_within_its_deadline_with_stalled_clients_and_closes_webso
         }
         other => panic!("no close frame: {other:?}"),
     }
+    for s in &mut heads {
+        read_to_close(s, Duration::from_secs(5)).await;
+    }
+    let heads_closed = start.elapsed();
+    assert!(
+        heads_closed < Duration::from_secs(2),
+        "connections without a request were held {heads_closed:?}"
+    );
     // The server returns at the deadline, not when the stalled clients please.
     tokio::time::timeout(Duration::from_secs(10), &mut p.served)
         .await
@@ -268,7 +290,11 @@ async fn shutdown_ends_within_its_deadline_with_stalled_clients_and_closes_webso
         .unwrap()
         .unwrap();
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
+    assert!(
+        took >= Duration::from_millis(2_500),
+        "requests in flight were not given until the deadline: {took:?}"
+    );
     // And the stalled connections are closed.
     for s in &mut stalled {
         read_to_close(s, Duration::from_secs(5)).await;

@@ -19,6 +19,7 @@
 //! |---|---|
 //! | [`scenario`] | scenario files (TOML): hosts, workload, network, partitions, kills |
 //! | [`netns`] | namespaces and veth pairs through iproute2; privilege check; cleanup |
+//! | [`pki`] | a private CA and per-pod certificates for HTTPS scenarios (`https = true`) |
 //! | [`switch`] | the impairing user-space Ethernet switch (netem's delay/jitter/loss/reorder, partitions) |
 //! | [`workload`] | the client process of one pod: registration, sending, receiving, events |
 //! | [`runner`] | the schedule (messages, partition sides, victims) and the orchestration |
@@ -29,6 +30,7 @@
 //! starts inside the namespaces.
 
 pub mod netns;
+pub mod pki;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -123,10 +123,15 @@ pub fn schedule(s: &Scenario, seed: u64) -> Schedule {
         messages.sort_by(|a, b| a.at_ms.cmp(&b.at_ms).then(a.id.cmp(&b.id)));
         plans.push(Plan {
             pod: p,
-            pod_url: format!("http://{}:{POD_PORT}", netns::host_ip(s.seeds + p)),
+            pod_url: format!(
+                "{}://{}:{POD_PORT}",
+                if s.https { "https" } else { "http" },
+                netns::host_ip(s.seeds + p)
+            ),
             users: (0..s.users_per_pod).map(|u| format!("u{u}")).collect(),
             message_bytes: s.message_bytes,
             messages,
+            ca_file: None,
         });
     }
     let mut actions = Vec::new();
@@ -267,7 +272,7 @@ async fn send_line<T: serde::Serialize>(to: &mut ChildStdin, v: &T) -> anyhow::R
 pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> {
     let wall = Instant::now();
     let seed = opts.seed.unwrap_or(scenario.seed);
-    let sched = schedule(scenario, seed);
+    let mut sched = schedule(scenario, seed);
     for b in ["muttr-seed", "muttr-pod"] {
         if !opts.bin_dir.join(b).is_file() {
             bail!(
@@ -325,6 +330,17 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     let mut switch_out = BufReader::new(switch.stdout.take().context("switch stdout")?).lines();
     send_line(&mut switch_in, &Control::Impair(scenario.network)).await?;
 
+    // A private CA for the run when pods serve HTTPS; the clients trust it too.
+    let pki = if scenario.https {
+        let pki = crate::pki::Pki::new(&data.join("ca"))?;
+        for plan in &mut sched.plans {
+            plan.ca_file = Some(pki.ca_file.clone());
+        }
+        Some(pki)
+    } else {
+        None
+    };
+
     // Seeds and pods.
     let seed_addr = |i: usize| format!("{}:{SEED_PORT}", netns::host_ip(i));
     let boot: Vec<usize> = (0..scenario.seeds.min(3)).collect();
@@ -349,10 +365,23 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
                 seed_addr(h.index),
                 "--data-dir".into(),
                 dir.display().to_string(),
-                "--insecure-federation".into(),
                 "--rng-seed".into(),
                 (seed ^ (h.index as u64 + 1)).to_string(),
             ]);
+            match &pki {
+                Some(pki) => {
+                    let (cert, key) = pki.server(&h.ip.to_string(), &dir)?;
+                    args.extend([
+                        "--tls-cert".into(),
+                        cert.display().to_string(),
+                        "--tls-key".into(),
+                        key.display().to_string(),
+                        "--ca-file".into(),
+                        pki.ca_file.display().to_string(),
+                    ]);
+                }
+                None => args.push("--insecure-federation".into()),
+            }
             if let Some(c) = &seed_config {
                 args.extend(["--seed-config".into(), c.display().to_string()]);
             }

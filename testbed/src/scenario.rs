@@ -80,6 +80,11 @@ pub struct Scenario {
     /// given to `--config` / `--seed-config`.
     #[serde(default)]
     pub seed_config: Option<toml::Table>,
+    /// Pods serve HTTPS with certificates of a private CA made for the run (one per pod, for
+    /// its IP address), federate over `https://` trusting that CA (`--ca-file`, no
+    /// `--insecure-federation`), and the clients reach them with the same CA file.
+    #[serde(default)]
+    pub https: bool,
 }
 
 /// One partition: side B (some seeds and pods) is cut from side A between `start_s` and

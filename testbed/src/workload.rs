@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use muttr_node::client::{
-    Client, ClientConfig, ClientError, Heard, InboxCursor, Notification, UserId, retry,
+    Client, ClientConfig, ClientError, Heard, InboxCursor, Notification, TcpDialer, UserId, retry,
 };
 use muttr_node::crypto::{Identity, KeyKind, PublicKey};
 use muttr_node::net::Clock;
@@ -57,6 +57,9 @@ pub struct Plan {
     pub message_bytes: usize,
     /// The messages this pod's users send, in time order.
     pub messages: Vec<Planned>,
+    /// The CA certificate (PEM) of the run's pods when they serve HTTPS; `None`: plain HTTP.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// One message of the plan.
@@ -236,9 +239,15 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     for alias in &plan.users {
         let identity = Identity::generate(alias, KeyKind::Cv25519, clock.now_system())?;
         let mut config = ClientConfig::new(plan.pod_url.clone());
-        config.insecure = true;
+        config.insecure = plan.ca_file.is_none();
         config.timeout = HTTP_TIMEOUT;
-        let mut client = Client::new(identity, config, clock)?;
+        let mut client = match &plan.ca_file {
+            Some(ca) => {
+                let tls = muttr_node::trust::client_config(std::slice::from_ref(ca))?;
+                Client::with_dialer(identity, config, clock, TcpDialer::trusting(tls))?
+            }
+            None => Client::new(identity, config, clock)?,
+        };
         let mut attempt = 0;
         let id = loop {
             let r = async {
