@@ -159,17 +159,22 @@ impl Activity {
     fn last(&self) -> Instant {
         self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
     }
+    /// Whether the connection has been idle — no request in flight, no byte moved — for
+    /// `timeout` at `now`; if not, when to look again (always after `now`: a request in flight
+    /// for longer than `timeout` must not make the watchdog spin).
+    fn idle_check(&self, timeout: Duration, now: Instant) -> Result<(), Instant> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Err(now + timeout);
+        }
+        let due = self.last() + timeout;
+        if due <= now { Ok(()) } else { Err(due) }
+    }
+
     /// Resolves once the connection has had no request in flight and moved no byte for
     /// `timeout`.
     async fn idle_for(&self, timeout: Duration) {
-        loop {
-            let last = self.last_ms.load(Ordering::Relaxed);
-            tokio::time::sleep_until(self.last() + timeout).await;
-            if self.in_flight.load(Ordering::Relaxed) == 0
-                && self.last_ms.load(Ordering::Relaxed) == last
-            {
-                return;
-            }
+        while let Err(next) = self.idle_check(timeout, Instant::now()) {
+            tokio::time::sleep_until(next).await;
         }
     }
 }
@@ -272,8 +277,13 @@ where
     let keepalive = keepalive::run(state.clone());
     tokio::pin!(shutdown, keepalive);
     let mut keepalive_done = false;
+    // Biased: the same order every time (the simulator replays runs byte for byte); the stop
+    // first, so a flood of connections cannot delay it.
     loop {
         tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             (io, peer) = listener.accept() => {
                 let peer = SocketAddr::new(muttr_node::id::canonical_ip(peer.ip()), peer.port());
                 let exempt = state.config.is_trusted_proxy(peer.ip())
@@ -300,9 +310,7 @@ where
                     stop_rx.clone(),
                 ));
             }
-            () = &mut shutdown => break,
             () = &mut keepalive, if !keepalive_done => keepalive_done = true,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
     drop(listener);
@@ -385,6 +393,7 @@ async fn connection<S>(
     let mut closing = false;
     loop {
         tokio::select! {
+            biased;
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     if e.is_timeout() {
@@ -438,6 +447,28 @@ mod tests {
         assert_eq!(c.open(), 2);
         let _a3 = c.admit(&config, Some(a)).unwrap();
         assert_eq!(c.admit(&config, Some(b)).unwrap_err(), Refusal::Total);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_watchdog_waits_for_requests_in_flight_without_spinning() {
+        let t = Duration::from_secs(5);
+        let a = Arc::new(Activity::new());
+        let start = Instant::now();
+        assert_eq!(a.idle_check(t, start), Err(start + t));
+        assert_eq!(a.idle_check(t, start + t), Ok(()));
+        // A request in flight for much longer than the timeout: the next look is always
+        // ahead of now.
+        let busy = Busy::new(a.clone());
+        let late = start + 10 * t;
+        assert_eq!(a.idle_check(t, late), Err(late + t));
+        // Its end counts as activity: idle again only `timeout` after it.
+        tokio::time::advance(10 * t).await;
+        drop(busy);
+        let now = Instant::now();
+        assert!(matches!(a.idle_check(t, now), Err(d) if d > now));
+        assert_eq!(a.idle_check(t, now + t), Ok(()));
+        // And the future itself completes once idle.
+        tokio::time::timeout(2 * t, a.idle_for(t)).await.unwrap();
     }
 
     #[test]

@@ -111,31 +111,38 @@ pub fn server_config(cert: &Path, key: &Path) -> io::Result<Arc<ServerConfig>> {
     Ok(Certificates::load(cert, key)?.server_config())
 }
 
-/// A listener that yields TLS streams.
+/// A listener that yields TLS streams: over a TCP listener (`muttr-pod`), or over any other
+/// listener of the server (the simulator's) with [`TlsListener::over`].
 #[derive(Debug)]
-pub struct TlsListener {
+pub struct TlsListener<S = TcpStream> {
     local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(TlsStream<S>, SocketAddr)>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl TlsListener {
+impl TlsListener<TcpStream> {
     /// Accepts on `tcp` and handshakes with `config`.
     pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
-        let local = tcp.local_addr()?;
+        TlsListener::over(tcp, config)
+    }
+}
+
+impl<S> TlsListener<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    /// Accepts on `listener` (which handles its own accept errors) and handshakes with
+    /// `config`, each handshake in its own task.
+    pub fn over<L>(mut listener: L, config: Arc<ServerConfig>) -> io::Result<TlsListener<S>>
+    where
+        L: axum::serve::Listener<Io = S, Addr = SocketAddr>,
+    {
+        let local = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, ready) = mpsc::channel(READY_QUEUE);
         let task = tokio::spawn(async move {
             loop {
-                let (stream, addr) = match tcp.accept().await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+                let (stream, addr) = listener.accept().await;
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -153,14 +160,17 @@ impl TlsListener {
     }
 }
 
-impl Drop for TlsListener {
+impl<S> Drop for TlsListener<S> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+impl<S> axum::serve::Listener for TlsListener<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Io = TlsStream<S>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

@@ -6,6 +6,12 @@
 //!
 //! Other pods' keys (`href` identities, P-A3) are fetched through [`SimFetcher`]: the client
 //! library's HTTP request over a [`SimDialer`] from the pod's own host.
+//!
+//! With `messaging.https`, each pod serves HTTPS ([`muttr_pod::tls::TlsListener`] over the
+//! simulated listener) with a certificate of the run's CA ([`SimPki`]), and fetches over
+//! `https://` trusting that CA, as `muttr-pod --tls-cert … --ca-file …` does. Keys are Ed25519
+//! and serial numbers fixed, so every certificate and handshake has the same size from run to
+//! run and the simulation stays a function of its seed.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -25,8 +31,12 @@ use turmoil_net::HostId;
 use crate::net::SimTransport;
 use crate::tcp::{SimDialer, SimListener};
 
-/// TCP port of every simulated pod (so a pod's public host is its bare address).
+/// TCP port of every simulated pod over HTTP (so a pod's public host is its bare address).
 pub const POD_PORT: u16 = 80;
+
+/// TCP port of every simulated pod over HTTPS (the default port of `https://`, so the public
+/// host is the bare address here too).
+pub const POD_TLS_PORT: u16 = 443;
 
 /// UDP port of a pod's embedded seed (and of active users' seeds).
 pub const POD_SEED_PORT: u16 = 4000;
@@ -77,12 +87,88 @@ pub struct PodSpec {
     pub rng_seed: u64,
     /// Whether the pod keeps its users' messages alive ([`PodConfig::keepalive`], P-X2).
     pub keepalive: bool,
+    /// HTTPS: the pod's certificate and key files, and the client configuration trusting the
+    /// run's CA (for its fetches of other pods' keys). `None`: plain HTTP.
+    pub tls: Option<PodTls>,
+}
+
+/// A pod's TLS material in an HTTPS run.
+#[derive(Debug, Clone)]
+pub struct PodTls {
+    /// PEM certificate (signed by the run's CA).
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Trusts the run's CA.
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+/// The CA of an HTTPS run: certificates for each pod's address, Ed25519, fixed serials.
+pub struct SimPki {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// A client configuration trusting only this CA.
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for SimPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimPki").finish_non_exhaustive()
+    }
+}
+
+impl SimPki {
+    /// A new CA.
+    pub fn new() -> Result<SimPki, rcgen::Error> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.serial_number = Some(rcgen::SerialNumber::from(1u64));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "muttr-sim CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key)?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(cert.der().clone())
+            .map_err(|e| rcgen::Error::PemError(e.to_string()))?;
+        let client = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(SimPki {
+            issuer: rcgen::Issuer::new(params, key),
+            client: Arc::new(client),
+        })
+    }
+
+    /// Pod `index`'s certificate for `ip`, written in `dir`.
+    pub fn pod(&self, index: u32, ip: Ipv4Addr, dir: &std::path::Path) -> std::io::Result<PodTls> {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+        let bad = |e: rcgen::Error| std::io::Error::other(e.to_string());
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(bad)?;
+        let mut params = CertificateParams::new(vec![ip.to_string()]).map_err(bad)?;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.serial_number = Some(rcgen::SerialNumber::from(1000 + index as u64));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer).map_err(bad)?;
+        std::fs::create_dir_all(dir)?;
+        let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_file, cert.pem())?;
+        std::fs::write(&key_file, key.serialize_pem())?;
+        Ok(PodTls {
+            cert: cert_file,
+            key: key_file,
+            client: self.client.clone(),
+        })
+    }
 }
 
 impl PodSpec {
-    /// `http://ip` — the base URL users are given.
+    /// `http://ip` (or `https://ip`) — the base URL users are given.
     pub fn url(&self) -> String {
-        format!("http://{}", self.ip)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.ip)
     }
 
     /// The embedded seed's address.
@@ -137,7 +223,14 @@ pub async fn start(
     .map_err(|e| format!("pod seed: {e}"))?;
     let listener = SimListener::bind(
         spec.host,
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), POD_PORT),
+        SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            if spec.tls.is_some() {
+                POD_TLS_PORT
+            } else {
+                POD_PORT
+            },
+        ),
         doorbell.clone(),
         Duration::from_secs(30),
     )
@@ -145,7 +238,7 @@ pub async fn start(
     .map_err(|e| format!("pod listener: {e}"))?;
     let config = PodConfig {
         public_host: spec.ip.to_string(),
-        insecure_federation: true,
+        insecure_federation: spec.tls.is_none(),
         keepalive: spec.keepalive,
         ..PodConfig::default()
     };
@@ -156,13 +249,24 @@ pub async fn start(
         clock,
         Some(spec.rng_seed.wrapping_add(incarnation)),
         Arc::new(SimFetcher {
-            dialer: SimDialer::new(spec.host, doorbell),
+            dialer: SimDialer::new(spec.host, doorbell)
+                .with_tls(spec.tls.as_ref().map(|t| t.client.clone())),
         }),
     );
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::task::spawn_local(muttr_pod::serve(listener, state, async move {
+    let stopped = async move {
         let _ = stopped.await;
-    }));
+    };
+    let server = match &spec.tls {
+        Some(tls) => {
+            let certs = muttr_pod::tls::Certificates::load(&tls.cert, &tls.key)
+                .map_err(|e| format!("pod certificate: {e}"))?;
+            let listener = muttr_pod::tls::TlsListener::over(listener, certs.server_config())
+                .map_err(|e| format!("pod TLS listener: {e}"))?;
+            tokio::task::spawn_local(muttr_pod::serve(listener, state, stopped))
+        }
+        None => tokio::task::spawn_local(muttr_pod::serve(listener, state, stopped)),
+    };
     Ok(RunningPod {
         seed,
         stop: Some(stop),

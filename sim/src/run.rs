@@ -401,9 +401,13 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
     install_panic_hook();
     PANICS.with(|p| *p.borrow_mut() = Some(Vec::new()));
 
+    // tokio's own random choices (unbiased `select!`s in dependencies) from the run's seed too.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
+        .rng_seed(tokio::runtime::RngSeed::from_bytes(
+            &splitmix64(seed ^ 0x70C1).to_le_bytes(),
+        ))
         .build()?;
     let local = LocalSet::new();
     let result = rt.block_on(local.run_until(async {

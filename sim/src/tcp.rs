@@ -220,17 +220,34 @@ impl Drop for SimStream {
 pub struct SimDialer {
     host: HostId,
     doorbell: Arc<Notify>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl SimDialer {
     /// A dialer whose connections start from `host`.
     pub fn new(host: HostId, doorbell: Arc<Notify>) -> SimDialer {
-        SimDialer { host, doorbell }
+        SimDialer {
+            host,
+            doorbell,
+            tls: None,
+        }
+    }
+
+    /// The same dialer, its `https://` connections trusting `tls` (the run's CA).
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> SimDialer {
+        self.tls = tls;
+        self
     }
 }
 
 impl Dialer for SimDialer {
     type Stream = SimStream;
+
+    fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.tls
+            .clone()
+            .unwrap_or_else(muttr_node::trust::default_config)
+    }
 
     async fn dial(&self, host: &str, port: u16) -> io::Result<SimStream> {
         let ip: IpAddr = host

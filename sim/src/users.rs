@@ -50,7 +50,7 @@ use turmoil_net::HostId;
 use crate::cache::CryptoCache;
 use crate::fabric::splitmix64;
 use crate::net::SimTransport;
-use crate::pod_host::{self, POD_SEED_PORT, PodSpec, RunningPod};
+use crate::pod_host::{self, POD_SEED_PORT, PodSpec, RunningPod, SimPki};
 use crate::report::Summary;
 use crate::scenario::Scenario;
 use crate::tcp::SimDialer;
@@ -98,6 +98,11 @@ pub struct Messaging {
     /// PROFILE P-X2). On by default; off only to measure the loss it prevents.
     #[serde(default = "default_true")]
     pub pod_keepalive: bool,
+    /// Pods serve HTTPS with certificates of a CA made for the run and federate over
+    /// `https://` trusting it; users reach them over `https://` and `wss://` with the same
+    /// trust (what `--tls-cert`, `--ca-file` and `muttr --ca-file` do outside the simulator).
+    #[serde(default)]
+    pub https: bool,
 }
 
 /// A pod that stops at `at_s` (seconds into the workload) and starts again `down_s` later.
@@ -149,6 +154,7 @@ impl Default for Messaging {
             recipients_offline_s: 0.0,
             senders_leave: false,
             pod_keepalive: true,
+            https: false,
         }
     }
 }
@@ -375,20 +381,31 @@ impl PodSim {
         let data = tempfile::Builder::new()
             .prefix("muttr-sim-pods")
             .tempdir()?;
+        let pki = if sc.messaging.https {
+            Some(SimPki::new().map_err(|e| std::io::Error::other(e.to_string()))?)
+        } else {
+            None
+        };
         let specs = (0..sc.pods)
             .map(|p| {
                 let (host, ip) = env.hosts[p as usize];
-                PodSpec {
+                let dir = data.path().join(format!("pod{p}"));
+                let tls = match &pki {
+                    Some(pki) => Some(pki.pod(p, ip, &dir.join("tls"))?),
+                    None => None,
+                };
+                Ok(PodSpec {
                     index: p,
                     host,
                     ip,
-                    dir: data.path().join(format!("pod{p}")),
+                    dir,
                     config: sc.config.clone(),
                     rng_seed: splitmix64(env.seed ^ 0x9_0D00 ^ ((p as u64) << 32)),
                     keepalive: sc.messaging.pod_keepalive,
-                }
+                    tls,
+                })
             })
-            .collect();
+            .collect::<std::io::Result<Vec<_>>>()?;
         let mut rng = ChaCha8Rng::seed_from_u64(splitmix64(env.seed ^ 0x05E5));
         let users = (0..sc.pods * sc.users_per_pod)
             .map(|n| {
@@ -550,10 +567,12 @@ impl PodSim {
     ) -> Result<Client<SimDialer>, ClientError> {
         let s = self.0.borrow();
         let u = &s.users[n as usize];
-        let mut cfg = ClientConfig::new(s.specs[u.pod as usize].url());
-        cfg.insecure = true;
+        let spec = &s.specs[u.pod as usize];
+        let mut cfg = ClientConfig::new(spec.url());
+        cfg.insecure = spec.tls.is_none();
         cfg.alias = alias;
-        let dialer = SimDialer::new(u.host, s.env.doorbell.clone());
+        let dialer = SimDialer::new(u.host, s.env.doorbell.clone())
+            .with_tls(spec.tls.as_ref().map(|t| t.client.clone()));
         Client::with_dialer(identity, cfg, s.env.clock, dialer)
     }
 
