@@ -39,6 +39,13 @@ pub mod trust;
 pub mod value;
 pub mod wire;
 
+/// The version of this build: the crate version and the git revision it was built from
+/// (`0.1.0 (a1b2c3d4e5f6)`), as `--version` prints it.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("MUTTR_GIT_REV"), ")");
+
+/// The git revision of this build (`unknown` outside a checkout).
+pub const GIT_REV: &str = env!("MUTTR_GIT_REV");
+
 pub use config::Config;
 pub use driver::{Seed, SeedHandle, SeedOptions, spawn_seed};
 pub use id::{Distance, Key, NodeId};

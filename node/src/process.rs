@@ -7,16 +7,44 @@ use std::time::Duration;
 
 use crate::driver::SeedHandle;
 
-/// Logs with `tracing` to stderr at `filter` (a level or a tracing filter; `info` when it does
-/// not parse), with colours only on a terminal.
-pub fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (colours on a terminal unless `NO_COLOR` is set).
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON), for log collectors.
+    Json,
+}
+
+/// The filter a binary logs at: its `--log` when given, else `RUST_LOG`, else `info`.
+pub fn log_filter(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| {
+            std::env::var("RUST_LOG")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .unwrap_or_else(|| "info".to_string())
+}
+
+/// Logs with `tracing` to stderr at `filter` (a level or a tracing filter, see
+/// [`log_filter`]) in `format`. A filter that does not parse is an error naming it (a typo
+/// such as `debgu` must not silently log at another level).
+pub fn init_logging(filter: &str, format: LogFormat) -> Result<(), String> {
+    let parsed = tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map_err(|e| format!("invalid log filter {filter:?} (--log or RUST_LOG): {e}"))?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(parsed)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(ansi).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+    Ok(())
 }
 
 /// Runs a binary's `main` future on `runtime`: success is exit status 0; an error (or a

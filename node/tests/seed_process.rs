@@ -234,3 +234,23 @@ fn metrics_listen_counts_what_the_seed_did_in_prometheus_text_p_x3() {
     assert_eq!(dropped, 1.0, "{body}");
     assert_eq!(value("muttr_seed_values_held", None), Some(0.0));
 }
+
+#[test]
+fn version_names_the_git_revision_and_a_bad_log_filter_exits_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muttr-seed"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("muttr-seed {}", muttr_node::VERSION)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muttr-seed"))
+        .args(["--listen", "127.0.0.1:0", "--log", "info,[bad"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid log filter") && err.contains("info,[bad"), "{err}");
+}

@@ -99,6 +99,8 @@ pub struct Inner {
     pub ws_connections: std::sync::atomic::AtomicUsize,
     /// HTTP connections open now (bounded by `max_connections`, `max_connections_per_ip`).
     pub connections: Arc<server::Connections>,
+    /// When this state was made (the pod started), Unix ms: the status page's uptime.
+    pub started_ms: u64,
     /// Tells WebSocket sessions the pod is shutting down.
     pub shutdown: watch::Receiver<bool>,
     shutdown_tx: watch::Sender<bool>,
@@ -177,6 +179,7 @@ impl AppState {
             fetcher,
             ws_connections: std::sync::atomic::AtomicUsize::new(0),
             connections: Arc::default(),
+            started_ms: clock.now_ms(),
             shutdown,
             shutdown_tx,
             rng: Mutex::new(rng),
@@ -259,21 +262,30 @@ pub fn router(state: AppState) -> Router {
             error::panicked,
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::map_response(error::json_errors))
         .with_state(state)
 }
 
 /// The trace span of a request: method, path (without the query: it carries signatures and
-/// tokens) and request id.
+/// tokens) and request id. With the response event at info level, this is the access log:
+/// one line per request with method, path, request id, status and latency.
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::debug_span!("request", method = %req.method(), path = req.uri().path(), id)
+    tracing::info_span!("request", method = %req.method(), path = req.uri().path(), id)
 }
 
 /// Per-IP rate limit (P-A7 429). The client address is the [`client_ip::ClientIp`] that

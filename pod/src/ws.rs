@@ -31,11 +31,17 @@ pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
 /// `GET /` with an upgrade: starts a push session. A plain `GET /` is 400 in the JSON format.
 pub async fn upgrade(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // A plain GET (no `Upgrade` header): the status page. An attempted upgrade that is not
+    // a valid one: 400, saying why.
+    if !headers.contains_key(axum::http::header::UPGRADE) {
+        return Ok(crate::routes::status::page(&state, &headers).await);
+    }
     let ws = ws.map_err(|e| {
         ApiError::bad_request(format!(
-            "GET / is the WebSocket endpoint (P-S1); this request is not an upgrade: {e}"
+            "GET / is the WebSocket endpoint (P-S1); this request is not a valid upgrade: {e}"
         ))
     })?;
     // Count the connection from the upgrade on; refuse beyond the pod's total.

@@ -460,8 +460,49 @@ async fn every_error_is_json() {
     call(&app, "GET", "/tokens", None, Body::empty())
         .await
         .assert_error(405);
-    // GET / without an upgrade is not the WebSocket.
-    get(&app, "/").await.assert_error(400);
+    // GET / with an upgrade that is not a valid one: a JSON 400.
+    let a = call_with(
+        &app,
+        "GET",
+        "/",
+        &[("upgrade", "websocket"), ("connection", "upgrade")],
+    )
+    .await;
+    a.assert_error(400);
+}
+
+#[tokio::test]
+async fn get_root_without_an_upgrade_is_the_status_page_json_unless_html_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, _seed) = pod_state(dir.path(), test_config()).await;
+    let app = muttr_pod::router(state);
+    enrol(&app, &user("alice"), "alice").await;
+    // No Accept (a script, a checker): JSON (P-A5).
+    let a = get(&app, "/").await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.content_type().starts_with("application/json"),
+        "{}",
+        a.content_type()
+    );
+    let v = a.json();
+    assert_eq!(v["software"], "muttr-pod");
+    assert_eq!(v["revision"], muttr_node::GIT_REV);
+    assert_eq!(v["public_host"], test_config().public_host.as_str());
+    assert_eq!(v["identities"], 1);
+    assert_eq!(v["aliases"], 1);
+    assert!(v["seed"]["node_id"].as_str().unwrap().len() == 40, "{v}");
+    assert!(v["uptime_s"].is_u64());
+    // A browser: HTML, naming the host, with markup in values escaped.
+    let h = call_with(&app, "GET", "/", &[("accept", "text/html,*/*;q=0.8")]).await;
+    assert_eq!(h.status, 200);
+    assert!(
+        h.content_type().starts_with("text/html"),
+        "{}",
+        h.content_type()
+    );
+    assert!(h.body.contains("<h1>muttr pod "), "{}", h.body);
+    assert!(h.body.contains("identities"), "{}", h.body);
 }
 
 #[tokio::test]

@@ -183,3 +183,108 @@ fn a_wildcard_listen_without_public_host_is_refused() {
     assert!(err.contains("--public-host"), "{err}");
     assert!(err.contains("0.0.0.0:0"), "{err}");
 }
+
+/// Runs the binary to completion (it must exit by itself within 20 s).
+fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, _) = wait_exit(&mut child, Duration::from_secs(20));
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, out, err)
+}
+
+#[test]
+fn version_names_the_git_revision_and_a_bad_log_filter_is_refused() {
+    let (status, out, _) = run_to_exit(&["--version"]);
+    assert!(status.success());
+    assert_eq!(
+        out.trim(),
+        format!(
+            "muttr-pod {} ({})",
+            env!("CARGO_PKG_VERSION"),
+            muttr_node::GIT_REV
+        )
+    );
+    // A typo in the filter is not silently another level: exit 2, naming it.
+    let (status, _, err) = run_to_exit(&["--log", "debgu=,,["]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("invalid log filter"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_host_from_the_config_file_is_honoured_and_logs_can_be_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pod.toml");
+    std::fs::write(&config, "public_host = \"pod.example:8443\"\n").unwrap();
+    let mut args = pod_args(dir.path(), &["--config", config.to_str().unwrap()]);
+    // JSON log lines at info: the access log line of the request below is one of them.
+    args[5] = "info".into();
+    args.extend(["--log-format".into(), "json".into()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    let addr = addr_of(&ready);
+    // The status page (JSON to a client that does not ask for HTML) names the file's host.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: probe-42\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("x-request-id: probe-42"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["public_host"], "pod.example:8443");
+    signal(&child, "TERM");
+    let (status, _) = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(status.success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    // The access log line: method, path and request id from the span, status and latency.
+    let access = lines
+        .iter()
+        .find(|l| l["span"]["id"] == "probe-42" && l["fields"]["status"].is_number())
+        .unwrap_or_else(|| panic!("no access log line in {err}"));
+    assert_eq!(access["level"], "INFO");
+    assert_eq!(access["span"]["path"], "/");
+    assert_eq!(access["fields"]["status"], 200);
+}

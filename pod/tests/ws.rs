@@ -190,9 +190,11 @@ async fn silence_after_connecting_closes_with_4401() {
 #[tokio::test]
 async fn the_websocket_and_the_api_share_the_base_uri() {
     let pod = live_pod(PodConfig::default(), 14).await;
-    // A plain GET / is not an upgrade: a JSON 400, not an HTML page.
+    // A plain GET / is not an upgrade: the status page, as JSON to a client that does not ask
+    // for HTML.
     let a = http("GET", &pod.url("/"), "").await;
-    a.assert_error(400);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["public_host"], pod.host().as_str());
     let alice = user("alice");
     // POST / on the same URI registers.
     assert_eq!(

@@ -19,7 +19,7 @@ use muttr_node::store::{MemStore, Quotas, SqliteStore, ValueStore};
 
 /// Run a Muttr seed: a node of the Kademlia DHT that stores encrypted messages.
 #[derive(Debug, Parser)]
-#[command(name = "muttr-seed", version)]
+#[command(name = "muttr-seed", version = muttr_node::VERSION)]
 struct Args {
     /// UDP address to listen on.
     #[arg(long, default_value = "127.0.0.1:4000")]
@@ -38,9 +38,13 @@ struct Args {
     /// Protocol constants (TOML, fields of `Config`; absent fields keep PROFILE P-K2 values).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter).
-    #[arg(long, default_value = "info")]
-    log: String,
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
+    /// `info,muttr_node=debug`); default: $RUST_LOG, else info.
+    #[arg(long)]
+    log: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = muttr_node::process::LogFormat::Text)]
+    log_format: muttr_node::process::LogFormat,
     /// Seed of the protocol's random generator (rpcIDs); random when absent.
     #[arg(long)]
     rng_seed: Option<u64>,
@@ -51,7 +55,11 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    muttr_node::process::init_logging(&args.log);
+    let filter = muttr_node::process::log_filter(args.log.as_deref());
+    if let Err(e) = muttr_node::process::init_logging(&filter, args.log_format) {
+        eprintln!("muttr-seed: {e}");
+        return ExitCode::from(2);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();

@@ -35,7 +35,7 @@ pub const SEED_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Run a Muttr pod: keyserver, aliases, inboxes, WebSocket push, and a seed of the DHT.
 #[derive(Debug, Parser)]
-#[command(name = "muttr-pod", version)]
+#[command(name = "muttr-pod", version = muttr_node::VERSION)]
 struct Args {
     /// TCP address of the HTTP(S) API and WebSocket.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -75,9 +75,13 @@ struct Args {
     /// Protocol constants of the embedded seed (TOML, fields of the seed `Config`).
     #[arg(long)]
     seed_config: Option<PathBuf>,
-    /// Log level or filter.
-    #[arg(long, default_value = "info")]
-    log: String,
+    /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
+    /// `info,muttr_node=debug`); default: $RUST_LOG, else info.
+    #[arg(long)]
+    log: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = muttr_node::process::LogFormat::Text)]
+    log_format: muttr_node::process::LogFormat,
     /// Seed of the random generators (tokens, rpcIDs); from the OS when absent.
     #[arg(long)]
     rng_seed: Option<u64>,
@@ -89,7 +93,11 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    muttr_node::process::init_logging(&args.log);
+    let filter = muttr_node::process::log_filter(args.log.as_deref());
+    if let Err(e) = muttr_node::process::init_logging(&filter, args.log_format) {
+        eprintln!("muttr-pod: {e}");
+        return ExitCode::from(2);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build();
@@ -101,19 +109,34 @@ fn read(path: &PathBuf) -> Result<String, String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // Whether the file names the public host: it then wins over the bound address (but not
+    // over --public-host).
+    let mut file_public_host = None;
     let mut pod_config = match &args.config {
-        Some(p) => PodConfig::from_toml(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
+        Some(p) => {
+            let text = read(p)?;
+            let config =
+                PodConfig::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+            if text
+                .parse::<toml::Table>()
+                .is_ok_and(|t| t.contains_key("public_host"))
+            {
+                file_public_host = Some(config.public_host.clone());
+            }
+            config
+        }
         None => PodConfig::default(),
     };
+    let public_host = args.public_host.clone().or(file_public_host);
     pod_config.insecure_federation |= args.insecure_federation;
     pod_config.ca_files.extend(args.ca_files.iter().cloned());
     // Checked before anything is bound: a bad CA file is a start-up error, not a failure at
     // the first federated request.
     let fetcher = HttpFetcher::trusting(&pod_config.ca_files).map_err(|e| e.to_string())?;
-    if args.listen.ip().is_unspecified() && args.public_host.is_none() {
+    if args.listen.ip().is_unspecified() && public_host.is_none() {
         return Err(format!(
-            "--listen {} is a wildcard address: give --public-host HOST[:PORT], the name users \
-             reach this pod by (their IDs are alias@HOST)",
+            "--listen {} is a wildcard address: give --public-host HOST[:PORT] (or public_host \
+             in --config), the name users reach this pod by (their IDs are alias@HOST)",
             args.listen
         ));
     }
@@ -130,10 +153,7 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = tcp.local_addr().map_err(|e| e.to_string())?;
-    pod_config.public_host = args
-        .public_host
-        .clone()
-        .unwrap_or_else(|| local.to_string());
+    pod_config.public_host = public_host.unwrap_or_else(|| local.to_string());
 
     let storage = Storage::open(&args.data_dir).map_err(|e| e.to_string())?;
     let values = SqliteStore::open(

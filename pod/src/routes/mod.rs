@@ -8,10 +8,12 @@
 //! | [`tokens`] | `POST /tokens` |
 //! | [`inboxes`] | `POST /inboxes/:alias`, `GET /inboxes`, `DELETE /inboxes` |
 //! | [`health`] | `GET /healthz`, `GET /readyz` (P-X3) |
+//! | [`status`] | `GET /` without an upgrade: the status page (HTML or JSON) |
 
 pub mod aliases;
 pub mod health;
 pub mod identities;
 pub mod inboxes;
 pub mod messages;
+pub mod status;
 pub mod tokens;

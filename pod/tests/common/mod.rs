@@ -186,6 +186,29 @@ pub async fn call(
     }
 }
 
+/// A bodiless request with these headers.
+pub async fn call_with(app: &Router, method: &str, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
+}
+
 pub async fn post_text(app: &Router, uri: &str, body: impl Into<String>) -> Answer {
     call(app, "POST", uri, Some("text/plain"), body.into()).await
 }

@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 
 /// The Muttr command-line client.
 #[derive(Debug, Parser)]
-#[command(name = "muttr", version)]
+#[command(name = "muttr", version = muttr_node::VERSION)]
 struct Cli {
     /// Directory holding your identity and contacts (default: $MUTTR_HOME, then
     /// $XDG_CONFIG_HOME/muttr, then ~/.config/muttr).
