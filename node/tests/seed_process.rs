@@ -252,5 +252,8 @@ fn version_names_the_git_revision_and_a_bad_log_filter_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("invalid log filter") && err.contains("info,[bad"), "{err}");
+    assert!(
+        err.contains("invalid log filter") && err.contains("info,[bad"),
+        "{err}"
+    );
 }
