@@ -8,15 +8,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use muttr_node::client::{Client, ClientConfig, ClientError, TcpDialer};
 use muttr_node::net::Clock;
 use muttr_pod::PodConfig;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 
 fn trusting(cas: &[PathBuf]) -> PodConfig {
     PodConfig {
@@ -36,12 +35,30 @@ fn client(u: &User, pod: &LivePod, cas: &[PathBuf]) -> Client {
     .unwrap()
 }
 
-#[tokio::test]
-async fn two_pods_with_private_cas_federate_over_https() {
+/// Two HTTPS pods of two private CAs in one DHT (pod1 trusting both CAs, pod2 `pod2_config`),
+/// with alice at pod1 and bob at pod2 registered and aliased through clients trusting both.
+struct Federation {
+    pod1: LivePod,
+    pod2: LivePod,
+    cas: [PathBuf; 2],
+    alice_u: User,
+    alice: Client,
+    bob: Client,
+    /// The CA files: kept for as long as the test runs.
+    _pki: (Pki, Pki),
+}
+
+async fn federation(rng: u64, pod2_trusts_pod1: bool) -> Federation {
     let (pki1, pki2) = (Pki::new("pod1 CA"), Pki::new("pod2 CA"));
     let cas = [pki1.ca(), pki2.ca()];
-    let pod1 = live_pod_tls(trusting(&cas), 61, Some(&pki1)).await;
-    let pod2 = live_pod_tls(trusting(&cas), 62, Some(&pki2)).await;
+    let pod1 = live_pod_tls(trusting(&cas), rng, Some(&pki1)).await;
+    let pod2_config = if pod2_trusts_pod1 {
+        trusting(&cas)
+    } else {
+        // The public and system roots only: not pod1's private CA.
+        PodConfig::default()
+    };
+    let pod2 = live_pod_tls(pod2_config, rng + 1, Some(&pki2)).await;
     assert!(pod1.url("").starts_with("https://localhost:"));
     // Steps 1–2: one DHT.
     pod2.seed
@@ -55,19 +72,39 @@ async fn two_pods_with_private_cas_federate_over_https() {
     // Steps 3–4: register and take aliases, over https://.
     alice.register().await.unwrap();
     bob.register().await.unwrap();
-    let alice_id = alice.add_alias("alice").await.unwrap();
+    alice.add_alias("alice").await.unwrap();
     let bob_id = bob.add_alias("bob").await.unwrap();
     assert_eq!(bob_id.to_string(), format!("bob@{}", pod2.host()));
+    Federation {
+        pod1,
+        pod2,
+        cas,
+        alice_u,
+        alice,
+        bob,
+        _pki: (pki1, pki2),
+    }
+}
+
+#[tokio::test]
+async fn two_pods_with_private_cas_federate_over_https() {
+    let Federation {
+        pod1,
+        pod2,
+        alice,
+        bob,
+        _pki: _keep,
+        ..
+    } = federation(61, true).await;
+    let alice_id = format!("alice@{}", pod1.host());
+    let bob_id = format!("bob@{}", pod2.host());
     // Step 5: bob listens over wss://.
     let mut sub = bob.listen().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Steps 6–9: bob's key from pod2, sign+encrypt, store through pod1, notify pod2 — which
     // fetches alice's key from https://localhost:PORT1/aliases/alice, trusting pod1's CA.
-    let report = alice
-        .send(&bob_id.to_string(), b"hello bob, over https")
-        .await
-        .unwrap();
-    assert_eq!(report.notification.sender.user_id, alice_id.to_string());
+    let report = alice.send(&bob_id, b"hello bob, over https").await.unwrap();
+    assert_eq!(report.notification.sender.user_id, alice_id);
     // Steps 10–12: pushed, fetched from the DHT, decrypted and verified as alice's.
     let delivery = tokio::time::timeout(Duration::from_secs(10), sub.next())
         .await
@@ -81,23 +118,14 @@ async fn two_pods_with_private_cas_federate_over_https() {
 
 #[tokio::test]
 async fn an_untrusted_certificate_fails_with_an_error_naming_the_host() {
-    let (pki1, pki2) = (Pki::new("pod1 CA"), Pki::new("pod2 CA"));
-    let cas = [pki1.ca(), pki2.ca()];
-    let pod1 = live_pod_tls(trusting(&cas), 63, Some(&pki1)).await;
-    // pod2 trusts only the public and system roots: not pod1's private CA.
-    let pod2 = live_pod_tls(PodConfig::default(), 64, Some(&pki2)).await;
-    pod2.seed
-        .handle()
-        .bootstrap(vec![pod1.seed.local_addr()])
-        .await
-        .unwrap();
-    let (alice_u, bob_u) = (user("alice"), user("bob"));
-    let mut alice = client(&alice_u, &pod1, &cas);
-    let mut bob = client(&bob_u, &pod2, &cas);
-    alice.register().await.unwrap();
-    bob.register().await.unwrap();
-    alice.add_alias("alice").await.unwrap();
-    bob.add_alias("bob").await.unwrap();
+    let Federation {
+        pod1,
+        pod2,
+        cas,
+        alice_u,
+        _pki: _keep,
+        ..
+    } = federation(63, false).await;
     // Alice notifies bob@pod2 as alice@pod1 (href, step 9), as any client would: pod2 cannot
     // check her key at pod1 — 503 (a CA file or a renewal may fix it), and the message says
     // whose certificate and why.
@@ -138,17 +166,6 @@ async fn an_untrusted_certificate_fails_with_an_error_naming_the_host() {
         }
         other => panic!("{other:?}"),
     }
-}
-
-/// The certificate a TLS client is shown by `addr` now.
-async fn served_certificate(addr: std::net::SocketAddr, ca: &PathBuf) -> CertificateDer<'static> {
-    let config = muttr_node::trust::client_config(std::slice::from_ref(ca)).unwrap();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::clone(&config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
 }
 
 #[tokio::test]

@@ -7,11 +7,10 @@ mod common;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Pki;
 use common::process::Process;
+use common::{Pki, served_certificate};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::AsyncWriteExt;
@@ -102,17 +101,6 @@ async fn sigterm_exits_within_the_deadline_with_500_stalled_clients_open() {
     );
 }
 
-/// The certificate `addr` shows a client trusting `ca`.
-async fn served(addr: std::net::SocketAddr, ca: &Path) -> CertificateDer<'static> {
-    let config = muttr_node::trust::client_config(&[ca.to_path_buf()]).unwrap();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::clone(&config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_a_renewed_certificate() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +120,7 @@ async fn sighup_reloads_a_renewed_certificate() {
     assert!(pod.ready.contains("https://"), "{}", pod.ready);
     let addr = addr_of(&pod.ready);
     let old = CertificateDer::from_pem_file(pki.cert()).unwrap();
-    assert_eq!(served(addr, &pki.ca()).await, old);
+    assert_eq!(served_certificate(addr, &pki.ca()).await, old);
     let renewed = Pki::new("second CA");
     std::fs::copy(renewed.cert(), pki.cert()).unwrap();
     std::fs::copy(renewed.key(), pki.key()).unwrap();
@@ -157,7 +145,7 @@ async fn sighup_reloads_a_renewed_certificate() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The process is still serving (SIGHUP did not stop it).
-    assert_eq!(served(addr, &renewed.ca()).await, new);
+    assert_eq!(served_certificate(addr, &renewed.ca()).await, new);
 }
 
 #[test]

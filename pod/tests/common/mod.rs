@@ -169,11 +169,12 @@ pub async fn call(
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
     }
-    let res = app
-        .clone()
-        .oneshot(req.body(body.into()).unwrap())
-        .await
-        .unwrap();
+    answer(app, req.body(body.into()).unwrap()).await
+}
+
+/// Sends `req` to the router and reads the whole answer.
+async fn answer(app: &Router, req: Request<Body>) -> Answer {
+    let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
@@ -192,21 +193,7 @@ pub async fn call_with(app: &Router, method: &str, uri: &str, headers: &[(&str, 
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
+    answer(app, req.body(Body::empty()).unwrap()).await
 }
 
 pub async fn post_text(app: &Router, uri: &str, body: impl Into<String>) -> Answer {
@@ -299,6 +286,23 @@ impl Pki {
     pub fn key(&self) -> PathBuf {
         self.dir.path().join("key.pem")
     }
+}
+
+/// The certificate a TLS client trusting `ca` is shown by `addr` now (for `localhost`).
+pub async fn served_certificate(
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+) -> rustls::pki_types::CertificateDer<'static> {
+    let config = muttr_node::trust::client_config(&[ca.to_path_buf()]).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
 }
 
 /// Starts a pod on a loopback port; its public host is that address.
