@@ -47,6 +47,37 @@ pub fn init_logging(filter: &str, format: LogFormat) -> Result<(), String> {
     Ok(())
 }
 
+/// Tells systemd how the service is doing (`Type=notify` units, `sd_notify(3)`): `READY=1`
+/// once the binary serves, `STOPPING=1` when it begins to shut down, `RELOADING=1`… It sends one
+/// datagram to the socket named by `$NOTIFY_SOCKET` (a path, or `@name` in the abstract
+/// namespace); when the variable is unset (not under systemd) it does nothing. A failure is
+/// logged, never fatal.
+pub fn sd_notify(state: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::net::UnixDatagram;
+        let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+            return;
+        };
+        let sent = UnixDatagram::unbound().and_then(|sock| {
+            let bytes = target.as_encoded_bytes();
+            match bytes.strip_prefix(b"@") {
+                Some(name) => {
+                    use std::os::linux::net::SocketAddrExt;
+                    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                    sock.send_to_addr(state.as_bytes(), &addr)
+                }
+                None => sock.send_to(state.as_bytes(), &target),
+            }
+        });
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, state, "could not notify systemd");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = state;
+}
+
 /// Runs a binary's `main` future on `runtime`: success is exit status 0; an error (or a
 /// runtime that could not be built) is printed as `name: error` on stderr with status 1.
 pub fn run<F, E>(

@@ -257,3 +257,31 @@ fn version_names_the_git_revision_and_a_bad_log_filter_exits_2() {
         "{err}"
     );
 }
+
+/// Under systemd (`Type=notify`) the seed says READY=1 once it serves and STOPPING=1 when it
+/// begins to stop, on the datagram socket `$NOTIFY_SOCKET` names.
+#[test]
+fn the_seed_notifies_systemd_when_ready_and_when_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-seed"))
+        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+        .env("NOTIFY_SOCKET", &path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let n = sock.recv(&mut buf).expect("STOPPING=1 within 20 s");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert!(child.wait().unwrap().success());
+}

@@ -32,8 +32,8 @@ struct Args {
     #[arg(long = "bootstrap", value_name = "ADDR")]
     bootstrap: Vec<SocketAddr>,
     /// Keep values in this directory (SQLite) so a restarted seed still serves them; without
-    /// it values live in memory only.
-    #[arg(long)]
+    /// it values live in memory only. Under systemd, `StateDirectory=` sets it.
+    #[arg(long, env = "STATE_DIRECTORY")]
     data_dir: Option<PathBuf>,
     /// Protocol constants (TOML, fields of `Config`; absent fields keep PROFILE P-K2 values).
     #[arg(long)]
@@ -121,6 +121,7 @@ async fn serve<S: ValueStore>(args: Args, config: Config, store: S) -> Result<()
         seed.contact().socket_addr(),
         seed.node_id()
     );
+    muttr_node::process::sd_notify("READY=1");
     tracing::info!(values = held, "store opened");
     if !args.bootstrap.is_empty() {
         tokio::spawn(muttr_node::process::join(
@@ -129,6 +130,7 @@ async fn serve<S: ValueStore>(args: Args, config: Config, store: S) -> Result<()
         ));
     }
     muttr_node::process::shutdown_signal().await;
+    muttr_node::process::sd_notify("STOPPING=1");
     tracing::info!("stopping");
     seed.shutdown()
         .await

@@ -45,7 +45,8 @@ struct Args {
     #[arg(long)]
     public_host: Option<String>,
     /// Directory of the pod's database and its seed's values.
-    #[arg(long, default_value = "muttr-pod-data")]
+    /// Under systemd, `StateDirectory=` sets it.
+    #[arg(long, env = "STATE_DIRECTORY", default_value = "muttr-pod-data")]
     data_dir: PathBuf,
     /// UDP address of the embedded seed.
     #[arg(long, default_value = "127.0.0.1:4000")]
@@ -210,14 +211,17 @@ async fn run(args: Args) -> Result<(), String> {
             let listener =
                 tls::TlsListener::new(tcp, certs.server_config()).map_err(|e| e.to_string())?;
             println!("muttr-pod listening on https://{local} seed {seed_addr} node {node}");
+            muttr_node::process::sd_notify("READY=1");
             serve(listener, state, muttr_node::process::shutdown_signal()).await
         }
         _ => {
             println!("muttr-pod listening on http://{local} seed {seed_addr} node {node}");
+            muttr_node::process::sd_notify("READY=1");
             serve(tcp, state, muttr_node::process::shutdown_signal()).await
         }
     };
     served.map_err(|e| format!("server: {e}"))?;
+    muttr_node::process::sd_notify("STOPPING=1");
     tracing::info!("stopping seed");
     match tokio::time::timeout(SEED_STOP_TIMEOUT, seed.shutdown()).await {
         Ok(r) => {
@@ -239,7 +243,10 @@ async fn reload_on_sighup(certs: std::sync::Arc<tls::Certificates>) {
             return;
         };
         while hup.recv().await.is_some() {
-            match certs.reload() {
+            muttr_node::process::sd_notify("RELOADING=1");
+            let reloaded = certs.reload();
+            muttr_node::process::sd_notify("READY=1");
+            match reloaded {
                 Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; keeping the old one")
