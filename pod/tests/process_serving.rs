@@ -153,21 +153,9 @@ fn a_wildcard_listen_without_public_host_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = pod_args(dir.path(), &[]);
     args[1] = "0.0.0.0:0".into();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (status, _) = wait_exit(&mut child, Duration::from_secs(20));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, _, err) = run_to_exit(&args);
     assert!(!status.success());
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
     assert!(err.contains("--public-host"), "{err}");
     assert!(err.contains("0.0.0.0:0"), "{err}");
 }
