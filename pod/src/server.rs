@@ -272,7 +272,6 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let builder = http1(&state.config);
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let keepalive = keepalive::run(state.clone());
     tokio::pin!(shutdown, keepalive);
@@ -307,7 +306,7 @@ where
                     app.clone(),
                     state.clone(),
                     builder.clone(),
-                    stop_rx.clone(),
+                    state.shutdown.clone(),
                 ));
             }
             () = &mut keepalive, if !keepalive_done => keepalive_done = true,
@@ -320,8 +319,8 @@ where
         websockets = state.ws_connections.load(Ordering::Relaxed),
         "shutting down: no new connections; finishing requests in flight"
     );
+    // One signal for WebSocket sessions (close 1001) and HTTP connections (finish, close).
     state.begin_shutdown();
-    let _ = stop_tx.send(true);
     let drained = tokio::time::timeout_at(deadline, async {
         while tasks.join_next().await.is_some() {}
         while state.ws_connections.load(Ordering::Relaxed) > 0 {
