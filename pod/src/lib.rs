@@ -128,7 +128,8 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// A pod's state. `rng_seed` seeds the token generator: `None` draws the seed from the
+    /// A pod's state, fetching other pods' keys over HTTP(S) trusting the default roots and
+    /// `config.ca_files`. `rng_seed` seeds the token generator: `None` draws the seed from the
     /// operating system (production); `Some` makes tokens reproducible (simulation, tests).
     /// Must be called inside the tokio runtime that serves the pod (the clock reads its time).
     pub fn new(
@@ -138,14 +139,18 @@ impl AppState {
         clock: Clock,
         rng_seed: Option<u64>,
     ) -> AppState {
-        AppState::with_fetcher(
-            config,
-            storage,
-            seed,
-            clock,
-            rng_seed,
-            Arc::new(HttpFetcher::new()),
-        )
+        // Trusting the config's `ca_files` too. A file that cannot be used leaves the default
+        // roots only — trusting less, never more — and says so; `muttr-pod` checks the files
+        // before it starts, so there a bad file is a start-up error.
+        let fetcher = if config.ca_files.is_empty() {
+            HttpFetcher::new()
+        } else {
+            HttpFetcher::trusting(&config.ca_files).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "ca_files not usable: trusting the default roots only");
+                HttpFetcher::new()
+            })
+        };
+        AppState::with_fetcher(config, storage, seed, clock, rng_seed, Arc::new(fetcher))
     }
 
     /// [`AppState::new`] with another way of fetching other pods' keys (simulation).

@@ -323,15 +323,13 @@ pub async fn live_pod_tls(config: PodConfig, rng: u64, pki: Option<&Pki>) -> Liv
         },
         ..config
     };
-    let fetcher = muttr_pod::federation::HttpFetcher::trusting(&config.ca_files).unwrap();
     let seed = seed(rng).await;
-    let state = AppState::with_fetcher(
+    let state = AppState::new(
         config,
         Storage::open(dir.path()).unwrap(),
         Some(seed.handle()),
         Clock::system(),
         Some(rng),
-        std::sync::Arc::new(fetcher),
     );
     let s = state.clone();
     let task = match pki {
