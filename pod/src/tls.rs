@@ -38,13 +38,9 @@ fn load(cert: &Path, key: &Path) -> io::Result<CertifiedKey> {
     let invalid = |what: &str, e: &dyn std::fmt::Display| {
         io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"))
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| invalid(&cert.display().to_string(), &e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| invalid(&cert.display().to_string(), &e))?;
-    if certs.is_empty() {
-        return Err(invalid(&cert.display().to_string(), &"no certificate"));
-    }
+    // The same PEM reading as the trust roots' (errors name the file; none is an error).
+    let certs = muttr_node::trust::read_pem_certs(cert)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let key =
         PrivateKeyDer::from_pem_file(key).map_err(|e| invalid(&key.display().to_string(), &e))?;
     CertifiedKey::from_der(certs, key, &rustls::crypto::ring::default_provider())
