@@ -119,26 +119,41 @@ pub fn memory_kib(field: &str) -> Option<u64> {
 }
 
 /// Resolves on SIGINT or SIGTERM (Ctrl-C only, off Unix).
-pub async fn shutdown_signal() {
+///
+/// The handlers are installed when this function is *called*, not when the future is first
+/// polled: a binary calls it before it tells systemd `READY=1`, so that a SIGTERM sent the
+/// moment the service is ready is caught (and answered with `STOPPING=1` and a clean stop)
+/// rather than killing the process with the default action. Must be called inside a tokio
+/// runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    biased;
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        biased;
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                (Ok(mut term), Err(_)) => {
+                    term.recv().await;
+                }
+                (Err(_), _) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

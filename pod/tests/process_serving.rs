@@ -264,3 +264,29 @@ async fn public_host_from_the_config_file_is_honoured_and_logs_can_be_json() {
     assert_eq!(access["span"]["path"], "/");
     assert_eq!(access["fields"]["status"], 200);
 }
+
+/// Under systemd (`Type=notify`) the pod says READY=1 once it serves and STOPPING=1 when it
+/// stops. The SIGTERM is sent the moment READY=1 arrives: the handlers are installed before
+/// readiness is announced, so it is caught and the pod exits cleanly (status 0).
+#[test]
+fn the_pod_notifies_systemd_and_a_sigterm_right_after_ready_stops_it_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
+        .args(pod_args(dir.path(), &[]))
+        .env("NOTIFY_SOCKET", &path)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).expect("READY=1 within 30 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    signal(&child, "TERM");
+    let n = sock.recv(&mut buf).expect("STOPPING=1 within 30 s");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let (status, _) = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+}

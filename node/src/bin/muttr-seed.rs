@@ -121,6 +121,8 @@ async fn serve<S: ValueStore>(args: Args, config: Config, store: S) -> Result<()
         seed.contact().socket_addr(),
         seed.node_id()
     );
+    // Handlers first, then READY=1: a SIGTERM right after readiness must stop us cleanly.
+    let shutdown = muttr_node::process::shutdown_signal();
     muttr_node::process::sd_notify("READY=1");
     tracing::info!(values = held, "store opened");
     if !args.bootstrap.is_empty() {
@@ -129,7 +131,7 @@ async fn serve<S: ValueStore>(args: Args, config: Config, store: S) -> Result<()
             args.bootstrap.clone(),
         ));
     }
-    muttr_node::process::shutdown_signal().await;
+    shutdown.await;
     muttr_node::process::sd_notify("STOPPING=1");
     tracing::info!("stopping");
     seed.shutdown()

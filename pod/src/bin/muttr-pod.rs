@@ -204,6 +204,8 @@ async fn run(args: Args) -> Result<(), String> {
 
     let seed_addr = seed.contact().socket_addr();
     let node = seed.node_id();
+    // Handlers first, then READY=1: a SIGTERM right after readiness must stop us cleanly.
+    let shutdown = muttr_node::process::shutdown_signal();
     let served = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let certs = tls::Certificates::load(cert, key).map_err(|e| e.to_string())?;
@@ -212,12 +214,12 @@ async fn run(args: Args) -> Result<(), String> {
                 tls::TlsListener::new(tcp, certs.server_config()).map_err(|e| e.to_string())?;
             println!("muttr-pod listening on https://{local} seed {seed_addr} node {node}");
             muttr_node::process::sd_notify("READY=1");
-            serve(listener, state, muttr_node::process::shutdown_signal()).await
+            serve(listener, state, shutdown).await
         }
         _ => {
             println!("muttr-pod listening on http://{local} seed {seed_addr} node {node}");
             muttr_node::process::sd_notify("READY=1");
-            serve(tcp, state, muttr_node::process::shutdown_signal()).await
+            serve(tcp, state, shutdown).await
         }
     };
     served.map_err(|e| format!("server: {e}"))?;
