@@ -183,7 +183,7 @@ fn pod_binary() -> PathBuf {
 fn start_pod_process() -> PodProcess {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pod.toml");
-    std::fs::write(&config, "exempt_loopback = true\n").unwrap();
+    std::fs::write(&config, "[pod]\nexempt_loopback = true\n").unwrap();
     let data = dir.path().join("data");
     let process = Process::start(
         &pod_binary(),

@@ -24,26 +24,26 @@ pub struct Config {
     /// "3 closest"). Kademlia proper answers k; Muttr answers 3 to keep datagrams small.
     pub reply_width: usize,
     /// How long to wait for a reply before the request counts as failed (P-K2: 5 s).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::settings::duration")]
     pub response_timeout: Duration,
     /// A bucket with no lookup through it for this long is refreshed by a lookup of a random
     /// identifier in its range (P-K2: 1 h).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::settings::duration")]
     pub refresh_interval: Duration,
     /// Every value held is re-sent to the current k closest nodes this often (P-K2: 1 h), so
     /// values survive nodes leaving and reach nodes that joined near the key. A value another
     /// node stored here within the last interval is not re-sent (the Kademlia paper's
     /// optimisation: that node sent it to the other closest nodes too).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::settings::duration")]
     pub replicate_interval: Duration,
     /// The original publisher re-publishes its values, with a fresh timestamp, this often
     /// (P-K2: 23 h). It must be shorter than `expiry`: republishing at the moment of expiry
     /// (the whitepaper's 24 h and 24 h) leaves every copy expired for a while each day; one
     /// hour's margin covers the lookup, lost STOREs and the once-a-minute housekeeping.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::settings::duration")]
     pub republish_interval: Duration,
     /// A value expires this long after its `timestamp` (P-K2: 24 h).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::settings::duration")]
     pub expiry: Duration,
     /// Replacement-cache size per bucket (P-K3): newcomers waiting for a slot.
     pub replacement_cache: usize,
@@ -128,21 +128,6 @@ impl Config {
 }
 
 /// Serde helper: a `Duration` as (possibly fractional) seconds.
-mod secs {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

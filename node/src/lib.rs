@@ -20,6 +20,7 @@
 //! | [`driver`] | the async task that runs a core on a socket; `spawn_seed`, `SeedHandle` |
 //! | [`net`] | the IO boundary: `Transport`/`DatagramSocket` traits, tokio UDP, the injected `Clock` |
 //! | [`process`] | what the binaries share: logging, SIGINT/SIGTERM, joining with retries |
+//! | [`settings`] | one configuration per binary: flag > environment > file > default; durations |
 //! | [`metrics`] | Prometheus metrics (P-X3): the seed's counters, the `--metrics-listen` server |
 //! | [`kad`] | the sans-IO Kademlia core: routing table, lookups, request handling, timers |
 //! | [`store`] | the `ValueStore` trait (P-V4 quotas), in-memory and durable stores |
@@ -34,6 +35,7 @@ pub mod kad;
 pub mod metrics;
 pub mod net;
 pub mod process;
+pub mod settings;
 pub mod store;
 pub mod trust;
 pub mod value;

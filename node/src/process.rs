@@ -8,7 +8,18 @@ use std::time::Duration;
 use crate::driver::SeedHandle;
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One human-readable line per event (colours on a terminal unless `NO_COLOR` is set).
     #[default]
@@ -28,13 +39,22 @@ pub fn log_filter(flag: Option<&str>) -> String {
         .unwrap_or_else(|| "info".to_string())
 }
 
+/// Checks that `filter` parses as a log filter: the error names it and says why.
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    parse_log_filter(filter).map(drop)
+}
+
+fn parse_log_filter(filter: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map_err(|e| format!("invalid log filter {filter:?} (--log or RUST_LOG): {e}"))
+}
+
 /// Logs with `tracing` to stderr at `filter` (a level or a tracing filter, see
 /// [`log_filter`]) in `format`. A filter that does not parse is an error naming it (a typo
 /// such as `debgu` must not silently log at another level).
 pub fn init_logging(filter: &str, format: LogFormat) -> Result<(), String> {
-    let parsed = tracing_subscriber::EnvFilter::builder()
-        .parse(filter)
-        .map_err(|e| format!("invalid log filter {filter:?} (--log or RUST_LOG): {e}"))?;
+    let parsed = parse_log_filter(filter)?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()

@@ -92,7 +92,7 @@ async fn sigterm_with_stalled(stalled: usize) -> Duration {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("pod.toml");
-    std::fs::write(&config, "exempt_loopback = true\n").expect("config");
+    std::fs::write(&config, "[pod]\nexempt_loopback = true\n").expect("config");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_muttr-pod"))
         .args([
             "--listen",

@@ -146,7 +146,7 @@ fn verify(state: &AppState, armored: &str, key: &PublicKey) -> Result<AuthText, 
 
 fn accept_nonce(state: &AppState, text: &AuthText) -> Result<(), ApiError> {
     let now = state.clock.now_ms();
-    let window = state.config.nonce_window_ms;
+    let window = u64::try_from(state.config.nonce_window.as_millis()).unwrap_or(u64::MAX);
     auth::check_nonce(text.nonce, now, window)
         .map_err(|e| ApiError::unauthorized(format!("{e} (P-A2)")))?;
     // Keep the record until the nonce would fail the window check anyway.
@@ -207,7 +207,7 @@ pub async fn resolve_user(state: &AppState, user: &UserId) -> Result<PublicKey, 
         .fetch(
             &url,
             state.config.max_fetched_key_bytes,
-            state.config.fetch_timeout(),
+            state.config.fetch_timeout,
         )
         .await
         .map_err(|e| match e {

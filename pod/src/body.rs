@@ -60,7 +60,7 @@ impl FromRequest<AppState> for TextBody {
         if declared.is_some_and(|n| n > DRAIN_MAX as u64) {
             return Err(too_large());
         }
-        let deadline = tokio::time::Instant::now() + state.config.body_timeout();
+        let deadline = tokio::time::Instant::now() + state.config.body_timeout;
         let bytes = read(req.into_body(), limit, deadline)
             .await?
             .ok_or_else(too_large)?;
@@ -71,7 +71,7 @@ impl FromRequest<AppState> for TextBody {
 }
 
 /// Reads the body; `None` when it is over `limit` (then read on, discarding, up to
-/// [`DRAIN_MAX`]). The whole body must arrive by `deadline` (`body_timeout_ms`) and no chunk
+/// [`DRAIN_MAX`]). The whole body must arrive by `deadline` (`body_timeout`) and no chunk
 /// may take longer than [`READ_TIMEOUT`]: 408 otherwise.
 async fn read(
     mut body: axum::body::Body,

@@ -15,7 +15,7 @@
 //!
 //! The work is a reconciliation, [`sweep`]: (keys named by inbox entries) minus (keys adopted)
 //! are adopted; (keys adopted) minus (keys named) are released. It runs every
-//! `keepalive_sweep_ms` and at once after a notify or a purge ([`KeepAlive::wake`]). A value the
+//! `keepalive_sweep` and at once after a notify or a purge ([`KeepAlive::wake`]). A value the
 //! DHT does not have yet is tried again at the next sweep; a value that does not hash to its
 //! key (P-V2) is never published and is logged.
 
@@ -68,7 +68,7 @@ pub async fn sweep(state: &AppState) -> SweepReport {
             return report;
         }
     };
-    let timeout = state.config.dht_timeout();
+    let timeout = state.config.dht_timeout;
     for hex in named.difference(&adopted) {
         let Some(key) = Key::from_hex(hex).ok() else {
             // Keys are checked at notify (40 lowercase hex digits); a row that is not one was
@@ -131,14 +131,14 @@ pub async fn sweep(state: &AppState) -> SweepReport {
     report
 }
 
-/// The keep-alive task: a [`sweep`] every `keepalive_sweep_ms` and after each wake-up. Runs
+/// The keep-alive task: a [`sweep`] every `keepalive_sweep` and after each wake-up. Runs
 /// for as long as the pod serves (it is polled by [`crate::serve`]); never returns when the
 /// pod has it switched off (`keepalive = false`) or has no seed.
 pub async fn run(state: AppState) {
     if !state.config.keepalive || state.seed.is_none() {
         return std::future::pending().await;
     }
-    let every = Duration::from_millis(state.config.keepalive_sweep_ms.max(1));
+    let every = state.config.keepalive_sweep.max(Duration::from_millis(1));
     loop {
         sweep(&state).await;
         tokio::select! {

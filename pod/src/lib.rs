@@ -171,7 +171,9 @@ impl AppState {
             hub: hub::Hub::new(config.ws_queue),
             keepalive: keepalive::KeepAlive::default(),
             metrics: metrics::PodMetrics::default(),
-            tokens: tokens::TokenStore::new(config.token_ttl_ms),
+            tokens: tokens::TokenStore::new(
+                u64::try_from(config.token_ttl.as_millis()).unwrap_or(u64::MAX),
+            ),
             ip_limiter: ratelimit::RateLimiter::new(config.ip_rate_per_sec, config.ip_burst),
             identity_limiter: ratelimit::RateLimiter::new(
                 config.identity_rate_per_sec,
@@ -236,7 +238,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// connection, the request timeout (408), the per-IP rate limit, and the metrics.
 pub fn router(state: AppState) -> Router {
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-    let request_timeout = state.config.request_timeout();
+    let request_timeout = state.config.request_timeout;
     Router::new()
         .route("/", get(ws::upgrade).post(routes::identities::register))
         .route("/messages", post(routes::messages::store))

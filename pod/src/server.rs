@@ -4,11 +4,11 @@
 //!
 //! What one client can hold, and for how long (every limit a [`PodConfig`] field):
 //! - **a connection that sends nothing or half a request head**: closed by hyper's header timer
-//!   (`header_timeout_ms`, 10 s), or earlier by the keep-alive watchdog below;
-//! - **a kept-alive connection between requests**: closed after `keep_alive_timeout_ms` (5 s)
+//!   (`header_timeout`, 10 s), or earlier by the keep-alive watchdog below;
+//! - **a kept-alive connection between requests**: closed after `keep_alive_timeout` (5 s)
 //!   of silence with no request in flight;
-//! - **a body that trickles**: 408 after `body_timeout_ms` ([`crate::body`]);
-//! - **a request that takes too long in all**: 408 after `request_timeout_ms` (tower-http);
+//! - **a body that trickles**: 408 after `body_timeout` ([`crate::body`]);
+//! - **a request that takes too long in all**: 408 after `request_timeout` (tower-http);
 //! - **oversize heads**: 431 (`max_header_bytes`);
 //! - **many connections**: `max_connections` in all and `max_connections_per_ip` per client
 //!   address; one more gets a one-line 503 JSON answer and is closed.
@@ -17,7 +17,7 @@
 //! accepting, WebSocket sessions are closed with 1001 (going away), connections with no
 //! request in flight (idle, or stalled in the middle of a head) are closed at once, and the
 //! others are told to finish their request and close; whatever is still open after
-//! `shutdown_timeout_ms` (15 s) is dropped, and the database is checkpointed.
+//! `shutdown_timeout` (15 s) is dropped, and the database is checkpointed.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -241,7 +241,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 fn http1(config: &PodConfig) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout())
+        .header_read_timeout(config.header_timeout)
         .keep_alive(true)
         .max_header_size(config.max_header_bytes.max(1024))
         .max_buf_size(config.max_header_bytes.max(8192) + 8192);
@@ -249,7 +249,7 @@ fn http1(config: &PodConfig) -> hyper::server::conn::http1::Builder {
 }
 
 /// Serves the pod on `listener` until `shutdown` resolves, then shuts down within
-/// `shutdown_timeout_ms` (see the module docs). The keep-alive task of P-X2
+/// `shutdown_timeout` (see the module docs). The keep-alive task of P-X2
 /// ([`keepalive::run`]) runs alongside.
 pub async fn serve<L, F>(listener: L, state: AppState, shutdown: F) -> io::Result<()>
 where
@@ -313,7 +313,7 @@ where
         }
     }
     drop(listener);
-    let deadline = Instant::now() + state.config.shutdown_timeout();
+    let deadline = Instant::now() + state.config.shutdown_timeout;
     tracing::info!(
         connections = state.connections.open(),
         websockets = state.ws_connections.load(Ordering::Relaxed),
@@ -412,7 +412,7 @@ async fn connection<S>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = activity.idle_for(state.config.keep_alive_timeout()), if !closing => {
+            () = activity.idle_for(state.config.keep_alive_timeout), if !closing => {
                 tracing::debug!(%peer, "keep-alive timeout: closing an idle connection");
                 state.metrics.timed_out("keep_alive");
                 closing = true;

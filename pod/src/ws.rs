@@ -1,7 +1,7 @@
 //! WebSocket push at the pod's base URI (whitepaper "WebSockets Interface", P-S1, P-S2).
 //!
 //! The client's first text frame must be the hex of a cleartext-signed auth text with
-//! `identityType=pubkeyhash`, within [`crate::PodConfig::ws_auth_timeout_ms`]; anything else
+//! `identityType=pubkeyhash`, within [`crate::PodConfig::ws_auth_timeout`]; anything else
 //! closes the connection with code [`CLOSE_AUTH`]. After that the pod sends one JSON text
 //! frame per new inbox entry. Each connection has a bounded queue in the [`crate::hub::Hub`];
 //! a client that lets it fill is closed with [`CLOSE_SLOW`] and plays back later (its entries
@@ -97,7 +97,7 @@ async fn session(state: AppState, mut socket: WebSocket) {
         _ = shutdown.changed() => {
             return close(socket, CLOSE_GOING_AWAY, "pod shutting down").await;
         }
-        first = tokio::time::timeout(state.config.ws_auth_timeout(), socket.recv()) => first,
+        first = tokio::time::timeout(state.config.ws_auth_timeout, socket.recv()) => first,
     };
     let frame = match first {
         Ok(Some(Ok(Message::Text(t)))) => t,

@@ -17,7 +17,7 @@ fn start(dir: &std::path::Path, listen: &str) -> Process {
     let config = dir.join("pod.toml");
     std::fs::write(
         &config,
-        "exempt_loopback = true\nidentity_rate_per_sec = 10000.0\nidentity_burst = 10000.0\n",
+        "[pod]\nexempt_loopback = true\nidentity_rate_per_sec = 10000.0\nidentity_burst = 10000.0\n",
     )
     .unwrap();
     let data = dir.join("data");

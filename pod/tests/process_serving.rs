@@ -68,8 +68,8 @@ async fn sigterm_exits_within_the_deadline_with_500_stalled_clients_open() {
     // Timers far beyond the deadline, so only the deadline can end the stalled connections.
     std::fs::write(
         &config,
-        "shutdown_timeout_ms = 2000\nheader_timeout_ms = 600000\nkeep_alive_timeout_ms = 600000\n\
-         body_timeout_ms = 600000\nmax_connections_per_ip = 10000\n",
+        "[pod]\nshutdown_timeout = \"2s\"\nheader_timeout = \"10m\"\nkeep_alive_timeout = \"10m\"\n\
+         body_timeout = \"10m\"\nmax_connections_per_ip = 10000\n",
     )
     .unwrap();
     let mut pod = Process::start(

@@ -79,8 +79,8 @@ async fn get_healthz(addr: SocketAddr) -> String {
 #[tokio::test]
 async fn a_half_sent_head_is_cut_at_the_header_timeout_while_others_are_served() {
     let p = pod(PodConfig {
-        header_timeout_ms: 600,
-        keep_alive_timeout_ms: 60_000,
+        header_timeout: Duration::from_millis(600),
+        keep_alive_timeout: Duration::from_millis(60_000),
         ..PodConfig::default()
     })
     .await;
@@ -112,7 +112,7 @@ async fn a_half_sent_head_is_cut_at_the_header_timeout_while_others_are_served()
 #[tokio::test]
 async fn an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() {
     let p = pod(PodConfig {
-        keep_alive_timeout_ms: 300,
+        keep_alive_timeout: Duration::from_millis(300),
         ..PodConfig::default()
     })
     .await;
@@ -129,7 +129,7 @@ async fn an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() 
 #[tokio::test]
 async fn a_trickling_body_gets_408_in_json() {
     let p = pod(PodConfig {
-        body_timeout_ms: 500,
+        body_timeout: Duration::from_millis(500),
         ..PodConfig::default()
     })
     .await;
@@ -165,8 +165,8 @@ async fn an_oversize_head_gets_431() {
 async fn connections_over_the_per_address_cap_get_a_503_json_answer() {
     let p = pod(PodConfig {
         max_connections_per_ip: 3,
-        keep_alive_timeout_ms: 60_000,
-        header_timeout_ms: 60_000,
+        keep_alive_timeout: Duration::from_millis(60_000),
+        header_timeout: Duration::from_millis(60_000),
         ..PodConfig::default()
     })
     .await;
@@ -234,9 +234,9 @@ async fn behind_a_trusted_proxy_the_rate_limit_counts_the_forwarded_client() {
 #[tokio::test]
 async fn shutdown_ends_within_its_deadline_with_stalled_clients_and_closes_websockets_1001() {
     let mut p = pod(PodConfig {
-        header_timeout_ms: 60_000,
-        keep_alive_timeout_ms: 60_000,
-        shutdown_timeout_ms: 3_000,
+        header_timeout: Duration::from_millis(60_000),
+        keep_alive_timeout: Duration::from_millis(60_000),
+        shutdown_timeout: Duration::from_millis(3_000),
         ..PodConfig::default()
     })
     .await;

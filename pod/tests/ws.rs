@@ -179,7 +179,7 @@ async fn a_bad_first_frame_closes_with_4401() {
 #[tokio::test]
 async fn silence_after_connecting_closes_with_4401() {
     let config = PodConfig {
-        ws_auth_timeout_ms: 300,
+        ws_auth_timeout: Duration::from_millis(300),
         ..PodConfig::default()
     };
     let pod = live_pod(config, 13).await;

@@ -290,8 +290,12 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     std::fs::create_dir_all(&data)?;
     let seed_config = match &scenario.seed_config {
         Some(t) => {
+            // The `[seed]` table of a configuration file, which muttr-seed and muttr-pod
+            // both read.
             let path = opts.out.join("seed-config.toml");
-            std::fs::write(&path, toml::to_string(t)?)?;
+            let mut file = toml::Table::new();
+            file.insert("seed".into(), toml::Value::Table(t.clone()));
+            std::fs::write(&path, toml::to_string(&file)?)?;
             Some(path)
         }
         None => None,
@@ -383,7 +387,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
                 None => args.push("--insecure-federation".into()),
             }
             if let Some(c) = &seed_config {
-                args.extend(["--seed-config".into(), c.display().to_string()]);
+                args.extend(["--config".into(), c.display().to_string()]);
             }
             (format!("pod{p}"), opts.bin_dir.join("muttr-pod"))
         } else {

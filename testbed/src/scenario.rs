@@ -77,7 +77,7 @@ pub struct Scenario {
     #[serde(default)]
     pub kills: Kills,
     /// Protocol constants for every seed (fields of `muttr_node::Config`), written to a file
-    /// given to `--config` / `--seed-config`.
+    /// given to `--config` as its `[seed]` table (muttr-seed and muttr-pod alike).
     #[serde(default)]
     pub seed_config: Option<toml::Table>,
     /// Pods serve HTTPS with certificates of a private CA made for the run (one per pod, for

@@ -15,80 +15,174 @@ use clap::Parser;
 use muttr_node::Config;
 use muttr_node::driver::{SeedOptions, spawn_seed};
 use muttr_node::net::{Clock, TokioTransport};
+use muttr_node::process::LogFormat;
+use muttr_node::settings::{self, Layers};
 use muttr_node::store::{MemStore, Quotas, SqliteStore, ValueStore};
+use serde::{Deserialize, Serialize};
 
 /// Run a Muttr seed: a node of the Kademlia DHT that stores encrypted messages.
-#[derive(Debug, Parser)]
+///
+/// Every option is also a key of the configuration file and an environment variable
+/// (`--metrics-listen` is `metrics_listen` and `MUTTR_SEED_METRICS_LISTEN`); a flag wins over
+/// the environment, which wins over the file. The protocol constants are the file's `[seed]`
+/// table (`MUTTR_SEED_SEED__K=8` from the environment).
+#[derive(Debug, Parser, Serialize)]
 #[command(name = "muttr-seed", version = muttr_node::VERSION)]
 struct Args {
-    /// UDP address to listen on.
-    #[arg(long, default_value = "127.0.0.1:4000")]
-    listen: SocketAddr,
+    /// Configuration file (TOML): these options as keys, and the `[seed]` table of protocol
+    /// constants (see deploy/muttr-seed.toml).
+    #[arg(long, env = "MUTTR_SEED_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Print the resolved configuration (TOML) and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    print_config: bool,
+    /// UDP address to listen on [default: 127.0.0.1:4000].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
     /// Address other seeds reach this one at (fixes the node ID, P-W3); required when
     /// listening on a wildcard address.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     advertise: Option<SocketAddr>,
     /// A seed to join the network through (repeatable).
     #[arg(long = "bootstrap", value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     bootstrap: Vec<SocketAddr>,
     /// Keep values in this directory (SQLite) so a restarted seed still serves them; without
-    /// it values live in memory only. Under systemd, `StateDirectory=` sets it.
-    #[arg(long, env = "STATE_DIRECTORY")]
-    data_dir: Option<PathBuf>,
-    /// Protocol constants (TOML, fields of `Config`; absent fields keep PROFILE P-K2 values).
+    /// it values live in memory only. Under systemd, `StateDirectory=` sets the default.
     #[arg(long)]
-    config: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
     /// `info,muttr_node=debug`); default: $RUST_LOG, else info.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<String>,
-    /// Log line format.
-    #[arg(long, value_enum, default_value_t = muttr_node::process::LogFormat::Text)]
-    log_format: muttr_node::process::LogFormat,
+    /// Log line format [default: text].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<LogFormat>,
     /// Seed of the protocol's random generator (rpcIDs); random when absent.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     rng_seed: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR/metrics (PROFILE P-X3); off when absent.
     #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     metrics_listen: Option<SocketAddr>,
+}
+
+/// The resolved configuration: what `--print-config` prints, and what the file holds.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Settings {
+    listen: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advertise: Option<SocketAddr>,
+    #[serde(deserialize_with = "settings::list::deserialize")]
+    bootstrap: Vec<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<String>,
+    log_format: LogFormat,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rng_seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_listen: Option<SocketAddr>,
+    /// The protocol constants (PROFILE P-K2).
+    seed: Config,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            listen: "127.0.0.1:4000".parse().expect("a socket address"),
+            advertise: None,
+            bootstrap: Vec::new(),
+            data_dir: None,
+            log: None,
+            log_format: LogFormat::Text,
+            rng_seed: None,
+            metrics_listen: None,
+            seed: Config::default(),
+        }
+    }
+}
+
+/// Resolves flag > `MUTTR_SEED_*` > file > default, and checks what serde cannot: the
+/// protocol constants together, the log filter. Errors name the source and the key.
+fn resolve(args: &Args) -> Result<(Settings, String), String> {
+    let mut settings: Settings = settings::load(
+        Layers {
+            file: args.config.as_deref(),
+            env_prefix: "MUTTR_SEED_",
+            env_ignore: &["config"],
+        },
+        args,
+    )?;
+    settings
+        .seed
+        .validate()
+        .map_err(|e| format!("key `seed`: {e}"))?;
+    // systemd's StateDirectory= names the data directory unless the configuration does.
+    if settings.data_dir.is_none() {
+        settings.data_dir = std::env::var_os("STATE_DIRECTORY")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+    }
+    let filter = muttr_node::process::log_filter(settings.log.as_deref());
+    muttr_node::process::check_log_filter(&filter).map_err(|e| format!("key `log`: {e}"))?;
+    Ok((settings, filter))
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = muttr_node::process::log_filter(args.log.as_deref());
-    if let Err(e) = muttr_node::process::init_logging(&filter, args.log_format) {
+    let (settings, filter) = match resolve(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("muttr-seed: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.print_config {
+        match toml::to_string(&settings) {
+            Ok(text) => {
+                print!("{text}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("muttr-seed: cannot print the configuration: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Err(e) = muttr_node::process::init_logging(&filter, settings.log_format) {
         eprintln!("muttr-seed: {e}");
         return ExitCode::from(2);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    muttr_node::process::run("muttr-seed", rt, start(args))
+    muttr_node::process::run("muttr-seed", rt, start(settings))
 }
 
-async fn start(args: Args) -> Result<(), String> {
-    let config = match &args.config {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => Config::default(),
-    };
-    config
-        .validate()
-        .map_err(|e| format!("invalid config: {e}"))?;
-    let quotas = Quotas::from_config(&config);
-    match &args.data_dir {
+async fn start(settings: Settings) -> Result<(), String> {
+    let quotas = Quotas::from_config(&settings.seed);
+    match settings.data_dir.clone() {
         Some(dir) => {
-            let store = SqliteStore::open(dir, quotas).map_err(|e| e.to_string())?;
-            serve(args, config, store).await
+            let store = SqliteStore::open(&dir, quotas).map_err(|e| e.to_string())?;
+            serve(settings, store).await
         }
-        None => serve(args, config, MemStore::new(quotas)).await,
+        None => serve(settings, MemStore::new(quotas)).await,
     }
 }
 
-async fn serve<S: ValueStore>(args: Args, config: Config, store: S) -> Result<(), String> {
+async fn serve<S: ValueStore>(args: Settings, store: S) -> Result<(), String> {
+    let config = args.seed.clone();
     let rng_seed = args.rng_seed.unwrap_or_else(rand::random);
     let options = SeedOptions {
         bind: args.listen,

@@ -8,7 +8,7 @@
 //!
 //! It prints one line when ready (`muttr-pod listening on URL seed ADDR node NODEID`), logs to
 //! stderr, and on SIGINT or SIGTERM stops accepting, closes WebSocket sessions (1001), gives
-//! the requests in flight `shutdown_timeout_ms` (15 s) to finish, drops the rest, and stops its
+//! the requests in flight `shutdown_timeout` (15 s) to finish, drops the rest, and stops its
 //! seed (within [`SEED_STOP_TIMEOUT`]). On SIGHUP it reads `--tls-cert/--tls-key` again.
 //!
 //! Over HTTPS, other pods' certificates are checked against the Mozilla and system roots and
@@ -24,130 +24,243 @@ use clap::Parser;
 use muttr_node::Config;
 use muttr_node::driver::{SeedOptions, spawn_seed};
 use muttr_node::net::{Clock, TokioTransport};
+use muttr_node::process::LogFormat;
+use muttr_node::settings::{self, Layers};
 use muttr_node::store::{Quotas, SqliteStore};
 use muttr_pod::federation::HttpFetcher;
 use muttr_pod::{AppState, PodConfig, Storage, serve, tls};
+use serde::{Deserialize, Serialize};
 
 /// How long the embedded seed may take to stop and flush its store after the HTTP side has
 /// shut down; past it the process exits anyway (values are written as they are stored, so
 /// nothing acknowledged is lost).
 pub const SEED_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Where the pod keeps its data when neither the configuration nor systemd's
+/// `StateDirectory=` (`$STATE_DIRECTORY`) names a directory.
+const DEFAULT_DATA_DIR: &str = "muttr-pod-data";
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// Run a Muttr pod: keyserver, aliases, inboxes, WebSocket push, and a seed of the DHT.
-#[derive(Debug, Parser)]
+///
+/// Every option is also a key of the configuration file and an environment variable
+/// (`--seed-listen` is `seed_listen` and `MUTTR_POD_SEED_LISTEN`); a flag wins over the
+/// environment, which wins over the file. The file's `[pod]` table holds the pod's limits
+/// (`MUTTR_POD_POD__HEADER_TIMEOUT=30s`), its `[seed]` table the embedded seed's protocol
+/// constants (`MUTTR_POD_SEED__K=8`).
+#[derive(Debug, Parser, Serialize)]
 #[command(name = "muttr-pod", version = muttr_node::VERSION)]
 struct Args {
-    /// TCP address of the HTTP(S) API and WebSocket.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Configuration file (TOML): these options as keys, `[pod]` limits and `[seed]` protocol
+    /// constants (see deploy/muttr-pod.toml).
+    #[arg(long, env = "MUTTR_POD_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Print the resolved configuration (TOML) and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    print_config: bool,
+    /// TCP address of the HTTP(S) API and WebSocket [default: 127.0.0.1:8080].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
     /// The host users name this pod by (`alice@HOST`), with `:port` when not the default;
     /// defaults to the listen address.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     public_host: Option<String>,
-    /// Directory of the pod's database and its seed's values.
-    /// Under systemd, `StateDirectory=` sets it.
-    #[arg(long, env = "STATE_DIRECTORY", default_value = "muttr-pod-data")]
-    data_dir: PathBuf,
-    /// UDP address of the embedded seed.
-    #[arg(long, default_value = "127.0.0.1:4000")]
-    seed_listen: SocketAddr,
+    /// Directory of the pod's database and its seed's values [default: $STATE_DIRECTORY
+    /// under systemd, else muttr-pod-data].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    /// UDP address of the embedded seed [default: 127.0.0.1:4000].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed_listen: Option<SocketAddr>,
     /// Address other seeds reach the embedded seed at (needed with a wildcard --seed-listen).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     seed_advertise: Option<SocketAddr>,
     /// A seed to join the DHT through (repeatable).
     #[arg(long = "bootstrap", value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     bootstrap: Vec<SocketAddr>,
     /// PEM certificate chain: serve HTTPS/WSS (with --tls-key).
-    #[arg(long, requires = "tls_key")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     tls_key: Option<PathBuf>,
     /// Fetch other pods' keys over plain http:// (local networks and tests only, P-A3).
     #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
     insecure_federation: bool,
     /// Also trust the CA certificates in this PEM file when fetching other pods' keys over
     /// https:// (repeatable): for pods with a private CA or a self-signed certificate.
     #[arg(long = "ca-file", value_name = "FILE")]
-    ca_files: Vec<PathBuf>,
-    /// Pod limits (TOML, fields of `PodConfig`).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Protocol constants of the embedded seed (TOML, fields of the seed `Config`).
-    #[arg(long)]
-    seed_config: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ca_file: Vec<PathBuf>,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
     /// `info,muttr_node=debug`); default: $RUST_LOG, else info.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<String>,
-    /// Log line format.
-    #[arg(long, value_enum, default_value_t = muttr_node::process::LogFormat::Text)]
-    log_format: muttr_node::process::LogFormat,
+    /// Log line format [default: text].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<LogFormat>,
     /// Seed of the random generators (tokens, rpcIDs); from the OS when absent.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     rng_seed: Option<u64>,
     /// Serve Prometheus metrics of the pod and its seed at http://ADDR/metrics (PROFILE
     /// P-X3); off when absent.
     #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     metrics_listen: Option<SocketAddr>,
+}
+
+/// The resolved configuration: what `--print-config` prints, and what the file holds.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Settings {
+    listen: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    seed_listen: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed_advertise: Option<SocketAddr>,
+    #[serde(deserialize_with = "settings::list::deserialize")]
+    bootstrap: Vec<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
+    insecure_federation: bool,
+    #[serde(deserialize_with = "settings::list::deserialize")]
+    ca_file: Vec<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<String>,
+    log_format: LogFormat,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rng_seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_listen: Option<SocketAddr>,
+    /// The pod's limits and policies.
+    pod: PodConfig,
+    /// The embedded seed's protocol constants (PROFILE P-K2).
+    seed: Config,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            listen: "127.0.0.1:8080".parse().expect("a socket address"),
+            public_host: None,
+            data_dir: None,
+            seed_listen: "127.0.0.1:4000".parse().expect("a socket address"),
+            seed_advertise: None,
+            bootstrap: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            insecure_federation: false,
+            ca_file: Vec::new(),
+            log: None,
+            log_format: LogFormat::Text,
+            rng_seed: None,
+            metrics_listen: None,
+            pod: PodConfig::default(),
+            seed: Config::default(),
+        }
+    }
+}
+
+/// Resolves flag > `MUTTR_POD_*` > file > default and checks what serde cannot. Errors name
+/// the source and the key.
+fn resolve(args: &Args) -> Result<(Settings, String), String> {
+    let mut s: Settings = settings::load(
+        Layers {
+            file: args.config.as_deref(),
+            env_prefix: "MUTTR_POD_",
+            env_ignore: &["config"],
+        },
+        args,
+    )?;
+    s.seed.validate().map_err(|e| format!("key `seed`: {e}"))?;
+    if s.listen.ip().is_unspecified() && s.public_host.is_none() {
+        return Err(format!(
+            "key `listen`: {} is a wildcard address: give public_host (--public-host \
+             HOST[:PORT]), the name users reach this pod by (their IDs are alias@HOST)",
+            s.listen
+        ));
+    }
+    if s.data_dir.is_none() {
+        s.data_dir = Some(
+            std::env::var_os("STATE_DIRECTORY")
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from),
+        );
+    }
+    let filter = muttr_node::process::log_filter(s.log.as_deref());
+    muttr_node::process::check_log_filter(&filter).map_err(|e| format!("key `log`: {e}"))?;
+    Ok((s, filter))
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = muttr_node::process::log_filter(args.log.as_deref());
-    if let Err(e) = muttr_node::process::init_logging(&filter, args.log_format) {
+    let (settings, filter) = match resolve(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("muttr-pod: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.print_config {
+        match toml::to_string(&settings) {
+            Ok(text) => {
+                print!("{text}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("muttr-pod: cannot print the configuration: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Err(e) = muttr_node::process::init_logging(&filter, settings.log_format) {
         eprintln!("muttr-pod: {e}");
         return ExitCode::from(2);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build();
-    muttr_node::process::run("muttr-pod", rt, run(args))
+    muttr_node::process::run("muttr-pod", rt, run(settings))
 }
 
-fn read(path: &PathBuf) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-async fn run(args: Args) -> Result<(), String> {
-    // Whether the file names the public host: it then wins over the bound address (but not
-    // over --public-host).
-    let mut file_public_host = None;
-    let mut pod_config = match &args.config {
-        Some(p) => {
-            let text = read(p)?;
-            let config =
-                PodConfig::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-            if text
-                .parse::<toml::Table>()
-                .is_ok_and(|t| t.contains_key("public_host"))
-            {
-                file_public_host = Some(config.public_host.clone());
-            }
-            config
-        }
-        None => PodConfig::default(),
-    };
-    let public_host = args.public_host.clone().or(file_public_host);
-    pod_config.insecure_federation |= args.insecure_federation;
-    pod_config.ca_files.extend(args.ca_files.iter().cloned());
+async fn run(args: Settings) -> Result<(), String> {
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("keys `tls_cert` and `tls_key` (--tls-cert, --tls-key) go together".into());
+    }
+    let mut pod_config = args.pod.clone();
+    pod_config.insecure_federation = args.insecure_federation;
+    pod_config.ca_files = args.ca_file.clone();
+    let public_host = args.public_host.clone();
     // Checked before anything is bound: a bad CA file is a start-up error, not a failure at
     // the first federated request.
     let fetcher = HttpFetcher::trusting(&pod_config.ca_files).map_err(|e| e.to_string())?;
-    if args.listen.ip().is_unspecified() && public_host.is_none() {
-        return Err(format!(
-            "--listen {} is a wildcard address: give --public-host HOST[:PORT] (or public_host \
-             in --config), the name users reach this pod by (their IDs are alias@HOST)",
-            args.listen
-        ));
-    }
-    let seed_config = match &args.seed_config {
-        Some(p) => Config::from_toml(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?,
-        None => Config::default(),
-    };
-    seed_config
-        .validate()
-        .map_err(|e| format!("invalid seed config: {e}"))?;
+    let seed_config = args.seed.clone();
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
 
     // Bind first: with `--listen HOST:0` the default public host is the port actually bound.
     let tcp = tokio::net::TcpListener::bind(args.listen)
@@ -156,12 +269,9 @@ async fn run(args: Args) -> Result<(), String> {
     let local = tcp.local_addr().map_err(|e| e.to_string())?;
     pod_config.public_host = public_host.unwrap_or_else(|| local.to_string());
 
-    let storage = Storage::open(&args.data_dir).map_err(|e| e.to_string())?;
-    let values = SqliteStore::open(
-        &args.data_dir.join("seed"),
-        Quotas::from_config(&seed_config),
-    )
-    .map_err(|e| e.to_string())?;
+    let storage = Storage::open(&data_dir).map_err(|e| e.to_string())?;
+    let values = SqliteStore::open(&data_dir.join("seed"), Quotas::from_config(&seed_config))
+        .map_err(|e| e.to_string())?;
     let clock = Clock::system();
     let seed = spawn_seed(
         TokioTransport,

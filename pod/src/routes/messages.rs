@@ -28,7 +28,7 @@ pub async fn store(
     value::validate(value_hex)
         .map_err(|e| ApiError::bad_request(format!("not a valid value (P-V1): {e}")))?;
     let publish = tokio::time::timeout(
-        state.config.dht_timeout(),
+        state.config.dht_timeout,
         seed.publish(value_hex.to_string()),
     );
     // The seed's refusal maps to a status by its variant (`From<SeedError> for ApiError`).
@@ -70,7 +70,7 @@ pub async fn fetch(
         .seed
         .as_ref()
         .ok_or_else(|| ApiError::unavailable("this pod runs no seed"))?;
-    let found = tokio::time::timeout(state.config.dht_timeout(), seed.find_value(key))
+    let found = tokio::time::timeout(state.config.dht_timeout, seed.find_value(key))
         .await
         .map_err(|_| ApiError::unavailable("the DHT did not answer in time"))??;
     match found {
