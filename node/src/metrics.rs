@@ -61,6 +61,41 @@ fn family<'a>(
     registry.register(name, help, f);
 }
 
+/// A histogram as the core counted it, encoded as a Prometheus histogram; bounds and sum are
+/// multiplied by `scale` (0.001 turns the core's milliseconds into seconds).
+#[derive(Debug)]
+struct HistogramSnapshot(crate::kad::histogram::Histogram, f64);
+
+impl prometheus_client::metrics::TypedMetric for HistogramSnapshot {
+    const TYPE: prometheus_client::metrics::MetricType =
+        prometheus_client::metrics::MetricType::Histogram;
+}
+
+impl prometheus_client::encoding::EncodeMetric for HistogramSnapshot {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        let scale = self.1;
+        let buckets: Vec<(f64, u64)> = self
+            .0
+            .buckets()
+            .into_iter()
+            .map(|(bound, n)| (bound * scale, n))
+            .collect();
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.0.sum() as f64 * scale,
+            self.0.count(),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 /// Registers a seed's snapshot under `muttr_seed_*` in `registry` (the pod adds its own seed's
 /// to its registry the same way).
 pub fn register_seed(registry: &mut Registry, s: &SeedStats) {
@@ -138,6 +173,17 @@ pub fn register_seed(registry: &mut Registry, s: &SeedStats) {
         "lookups_finished",
         "Iterative lookups finished",
         st.lookups_finished,
+    );
+    r.register(
+        "lookup_hops",
+        "Hops of each finished iterative lookup",
+        HistogramSnapshot(st.lookup_hops.clone(), 1.0),
+    );
+    r.register_with_unit(
+        "lookup_duration",
+        "Duration of each finished iterative lookup",
+        prometheus_client::registry::Unit::Seconds,
+        HistogramSnapshot(st.lookup_ms.clone(), 0.001),
     );
     counter(
         r,

@@ -233,6 +233,26 @@ fn metrics_listen_counts_what_the_seed_did_in_prometheus_text_p_x3() {
         .sum();
     assert_eq!(dropped, 1.0, "{body}");
     assert_eq!(value("muttr_seed_values_held", None), Some(0.0));
+    // The families (one HELP each): at least ten, all `muttr_`, lookups as histograms.
+    let families: Vec<&String> = scrape.docs.keys().collect();
+    assert!(families.len() >= 10, "{families:?}");
+    assert!(
+        families.iter().all(|f| f.starts_with("muttr_")),
+        "{families:?}"
+    );
+    for f in [
+        "muttr_seed_lookup_hops",
+        "muttr_seed_lookup_duration_seconds",
+    ] {
+        assert!(scrape.docs.contains_key(f), "{f} in {families:?}");
+        assert!(
+            scrape
+                .samples
+                .iter()
+                .any(|s| s.metric == f && matches!(s.value, prometheus_parse::Value::Histogram(_))),
+            "{f} is a histogram: {body}"
+        );
+    }
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! Counted as requests pass ([`track`], a middleware on every route): requests by route
 //! template, method and status, and a latency histogram per route. Read at scrape time
 //! ([`render`]): WebSocket connections, identities, aliases, inbox entries, values kept alive
-//! (P-X2), pushes and rate-limit refusals, and the embedded seed's counters
+//! (P-X2), pushes and rate-limit refusals, SQLite write latency by operation, and the
+//! embedded seed's counters
 //! (`muttr_seed_*`). Names start with `muttr_pod_`.
 
 use axum::extract::{MatchedPath, Request, State};
@@ -155,20 +156,25 @@ pub async fn render(state: &AppState) -> Result<String, String> {
             .ws_connections
             .load(std::sync::atomic::Ordering::Relaxed);
         gauge(r, "websocket_connections", "WebSocket connections open", ws);
-        let (ids, aliases, entries) = state.storage.counts().map_err(|e| e.to_string())?;
-        gauge(r, "identities", "Registered identities", ids);
-        gauge(r, "aliases", "Aliases", aliases);
-        gauge(r, "inbox_entries", "Inbox entries not purged", entries);
-        let kept = state
-            .storage
-            .keepalive_keys()
-            .map_err(|e| e.to_string())?
-            .len();
+        let counts = state.storage.counts().map_err(|e| e.to_string())?;
+        gauge(r, "identities", "Registered identities", counts.identities);
+        gauge(r, "aliases", "Aliases", counts.aliases);
+        gauge(
+            r,
+            "inbox_entries",
+            "Inbox entries not purged",
+            counts.inbox_entries,
+        );
         gauge(
             r,
             "values_kept_alive",
             "Values the pod keeps alive (P-X2)",
-            kept,
+            counts.kept_alive,
+        );
+        r.register(
+            "db_write_duration_seconds",
+            "SQLite writes, from holding the connection to the end of the commit, by operation",
+            state.storage.write_latency().clone(),
         );
     }
     if let Some(seed) = &state.seed {

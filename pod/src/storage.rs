@@ -17,13 +17,86 @@
 //! the pod deterministic under the simulator's paused clock, where a blocking-pool task would
 //! let virtual time run while it works.
 //!
+//! Each write is timed from when it holds its connection to the end of its commit
+//! ([`Storage::write_latency`], exported as `muttr_pod_db_write_duration_seconds` by
+//! operation): the fsync is most of it, and the figure an operator watches when the disk is
+//! slow. It is wall time (`std::time::Instant`), which never steers what the pod does.
+//!
 //! Tokens are not here: they live 30 s (P-A6) and a restarted pod may simply refuse old ones.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, OptionalExtension, params};
+
+/// Write latency buckets in seconds: 50 µs (a write on tmpfs) to 5 s (a disk in trouble).
+const WRITE_BUCKETS: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.5, 5.0,
+];
+
+fn write_histogram() -> Histogram {
+    Histogram::new(WRITE_BUCKETS)
+}
+
+/// The `op` label of each kind of write.
+const WRITE_OPS: [&str; 6] = [
+    "register",
+    "alias",
+    "nonce",
+    "inbox_add",
+    "purge",
+    "keepalive",
+];
+
+/// Write latencies by operation (label `op`).
+pub type WriteLatency = Family<Vec<(String, String)>, Histogram, fn() -> Histogram>;
+
+/// A connection held for one write; the time from taking it to dropping it (after the
+/// commit) is observed under its operation.
+struct Timed<'a> {
+    conn: MutexGuard<'a, Connection>,
+    op: &'static str,
+    start: Instant,
+    latency: &'a WriteLatency,
+}
+
+impl std::ops::Deref for Timed<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Timed<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        self.latency
+            .get_or_create(&vec![("op".to_string(), self.op.to_string())])
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// Row counts of the tables an operator watches ([`Storage::counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Registered identities.
+    pub identities: u64,
+    /// Aliases.
+    pub aliases: u64,
+    /// Inbox entries not purged.
+    pub inbox_entries: u64,
+    /// Values the pod keeps alive (P-X2).
+    pub kept_alive: u64,
+}
 
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "pod.sqlite3";
@@ -134,6 +207,7 @@ pub struct Storage {
     conn: Mutex<Connection>,
     nonces: Mutex<Connection>,
     path: PathBuf,
+    latency: WriteLatency,
 }
 
 impl Storage {
@@ -180,10 +254,17 @@ impl Storage {
         nonces
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
+        let latency: WriteLatency = Family::new_with_constructor(write_histogram);
+        // Every operation's series exists from the start (at zero), so a dashboard or an
+        // alert on one never sees it missing.
+        for op in WRITE_OPS {
+            let _ = latency.get_or_create(&vec![("op".to_string(), op.to_string())]);
+        }
         Ok(Storage {
             conn: Mutex::new(conn),
             nonces: Mutex::new(nonces),
             path,
+            latency,
         })
     }
 
@@ -200,6 +281,22 @@ impl Storage {
         &self.path
     }
 
+    /// How long each write took, by operation (for the metrics).
+    pub fn write_latency(&self) -> &WriteLatency {
+        &self.latency
+    }
+
+    /// The connection, held for one timed write named `op`.
+    fn write(&self, op: &'static str) -> Timed<'_> {
+        let conn = self.conn();
+        Timed {
+            conn,
+            op,
+            start: Instant::now(),
+            latency: &self.latency,
+        }
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back), so a poisoned lock is safe to reuse.
@@ -214,7 +311,7 @@ impl Storage {
         armored: &str,
         now_ms: u64,
     ) -> Result<Registration, StorageError> {
-        let mut conn = self.conn();
+        let mut conn = self.write("register");
         let tx = conn.transaction().map_err(err)?;
         let existing: Option<(String, String, i64)> = tx
             .query_row(
@@ -269,7 +366,7 @@ impl Storage {
         pubkeyhash: &str,
         now_ms: u64,
     ) -> Result<AliasOutcome, StorageError> {
-        let mut conn = self.conn();
+        let mut conn = self.write("alias");
         let tx = conn.transaction().map_err(err)?;
         let existing: Option<(String, i64)> = tx
             .query_row(
@@ -319,7 +416,12 @@ impl Storage {
         now_ms: u64,
         expires_ms: u64,
     ) -> Result<bool, StorageError> {
-        let conn = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = Timed {
+            conn: self.nonces.lock().unwrap_or_else(|p| p.into_inner()),
+            op: "nonce",
+            start: Instant::now(),
+            latency: &self.latency,
+        };
         conn.execute(
             "DELETE FROM nonces WHERE expires < ?1",
             params![now_ms as i64],
@@ -338,7 +440,7 @@ impl Storage {
     /// (P-X1). Ids come from SQLite's `AUTOINCREMENT`, which never reuses one, even after the
     /// newest entry is purged: strictly increasing within an inbox (and across the pod).
     pub fn add_entry(&self, owner: &str, entry: &InboxEntry) -> Result<u64, StorageError> {
-        let conn = self.conn();
+        let conn = self.write("inbox_add");
         conn.execute(
             "INSERT INTO inbox (owner, recipient_user, sender_user, sender_hash, key, timestamp)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -386,7 +488,7 @@ impl Storage {
 
     /// Deletes every inbox entry of `owner` (`DELETE /inboxes`); returns how many.
     pub fn purge(&self, owner: &str) -> Result<usize, StorageError> {
-        self.conn()
+        self.write("purge")
             .execute("DELETE FROM inbox WHERE owner = ?1", params![owner])
             .map_err(err)
     }
@@ -396,7 +498,7 @@ impl Storage {
     pub fn purge_upto(&self, owner: &str, upto: u64) -> Result<usize, StorageError> {
         // SQLite's integers are i64; an `upto` beyond them covers every id there is.
         let upto = i64::try_from(upto).unwrap_or(i64::MAX);
-        self.conn()
+        self.write("purge")
             .execute(
                 "DELETE FROM inbox WHERE owner = ?1 AND id <= ?2",
                 params![owner, upto],
@@ -416,7 +518,7 @@ impl Storage {
 
     /// Records that the pod keeps `key` alive (adopted at `now_ms`).
     pub fn keepalive_add(&self, key: &str, now_ms: u64) -> Result<(), StorageError> {
-        self.conn()
+        self.write("keepalive")
             .execute(
                 "INSERT OR IGNORE INTO keepalive (key, adopted) VALUES (?1, ?2)",
                 params![key, now_ms as i64],
@@ -427,7 +529,7 @@ impl Storage {
 
     /// Forgets that the pod keeps `key` alive.
     pub fn keepalive_remove(&self, key: &str) -> Result<(), StorageError> {
-        self.conn()
+        self.write("keepalive")
             .execute("DELETE FROM keepalive WHERE key = ?1", params![key])
             .map_err(err)?;
         Ok(())
@@ -460,8 +562,9 @@ impl Storage {
         r
     }
 
-    /// Counts (identities, aliases, inbox entries), for logs and tests.
-    pub fn counts(&self) -> Result<(u64, u64, u64), StorageError> {
+    /// Row counts (identities, aliases, inbox entries, values kept alive), for the metrics
+    /// and the status page.
+    pub fn counts(&self) -> Result<Counts, StorageError> {
         let conn = self.conn();
         let count = |table: &str| -> Result<u64, StorageError> {
             conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
@@ -470,7 +573,12 @@ impl Storage {
             .map(|n| n as u64)
             .map_err(err)
         };
-        Ok((count("identities")?, count("aliases")?, count("inbox")?))
+        Ok(Counts {
+            identities: count("identities")?,
+            aliases: count("aliases")?,
+            inbox_entries: count("inbox")?,
+            kept_alive: count("keepalive")?,
+        })
     }
 }
 
@@ -512,6 +620,28 @@ mod tests {
         );
         assert_eq!(s.identity("h1").unwrap().unwrap().armored, "text1");
         assert!(s.identity("h2").unwrap().is_none());
+    }
+
+    #[test]
+    fn each_write_is_timed_under_its_operation() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        s.register("h1", "f1", "t1", 1).unwrap();
+        s.add_entry("h1", &entry("k1")).unwrap();
+        s.add_entry("h1", &entry("k2")).unwrap();
+        s.alias("nobody").unwrap();
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("w", "writes", s.write_latency().clone());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("w_count{op=\"register\"} 1"), "{text}");
+        assert!(text.contains("w_count{op=\"inbox_add\"} 2"), "{text}");
+        assert!(text.contains("w_count{op=\"purge\"} 0"), "{text}");
+        assert_eq!(
+            text.matches("w_count{").count(),
+            WRITE_OPS.len(),
+            "reads are not timed"
+        );
     }
 
     #[test]

@@ -228,6 +228,20 @@ async fn metrics_listen_serves_prometheus_text_a_real_parser_reads_p_x3() {
             .all(|s| s.metric.starts_with("muttr_")),
         "every name is prefixed muttr_"
     );
+    // The families (one HELP each): at least ten of the pod's own, besides its seed's.
+    let pod_families = scrape
+        .docs
+        .keys()
+        .filter(|f| f.starts_with("muttr_pod_"))
+        .count();
+    assert!(pod_families >= 10, "{:?}", scrape.docs.keys());
+    for f in [
+        "muttr_pod_http_request_duration_seconds",
+        "muttr_pod_db_write_duration_seconds",
+        "muttr_seed_lookup_duration_seconds",
+    ] {
+        assert!(scrape.docs.contains_key(f), "{f}: {body}");
+    }
     // Anything but /metrics is a JSON 404.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(&metrics).await.unwrap();

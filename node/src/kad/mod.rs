@@ -21,6 +21,7 @@
 //! | [`testnet`] | an in-process network of nodes on virtual time (tests, benchmarks) |
 //! | `mod.rs` | [`Node`]: request handling, commands, timers, statistics |
 
+pub mod histogram;
 pub mod lookup;
 pub mod rtt;
 pub mod table;
@@ -154,7 +155,7 @@ pub enum Event {
 }
 
 /// Counters of a node, for logs, the simulator and the conformance of P-W6 ("counts it").
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
     /// Datagrams received.
     pub datagrams_in: u64,
@@ -189,6 +190,34 @@ pub struct Stats {
     pub lookups_finished: u64,
     /// Values removed by expiry.
     pub expired: u64,
+    /// Hops of each finished lookup (see [`lookup`]).
+    pub lookup_hops: histogram::Histogram,
+    /// Duration of each finished lookup, in milliseconds of the node's clock.
+    pub lookup_ms: histogram::Histogram,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            datagrams_in: 0,
+            datagrams_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            dropped: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            stores_accepted: 0,
+            stores_refused: BTreeMap::new(),
+            spoofed_senders: 0,
+            timeouts: 0,
+            lookup_stalls: 0,
+            verification_pings: 0,
+            lookups_started: 0,
+            lookups_finished: 0,
+            expired: 0,
+            lookup_hops: histogram::Histogram::new(histogram::HOPS_BOUNDS),
+            lookup_ms: histogram::Histogram::new(histogram::LATENCY_MS_BOUNDS),
+        }
+    }
 }
 
 impl Stats {
@@ -221,6 +250,8 @@ enum Op {
         cmd: Option<CommandId>,
         lookup: Lookup,
         after: After,
+        /// When it started (the node's clock, ms).
+        started: u64,
     },
     Storing {
         cmd: Option<CommandId>,
@@ -1187,7 +1218,16 @@ impl<S: ValueStore> Node<S> {
             initial,
         );
         self.stats.lookups_started += 1;
-        self.ops.insert(op, Op::Lookup { cmd, lookup, after });
+        let started = self.now;
+        self.ops.insert(
+            op,
+            Op::Lookup {
+                cmd,
+                lookup,
+                after,
+                started,
+            },
+        );
         self.drive(op);
     }
 
@@ -1218,11 +1258,21 @@ impl<S: ValueStore> Node<S> {
     }
 
     fn finish_lookup(&mut self, op: u64) {
-        let Some(Op::Lookup { cmd, lookup, after }) = self.ops.remove(&op) else {
+        let Some(Op::Lookup {
+            cmd,
+            lookup,
+            after,
+            started,
+        }) = self.ops.remove(&op)
+        else {
             return;
         };
         self.stats.lookups_finished += 1;
         let result = lookup.result();
+        self.stats.lookup_hops.observe(u64::from(result.hops));
+        self.stats
+            .lookup_ms
+            .observe(self.now.saturating_sub(started));
         match after {
             After::Nothing => {}
             After::Report => {

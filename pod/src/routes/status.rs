@@ -16,7 +16,7 @@ use crate::error::ApiError;
 
 /// What the status page shows.
 pub async fn status(state: &AppState) -> Result<Value, ApiError> {
-    let (identities, aliases, entries) = state.storage.counts().map_err(ApiError::internal)?;
+    let counts = state.storage.counts().map_err(ApiError::internal)?;
     let seed = match &state.seed {
         Some(seed) => match seed.stats().await {
             Ok(s) => json!({
@@ -35,9 +35,9 @@ pub async fn status(state: &AppState) -> Result<Value, ApiError> {
         "version": env!("CARGO_PKG_VERSION"),
         "revision": muttr_node::GIT_REV,
         "public_host": state.config.public_host,
-        "identities": identities,
-        "aliases": aliases,
-        "inbox_entries": entries,
+        "identities": counts.identities,
+        "aliases": counts.aliases,
+        "inbox_entries": counts.inbox_entries,
         "websocket_sessions": state.ws_connections.load(std::sync::atomic::Ordering::Relaxed),
         "seed": seed,
         "uptime_s": uptime_s,
