@@ -33,6 +33,7 @@ fn muttr(home: &Path, args: &[&str]) -> Output {
         .arg(home)
         .args(args)
         .env_remove("MUTTR_PASSPHRASE")
+        .env_remove("RUST_LOG")
         .output()
         .unwrap()
 }
@@ -78,10 +79,24 @@ fn scenario(pod: &PodInfo) {
         let home = tempfile::tempdir().unwrap();
         ok(muttr(home.path(), &["keygen", "--name", alias]));
         let url = format!("http://{}", pod.host);
-        ok(muttr(
+        // -vv: each request on stderr at debug; without -v, stderr stays quiet.
+        let out = muttr(
             home.path(),
-            &["register", "--pod", &url, "--insecure"],
-        ));
+            &["-vv", "register", "--pod", &url, "--insecure"],
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        ok(out);
+        assert!(
+            err.contains("DEBUG") && err.contains("POST") && err.contains("status=200"),
+            "{err}"
+        );
+        let out = muttr(home.path(), &["key", "export"]);
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ok(out);
         let out = ok(muttr(home.path(), &["alias", "add", alias]));
         assert!(
             out.contains(&format!("you are {alias}@{}", pod.host)),

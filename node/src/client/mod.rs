@@ -323,8 +323,13 @@ impl<D: Dialer> Client<D> {
         url: &str,
         body: Option<&str>,
     ) -> Result<http::Response, ClientError> {
-        let res = http::request(&self.dialer, method, url, body, self.config.timeout).await?;
-        check(res, url)
+        tracing::debug!(method, url, "request");
+        let res = http::request(&self.dialer, method, url, body, self.config.timeout).await;
+        match &res {
+            Ok(r) => tracing::debug!(method, url, status = r.status, "response"),
+            Err(e) => tracing::debug!(method, url, error = %e, "no response"),
+        }
+        check(res?, url)
     }
 
     fn signed(&self, identity_type: &str, params: &[(&str, &str)]) -> Result<String, ClientError> {

@@ -33,6 +33,10 @@ struct Cli {
     /// when neither is set).
     #[arg(long, global = true)]
     passphrase_file: Option<std::path::PathBuf>,
+    /// Say more on stderr: -v what it does (info), -vv each request (debug), -vvv everything
+    /// (trace). Without it: warnings only, or $RUST_LOG.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -92,8 +96,28 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
+/// The log filter for `-v` repeated `verbose` times.
+fn verbosity(verbose: u8) -> String {
+    match verbose {
+        0 => std::env::var("RUST_LOG")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "warn".into()),
+        1 => "info".into(),
+        2 => "debug".into(),
+        _ => "trace".into(),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = muttr_node::process::init_logging(
+        &verbosity(cli.verbose),
+        muttr_node::process::LogFormat::Text,
+    ) {
+        eprintln!("muttr: {e}");
+        return ExitCode::from(2);
+    }
     let home = home::Home::resolve(cli.home.clone(), cli.passphrase_file.clone());
     let result = match cli.command {
         Cmd::Keygen(a) => keys::keygen(&home, a),
