@@ -305,3 +305,21 @@ fn the_seed_notifies_systemd_when_ready_and_when_stopping() {
     assert_eq!(&buf[..n], b"STOPPING=1");
     assert!(child.wait().unwrap().success());
 }
+
+/// A metrics port already in use stops the seed at start, naming the address.
+#[test]
+fn a_metrics_port_in_use_fails_at_start_clearly() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muttr-seed"))
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", &addr])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("metrics cannot listen") && err.contains(&addr),
+        "{err}"
+    );
+}
