@@ -23,9 +23,12 @@
 //! [`InProcess`] answers these from this repository's `muttr-node`; `muttr-conformance adapter`
 //! serves it over stdin/stdout, and [`Subprocess`] drives any adapter command.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,6 +43,15 @@ pub trait Implementation {
     /// Answers one request (`{"op": …}`) with `{"ok"|"error"|"unsupported": …}`. A transport
     /// failure (the adapter died, wrote non-JSON) is an `Err` with a message.
     fn call(&mut self, request: &Value) -> Result<Value, String>;
+
+    /// The case about to be run (named in a failure report).
+    fn begin_case(&mut self, _id: &str) {}
+
+    /// Why the implementation cannot be asked anything more (an adapter that hung, exited or
+    /// wrote garbage, named with the case where it stopped); `None` while it answers.
+    fn dead(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// This repository's implementation, called in-process.
@@ -266,23 +278,48 @@ pub fn serve(input: impl BufRead, mut output: impl Write) -> std::io::Result<()>
     Ok(())
 }
 
-/// An adapter run as a child process (`sh -c CMD`), spoken to over its stdin/stdout.
-#[derive(Debug)]
+/// An adapter command, driven over its stdin/stdout.
+///
+/// It cannot hang the run: every answer must come within the timeout (`--impl-timeout`,
+/// [`DEFAULT_TIMEOUT`]). An adapter that misses it, exits, or writes a line that is not JSON is
+/// killed, that case fails with the reason and the last lines the adapter wrote on stderr, and
+/// every later call fails at once naming the case where it stopped — so a dead adapter costs
+/// one timeout, not one per case. Its stderr is passed through to ours as it comes.
 pub struct Subprocess {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    lines: Receiver<String>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    timeout: Duration,
+    case: String,
+    dead: Option<String>,
+}
+
+/// How long an adapter may take to answer one request by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Lines of the adapter's stderr kept for failure reports.
+const STDERR_TAIL: usize = 20;
+
+impl std::fmt::Debug for Subprocess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subprocess")
+            .field("pid", &self.child.id())
+            .field("timeout", &self.timeout)
+            .field("dead", &self.dead)
+            .finish()
+    }
 }
 
 impl Subprocess {
-    /// Starts `command` through the shell. Its stderr is inherited.
-    pub fn spawn(command: &str) -> std::io::Result<Subprocess> {
+    /// Starts `command` through the shell; each answer must come within `timeout`.
+    pub fn spawn(command: &str, timeout: Duration) -> std::io::Result<Subprocess> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()?;
         let stdin = child
             .stdin
@@ -292,29 +329,114 @@ impl Subprocess {
             .stdout
             .take()
             .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stderr"))?;
+        // A thread per pipe: reading blocks, and the run must not.
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut out = BufReader::new(stdout);
+            loop {
+                let mut line = String::new();
+                match out.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = stderr_tail.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                if t.len() == STDERR_TAIL {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        });
         Ok(Subprocess {
             child,
             stdin,
-            stdout: BufReader::new(stdout),
+            lines,
+            stderr_tail,
+            timeout,
+            case: String::new(),
+            dead: None,
         })
+    }
+
+    /// The adapter's last stderr lines, for a failure message ("" when it wrote none).
+    fn tail(&self) -> String {
+        // Give the stderr thread a moment to take in what a dying adapter just wrote.
+        std::thread::sleep(Duration::from_millis(50));
+        let t = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+        if t.is_empty() {
+            String::new()
+        } else {
+            let lines: Vec<&str> = t.iter().map(String::as_str).collect();
+            format!("; its stderr ended with:\n{}", lines.join("\n"))
+        }
+    }
+
+    /// Kills the adapter; every later call fails at once with `reason`.
+    fn die(&mut self, reason: String) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let message = format!("{reason}{}", self.tail());
+        self.dead = Some(format!(
+            "not run: the adapter stopped at case {}: {reason}",
+            self.case
+        ));
+        message
     }
 }
 
 impl Implementation for Subprocess {
+    fn begin_case(&mut self, id: &str) {
+        self.begin(id);
+    }
+
+    fn dead(&self) -> Option<&str> {
+        self.dead.as_deref()
+    }
+
     fn call(&mut self, request: &Value) -> Result<Value, String> {
-        writeln!(self.stdin, "{request}")
-            .and_then(|()| self.stdin.flush())
-            .map_err(|e| format!("writing to the adapter: {e}"))?;
-        let mut line = String::new();
-        let n = self
-            .stdout
-            .read_line(&mut line)
-            .map_err(|e| format!("reading from the adapter: {e}"))?;
-        if n == 0 {
-            return Err("the adapter closed its output".into());
+        if let Some(why) = &self.dead {
+            return Err(why.clone());
         }
-        serde_json::from_str(&line)
-            .map_err(|e| format!("the adapter answered non-JSON ({e}): {line:?}"))
+        if let Err(e) = writeln!(self.stdin, "{request}").and_then(|()| self.stdin.flush()) {
+            return Err(self.die(format!("writing to the adapter failed: {e}")));
+        }
+        match self.lines.recv_timeout(self.timeout) {
+            Ok(line) => serde_json::from_str(&line)
+                .map_err(|e| self.die(format!("the adapter answered non-JSON ({e}): {line:?}"))),
+            Err(RecvTimeoutError::Timeout) => Err(self.die(format!(
+                "no answer within {:?} (--impl-timeout)",
+                self.timeout
+            ))),
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = self
+                    .child
+                    .wait()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string());
+                Err(self.die(format!("the adapter exited ({status})")))
+            }
+        }
+    }
+}
+
+impl Subprocess {
+    fn begin(&mut self, id: &str) {
+        self.case = id.to_string();
     }
 }
 

@@ -49,6 +49,10 @@ enum Cmd {
         /// An adapter command (run with `sh -c`) speaking the JSON-lines adapter protocol.
         #[arg(long = "impl", value_name = "CMD")]
         imp: Option<String>,
+        /// How long the adapter may take to answer one request (`10s`, `500ms`). One that
+        /// misses it, exits or writes non-JSON fails that case and is not asked again.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+        impl_timeout: Duration,
         /// Run the REST cases (`rest.json`) against the pod at URL. Default: this
         /// implementation's pod started in-process on loopback; with `--impl` and no `--pod`
         /// they are not-applicable (an adapter has no HTTP side).
@@ -169,6 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Vectors {
             dir,
             imp,
+            impl_timeout,
             pod,
             pod_host,
             timeout_ms,
@@ -177,7 +182,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let files = vectors::load(&dir.unwrap_or_else(vectors::default_dir))?;
             let adapter = imp.is_some();
             let mut cases = match imp {
-                Some(cmd) => vectors::run(&files, &mut Subprocess::spawn(&cmd)?),
+                Some(cmd) => vectors::run(&files, &mut Subprocess::spawn(&cmd, impl_timeout)?),
                 None => vectors::run(&files, &mut InProcess),
             };
             if let Some(doc) = vectors::rest_doc(&files) {

@@ -26,6 +26,9 @@ pub enum Verdict {
     /// The case cannot be observed against this target (e.g. an IPv6-only check on IPv4, or
     /// an adapter that does not implement the operation).
     NotApplicable,
+    /// Not run: the target stopped answering before this case (the first case it failed
+    /// says why). Counted apart, so a crash reads as one failure, not hundreds.
+    NotJudged,
 }
 
 impl Verdict {
@@ -36,6 +39,7 @@ impl Verdict {
             Verdict::Fail => "fail",
             Verdict::NonStrict => "non-strict",
             Verdict::NotApplicable => "not-applicable",
+            Verdict::NotJudged => "not-judged",
         }
     }
 }
@@ -186,6 +190,8 @@ pub struct Summary {
     pub non_strict: usize,
     /// Cases that could not be observed.
     pub not_applicable: usize,
+    /// Cases not run because the target had stopped answering.
+    pub not_judged: usize,
     /// Failing cases that the expect file lists.
     pub expected_failures: Vec<String>,
     /// Failing cases that the expect file does not list: these fail the run.
@@ -218,6 +224,7 @@ impl Report {
             fail: count(Verdict::Fail),
             non_strict: count(Verdict::NonStrict),
             not_applicable: count(Verdict::NotApplicable),
+            not_judged: count(Verdict::NotJudged),
             expected_failures: Vec::new(),
             unexpected_failures: Vec::new(),
             fixed: Vec::new(),
@@ -253,7 +260,8 @@ impl Report {
         let mut out = String::new();
         for c in &self.cases {
             let known = self.expectations.reason(&c.id);
-            let show = verbose || c.verdict != Verdict::Pass;
+            // Not-judged cases share one reason: listed only when verbose, summed up below.
+            let show = verbose || !matches!(c.verdict, Verdict::Pass | Verdict::NotJudged);
             if !show {
                 continue;
             }
@@ -278,16 +286,31 @@ impl Report {
             }
         }
         let s = self.summary();
+        if let Some(first) = self.cases.iter().find(|c| c.verdict == Verdict::NotJudged) {
+            let _ = writeln!(
+                out,
+                "not-judged: {} cases from {} on ({})",
+                s.not_judged, first.id, first.detail
+            );
+        }
         let _ = writeln!(
             out,
-            "{} suite: {} cases: {} pass, {} fail ({} expected), {} non-strict, {} not-applicable",
+            "{} suite: {} cases: {} pass, {} fail ({} expected), {} non-strict, {} not-applicable{}",
             self.suite,
             s.total,
             s.pass,
             s.fail,
             s.expected_failures.len(),
             s.non_strict,
-            s.not_applicable
+            s.not_applicable,
+            if s.not_judged > 0 {
+                format!(
+                    ", {} not judged (the target stopped answering)",
+                    s.not_judged
+                )
+            } else {
+                String::new()
+            }
         );
         if s.fail > 0 {
             let _ = writeln!(
@@ -337,7 +360,7 @@ impl Report {
     pub fn junit(&self) -> String {
         let s = self.summary();
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let skipped = s.not_applicable + s.expected_failures.len();
+        let skipped = s.not_applicable + s.not_judged + s.expected_failures.len();
         let _ = writeln!(
             out,
             "<testsuites><testsuite name=\"muttr-conformance.{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
@@ -375,7 +398,7 @@ impl Report {
                         xml(&body)
                     );
                 }
-                (Verdict::NotApplicable, _) => {
+                (Verdict::NotApplicable | Verdict::NotJudged, _) => {
                     let _ = write!(out, "<skipped message=\"{}\"/>", xml(&c.detail));
                 }
                 (Verdict::NonStrict, _) => {

@@ -104,6 +104,17 @@ pub fn run(files: &[(String, Value)], imp: &mut dyn Implementation) -> Vec<CaseR
         }
         let empty = Vec::new();
         for case in doc["cases"].as_array().unwrap_or(&empty) {
+            let id = case["id"].as_str().unwrap_or("<no id>");
+            if let Some(why) = imp.dead() {
+                out.push(CaseResult::with(
+                    id.to_string(),
+                    case["rule"].as_str().unwrap_or("?"),
+                    Verdict::NotJudged,
+                    why,
+                ));
+                continue;
+            }
+            imp.begin_case(id);
             out.push(run_case(suite, doc, case, imp));
         }
     }

@@ -222,6 +222,68 @@ fn a_dead_adapter_fails_cases_instead_of_hanging_or_panicking() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("adapter failure"));
 }
 
+/// Runs the vectors through `adapter`; its exit code and stdout. Fails the test instead of
+/// hanging if the run does not end.
+fn run_adapter(adapter: &str) -> (Option<i32>, String) {
+    let bin = env!("CARGO_BIN_EXE_muttr-conformance");
+    let mut child = Command::new(bin)
+        .args(["vectors", "--impl", adapter, "--impl-timeout", "500ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("the run with adapter {adapter:?} did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (status.code(), reader.join().unwrap())
+}
+
+#[test]
+fn an_adapter_that_never_answers_fails_the_first_case_and_the_rest_are_not_judged() {
+    let (code, out) = run_adapter("echo 'adapter: starting' >&2; cat > /dev/null");
+    assert_eq!(code, Some(1), "{out}");
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.starts_with("fail") && first.contains("wire.datagram.empty"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no answer within 500ms (--impl-timeout)"),
+        "{out}"
+    );
+    assert!(out.contains("adapter: starting"), "the stderr tail: {out}");
+    assert!(
+        out.contains("not run: the adapter stopped at case wire.datagram.empty"),
+        "{out}"
+    );
+    assert!(out.contains("1 fail (0 expected)"), "{out}");
+    assert!(
+        out.contains("not judged (the target stopped answering)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_adapter_that_writes_garbage_or_exits_is_named_as_such() {
+    let (code, out) = run_adapter("read line; echo 'this is not json'; cat > /dev/null");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("the adapter answered non-JSON"), "{out}");
+    let (code, out) = run_adapter("read line; echo 'dying' >&2; exit 3");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("the adapter exited (exit status: 3)"), "{out}");
+    assert!(out.contains("dying"), "{out}");
+}
+
 /// This implementation with one rule broken, as another implementation might break it.
 struct Mutant {
     inner: InProcess,
