@@ -3,7 +3,8 @@
 //! ```text
 //! muttr-conformance gen-vectors [--check]          rebuild vectors/*.json (or check them)
 //! muttr-conformance vectors [--impl CMD] [--pod URL] run the vectors (in-process or via an adapter;
-//!                                                  the REST ones against our pod or URL)
+//!                                                  the REST ones against our pod or URL); the
+//!                                                  vectors are embedded, --vectors DIR reads others
 //! muttr-conformance adapter                        serve this implementation as an adapter
 //! muttr-conformance seed 127.0.0.1:4000            the live seed suite over UDP
 //! muttr-conformance pod http://127.0.0.1:8080      the live pod suite over HTTP and WebSocket
@@ -34,17 +35,18 @@ struct Cli {
 enum Cmd {
     /// Rebuild the vector files under the vectors directory (deterministic).
     GenVectors {
-        /// The vectors directory (default: this checkout's `vectors/`).
-        #[arg(long)]
-        dir: Option<PathBuf>,
+        /// The vectors directory of a checkout to write into.
+        #[arg(long, default_value = "vectors")]
+        dir: PathBuf,
         /// Do not write: exit 1 if a committed file differs from what would be generated.
         #[arg(long)]
         check: bool,
     },
     /// Run every vector against this implementation, or another one through an adapter.
     Vectors {
-        /// The vectors directory (default: this checkout's `vectors/`).
-        #[arg(long)]
+        /// Read the vectors from this directory (laid out as the repository's `vectors/`)
+        /// instead of the ones embedded in this binary.
+        #[arg(long = "vectors", alias = "dir", value_name = "DIR")]
         dir: Option<PathBuf>,
         /// An adapter command (run with `sh -c`) speaking the JSON-lines adapter protocol.
         #[arg(long = "impl", value_name = "CMD")]
@@ -149,7 +151,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::GenVectors { dir, check } => {
-            let dir = dir.unwrap_or_else(vectors::default_dir);
+            anyhow::ensure!(
+                dir.is_dir(),
+                "{} is not a directory: run from the repository's root or give --dir",
+                dir.display()
+            );
             let files = generate::generate(&dir)?;
             let mut differ = 0;
             for (name, text) in &files {
@@ -179,7 +185,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout_ms,
             out,
         } => {
-            let files = vectors::load(&dir.unwrap_or_else(vectors::default_dir))?;
+            let source = dir.map_or(vectors::Source::Embedded, vectors::Source::Dir);
+            let files = vectors::load(&source)?;
             let adapter = imp.is_some();
             let mut cases = match imp {
                 Some(cmd) => vectors::run(&files, &mut Subprocess::spawn(&cmd, impl_timeout)?),

@@ -2,7 +2,7 @@
 //! sent to an [`Implementation`] through the adapter protocol and graded.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
@@ -11,56 +11,85 @@ use crate::adapter::Implementation;
 use crate::generate::FILES;
 use crate::report::{CaseResult, Strength, Verdict};
 
-/// Where the vectors live in a source checkout (`<repo>/vectors`).
-pub fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
+/// The vectors of this build, embedded in the binary: the tool runs from any directory, and
+/// carries no path of the tree it was built in.
+static EMBEDDED: include_dir::Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/../vectors");
+
+/// Where the vector files are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The vectors embedded at build time (the default).
+    Embedded,
+    /// A directory laid out as `vectors/` (`--vectors DIR`): other or newer vectors.
+    Dir(PathBuf),
 }
 
-/// Loads every vector file of [`FILES`] from `dir`, then `pgp/vectors.json` with the files it
-/// names read in (its keys, messages), as suite `pgp`.
-pub fn load(dir: &Path) -> anyhow::Result<Vec<(String, Value)>> {
+impl Source {
+    /// The text of the file at `rel` (a `/`-separated path inside the vectors directory).
+    pub fn read(&self, rel: &str) -> anyhow::Result<String> {
+        match self {
+            Source::Embedded => EMBEDDED
+                .get_file(rel)
+                .and_then(|f| f.contents_utf8())
+                .map(str::to_string)
+                .with_context(|| format!("{rel}: not among the embedded vectors")),
+            Source::Dir(dir) => {
+                let path = dir.join(rel);
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))
+            }
+        }
+    }
+
+    /// The file at `rel` parsed as JSON.
+    fn json(&self, rel: &str) -> anyhow::Result<Value> {
+        serde_json::from_str(&self.read(rel)?).with_context(|| format!("parsing {rel}"))
+    }
+
+    /// Checks that a directory source is one (a clear error before any case runs).
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Source::Dir(dir) = self {
+            let meta = std::fs::metadata(dir)
+                .with_context(|| format!("vectors directory {}", dir.display()))?;
+            anyhow::ensure!(meta.is_dir(), "{} is not a directory", dir.display());
+        }
+        Ok(())
+    }
+}
+
+/// Loads every vector file of [`FILES`] from `source`, then `pgp/vectors.json` with the files
+/// it names read in (its keys, messages), as suite `pgp`.
+pub fn load(source: &Source) -> anyhow::Result<Vec<(String, Value)>> {
+    source.check()?;
     let mut out: Vec<(String, Value)> = FILES
         .iter()
         .map(|name| {
-            let path = dir.join(name);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let mut doc: Value = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
+            let mut doc = source.json(name)?;
             if let Some(keys) = doc.get_mut("keys").and_then(Value::as_object_mut) {
-                // `rest.json`: key file names (relative to `dir`) replaced by their texts.
+                // `rest.json`: key file names (relative to the vectors root) replaced by
+                // their texts.
                 for files in keys.values_mut().filter_map(Value::as_object_mut) {
                     for f in files.values_mut() {
-                        let p = dir.join(f.as_str().context("a key file name")?);
-                        *f = Value::String(
-                            std::fs::read_to_string(&p)
-                                .with_context(|| format!("reading {}", p.display()))?,
-                        );
+                        *f = Value::String(source.read(f.as_str().context("a key file name")?)?);
                     }
                 }
             }
             Ok((name.to_string(), doc))
         })
         .collect::<anyhow::Result<_>>()?;
-    out.push(("pgp/vectors.json".into(), load_pgp(&dir.join("pgp"))?));
+    out.push(("pgp/vectors.json".into(), load_pgp(source)?));
     Ok(out)
 }
 
 /// `pgp/vectors.json` with every file reference replaced by the file's text, as one document
 /// `{"suite": "pgp", "now_ms", "nonce_window_ms", "cases": [...]}` whose cases carry a `kind`
 /// (`pubkeyhash`, `message`, `auth`).
-fn load_pgp(dir: &Path) -> anyhow::Result<Value> {
-    let path = dir.join("vectors.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let doc: Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+fn load_pgp(source: &Source) -> anyhow::Result<Value> {
+    let doc = source.json("pgp/vectors.json")?;
     let read = |rel: &Value| -> anyhow::Result<Value> {
         let rel = rel.as_str().context("a file name")?;
-        let p = dir.join(rel);
-        Ok(Value::String(
-            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?,
-        ))
+        Ok(Value::String(source.read(&format!("pgp/{rel}"))?))
     };
     let key = |name: &Value, part: &str| -> anyhow::Result<Value> {
         read(&doc["keys"][name.as_str().context("a key name")?][part])

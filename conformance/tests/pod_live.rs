@@ -489,7 +489,7 @@ async fn rest_vectors_against(
     rule: &str,
 ) -> (Vec<CaseResult>, BTreeSet<String>) {
     let pod = live_pod(Some(wrap)).await;
-    let files = vectors::load(&vectors::default_dir()).unwrap();
+    let files = vectors::load(&vectors::Source::Embedded).unwrap();
     let doc = vectors::rest_doc(&files).unwrap();
     let mut opts = rest::Options::new(pod.url.clone());
     opts.rng_seed = 9;
@@ -577,7 +577,7 @@ async fn a_pod_that_purges_everything_fails_exactly_the_p_x1_purge_cases_of_both
     );
     // The REST vectors against the same pod: their P-X1 purge cases fail, and nothing else.
     let pod = live_pod(Some(|r, _| r.layer(middleware::from_fn(ignore_upto)))).await;
-    let files = vectors::load(&vectors::default_dir()).unwrap();
+    let files = vectors::load(&vectors::Source::Embedded).unwrap();
     let doc = vectors::rest_doc(&files).unwrap().clone();
     let mut opts = rest::Options::new(pod.url.clone());
     opts.rng_seed = 7;

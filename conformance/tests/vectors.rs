@@ -10,9 +10,53 @@ use muttr_conformance::report::Verdict;
 use muttr_conformance::{generate, pgp, rest, vectors};
 use serde_json::{Value, json};
 
+/// The repository's `vectors/`.
+fn vectors_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
+}
+
+#[test]
+fn the_embedded_vectors_are_the_committed_ones() {
+    let embedded = vectors::load(&vectors::Source::Embedded).unwrap();
+    let on_disk = vectors::load(&vectors::Source::Dir(vectors_dir())).unwrap();
+    assert_eq!(embedded, on_disk);
+    let err = vectors::load(&vectors::Source::Dir("/nonexistent/vectors".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent/vectors"), "{err}");
+}
+
+/// The tool as `cargo install` leaves it: copied into an empty directory and run from there,
+/// it runs every vector (in-process and REST) from the copy embedded in it; no path to this
+/// tree's vectors is in the binary.
+#[test]
+fn the_binary_copied_to_an_empty_directory_runs_every_vector() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_muttr-conformance"));
+    let bytes = std::fs::read(bin).unwrap();
+    for path in [vectors_dir(), std::fs::canonicalize(vectors_dir()).unwrap()] {
+        let needle = path.display().to_string();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} is in the binary"
+        );
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let copy = empty.path().join("muttr-conformance");
+    std::fs::copy(bin, &copy).unwrap();
+    let out = Command::new(&copy)
+        .current_dir(empty.path())
+        .arg("vectors")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("result: OK"), "{stdout}");
+    assert!(stdout.contains(" 0 fail"), "{stdout}");
+}
+
 #[test]
 fn committed_vectors_equal_the_generator_output() {
-    let dir = vectors::default_dir();
+    let dir = vectors_dir();
     let files = generate::generate(&dir).unwrap();
     assert_eq!(files.len(), generate::FILES.len());
     for (name, text) in files {
@@ -28,7 +72,7 @@ fn committed_vectors_equal_the_generator_output() {
 
 #[test]
 fn this_implementation_passes_every_vector_in_process() {
-    let files = vectors::load(&vectors::default_dir()).unwrap();
+    let files = vectors::load(&vectors::Source::Embedded).unwrap();
     let cases = vectors::run(&files, &mut InProcess);
     let bad: Vec<_> = cases
         .iter()
@@ -83,7 +127,7 @@ fn adapter_binary_passes_every_vector_and_reports_json_and_junit() {
 
 /// The committed `rest.json`, key texts read in.
 fn rest_doc() -> Value {
-    let files = vectors::load(&vectors::default_dir()).unwrap();
+    let files = vectors::load(&vectors::Source::Embedded).unwrap();
     vectors::rest_doc(&files).unwrap().clone()
 }
 
@@ -379,7 +423,7 @@ impl Implementation for Mutant {
 }
 
 fn failing(bug: Bug) -> (BTreeSet<String>, BTreeSet<String>) {
-    let files = vectors::load(&vectors::default_dir()).unwrap();
+    let files = vectors::load(&vectors::Source::Embedded).unwrap();
     let cases = vectors::run(
         &files,
         &mut Mutant {
