@@ -17,6 +17,7 @@
 //! | [`pod`] | the live suite: a pod over HTTP(S) and WebSocket, with its own keys and federation pod |
 //! | [`seed`] | the live suite: a seed over real UDP, played against from several sockets |
 //! | [`pgp`] | hand-built OpenPGP packet sequences (encrypted or not) for STORE cases |
+//! | [`profile`] | `spec/PROFILE.md`, embedded: its sections and rule ids, the links reports use |
 //! | [`canon`] | canonical (sorted-key) JSON text, so generated files are reproducible |
 //!
 //! The `muttr-conformance` binary wraps these: `gen-vectors`, `vectors [--impl CMD] [--pod URL]`,
@@ -27,6 +28,7 @@ pub mod canon;
 pub mod generate;
 pub mod pgp;
 pub mod pod;
+pub mod profile;
 pub mod report;
 pub mod rest;
 pub mod seed;

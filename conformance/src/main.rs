@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use muttr_conformance::adapter::{self, InProcess, Subprocess};
-use muttr_conformance::report::{CaseResult, Expectations, Report};
+use muttr_conformance::report::{CaseResult, Expectations, Meta, Report};
 use muttr_conformance::{generate, pod, rest, seed, vectors};
 
 /// Conformance suite for Muttr implementations (PROFILE.md).
@@ -149,6 +149,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let started = (std::time::SystemTime::now(), std::time::Instant::now());
     match cli.command {
         Cmd::GenVectors { dir, check } => {
             anyhow::ensure!(
@@ -188,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let source = dir.map_or(vectors::Source::Embedded, vectors::Source::Dir);
             let files = vectors::load(&source)?;
             let adapter = imp.is_some();
+            let imp_text = imp.clone();
             let mut cases = match imp {
                 Some(cmd) => vectors::run(&files, &mut Subprocess::spawn(&cmd, impl_timeout)?),
                 None => vectors::run(&files, &mut InProcess),
@@ -216,7 +218,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     })?);
                 }
             }
-            finish("vectors", cases, &out)
+            let target = match (&imp_text, &pod) {
+                (Some(cmd), Some(url)) => format!("adapter {cmd:?}, pod {url}"),
+                (Some(cmd), None) => format!("adapter {cmd:?}"),
+                (None, Some(url)) => format!("this implementation, pod {url}"),
+                (None, None) => "this implementation (in process)".to_string(),
+            };
+            finish("vectors", target, started, cases, &out)
         }
         Cmd::Adapter => {
             let stdin = std::io::stdin();
@@ -242,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             let cases = rt.block_on(seed::run(&opts))?;
-            finish("seed", cases, &out)
+            finish("seed", addr.to_string(), started, cases, &out)
         }
         Cmd::Pod {
             url,
@@ -254,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rng_seed,
             out,
         } => {
+            let target = url.clone();
             let mut opts = pod::Options::new(url);
             opts.pod_host = pod_host;
             opts.federation_host = federation_host;
@@ -268,17 +277,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             let cases = rt.block_on(pod::run(&opts))?;
-            finish("pod", cases, &out)
+            finish("pod", target, started, cases, &out)
         }
     }
 }
 
-fn finish(suite: &str, cases: Vec<CaseResult>, out: &Output) -> anyhow::Result<ExitCode> {
+fn finish(
+    suite: &str,
+    target: String,
+    started: (std::time::SystemTime, std::time::Instant),
+    cases: Vec<CaseResult>,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
     let expectations = match &out.expect {
         Some(p) => Expectations::parse(&std::fs::read_to_string(p)?).map_err(anyhow::Error::msg)?,
         None => Expectations::default(),
     };
-    let report = Report::new(suite, cases, expectations);
+    let report = Report::new(suite, cases, expectations).with_meta(Meta {
+        target,
+        started: started.0,
+        duration: started.1.elapsed(),
+    });
     print!("{}", report.text(out.verbose));
     if let Some(p) = &out.json {
         std::fs::write(p, serde_json::to_string_pretty(&report.json())? + "\n")?;

@@ -175,6 +175,18 @@ pub struct Report {
     /// Every case, in run order.
     pub cases: Vec<CaseResult>,
     expectations: Expectations,
+    meta: Option<Meta>,
+}
+
+/// What was run, against what, when: the `meta` object of the JSON report.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// What was graded (`127.0.0.1:4000`, `http://pod.example`, an adapter command).
+    pub target: String,
+    /// When the run started.
+    pub started: std::time::SystemTime,
+    /// How long it took.
+    pub duration: std::time::Duration,
 }
 
 /// Counts of a report.
@@ -212,7 +224,45 @@ impl Report {
             suite: suite.to_string(),
             cases,
             expectations,
+            meta: None,
         }
+    }
+
+    /// The same report with run metadata (target, start, duration) for the JSON report.
+    pub fn with_meta(mut self, meta: Meta) -> Report {
+        self.meta = Some(meta);
+        self
+    }
+
+    /// Verdict counts per PROFILE section (§1–§7, in order; rules the profile does not define
+    /// under "other"): `(section label, link, pass, fail, non-strict, not-applicable + not-judged)`.
+    pub fn per_section(&self) -> Vec<(String, String, [usize; 4])> {
+        let sections = crate::profile::sections();
+        let mut rows: Vec<(String, String, [usize; 4])> = sections
+            .iter()
+            .map(|s| (format!("§{} {}", s.number, s.title), s.link(), [0; 4]))
+            .collect();
+        let mut other = [0usize; 4];
+        for c in &self.cases {
+            let slot = match c.verdict {
+                Verdict::Pass => 0,
+                Verdict::Fail => 1,
+                Verdict::NonStrict => 2,
+                Verdict::NotApplicable | Verdict::NotJudged => 3,
+            };
+            match sections
+                .iter()
+                .position(|s| s.rules.iter().any(|r| *r == c.rule))
+            {
+                Some(i) => rows[i].2[slot] += 1,
+                None => other[slot] += 1,
+            }
+        }
+        if other.iter().sum::<usize>() > 0 {
+            rows.push(("other rules".into(), String::new(), other));
+        }
+        rows.retain(|r| r.2.iter().sum::<usize>() > 0);
+        rows
     }
 
     /// The counts, and the split of failures into expected and unexpected.
@@ -312,6 +362,12 @@ impl Report {
                 String::new()
             }
         );
+        for (label, _, [pass, fail, non_strict, skipped]) in self.per_section() {
+            let _ = writeln!(
+                out,
+                "  {label:<38} {pass:>4} pass {fail:>4} fail {non_strict:>4} non-strict {skipped:>4} not run"
+            );
+        }
         if s.fail > 0 {
             let _ = writeln!(
                 out,
@@ -348,10 +404,34 @@ impl Report {
                 if let Some(r) = self.expectations.reason(&c.id) {
                     v["expected_failure"] = Value::String(r.to_string());
                 }
+                if let Some(section) = crate::profile::section_of(&c.rule) {
+                    v["rule_link"] = Value::String(section.link());
+                }
                 v
             })
             .collect();
-        json!({"suite": self.suite, "cases": cases, "summary": self.summary()})
+        let sections: Vec<Value> = self
+            .per_section()
+            .into_iter()
+            .map(|(label, link, [pass, fail, non_strict, not_run])| {
+                json!({"section": label, "link": link, "pass": pass, "fail": fail,
+                       "non_strict": non_strict, "not_run": not_run})
+            })
+            .collect();
+        let mut meta = json!({
+            "tool": "muttr-conformance",
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": muttr_node::GIT_REV,
+            "profile": crate::profile::PATH,
+        });
+        if let Some(m) = &self.meta {
+            meta["target"] = Value::String(m.target.clone());
+            meta["started_at"] =
+                Value::String(humantime::format_rfc3339_seconds(m.started).to_string());
+            meta["duration_s"] = json!((m.duration.as_secs_f64() * 1000.0).round() / 1000.0);
+        }
+        json!({"suite": self.suite, "meta": meta, "cases": cases, "summary": self.summary(),
+               "sections": sections})
     }
 
     /// A JUnit XML report: one `<testcase>` per case; `fail` is a `<failure>` (unless the expect

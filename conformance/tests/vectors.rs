@@ -82,6 +82,51 @@ fn this_implementation_passes_every_vector_in_process() {
     let ids: BTreeSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids.len(), cases.len(), "case ids are unique");
     assert!(cases.len() >= 280, "{} vector cases", cases.len());
+    // Every rule a case names is defined in spec/PROFILE.md, so every report can link it.
+    for c in &cases {
+        assert!(
+            muttr_conformance::profile::section_of(&c.rule).is_some(),
+            "{}: rule {} is not in spec/PROFILE.md",
+            c.id,
+            c.rule
+        );
+    }
+}
+
+#[test]
+fn the_json_report_says_what_ran_against_what_and_links_each_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
+        .args(["vectors", "--json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("§1 Seed-to-seed datagrams"), "{text}");
+    assert!(
+        text.contains("§7 Extensions beyond the whitepaper"),
+        "{text}"
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let meta = &report["meta"];
+    assert_eq!(meta["tool"], "muttr-conformance");
+    assert_eq!(meta["profile"], "spec/PROFILE.md");
+    assert_eq!(meta["revision"].as_str().unwrap(), muttr_node::GIT_REV);
+    assert!(meta["started_at"].as_str().unwrap().ends_with('Z'));
+    assert!(meta["duration_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(meta["target"], "this implementation (in process)");
+    let case = &report["cases"][0];
+    assert_eq!(case["rule"], "P-W6");
+    assert_eq!(
+        case["rule_link"],
+        "spec/PROFILE.md#1-seed-to-seed-datagrams"
+    );
+    let sections = report["sections"].as_array().unwrap();
+    let total: u64 = sections.iter().map(|s| s["pass"].as_u64().unwrap()).sum();
+    assert_eq!(total, report["summary"]["pass"].as_u64().unwrap());
 }
 
 #[test]
