@@ -297,6 +297,7 @@ fn finish(
         target,
         started: started.0,
         duration: started.1.elapsed(),
+        start: started.1,
     });
     print!("{}", report.text(out.verbose));
     if let Some(p) = &out.json {

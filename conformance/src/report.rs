@@ -86,6 +86,10 @@ pub struct CaseResult {
     /// What the rule expects.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expected: Option<Value>,
+    /// When the result was made: the runners run one case after another, so the time since
+    /// the previous result (or the start of the run) is what this case took.
+    #[serde(skip)]
+    pub finished: Option<std::time::Instant>,
 }
 
 impl CaseResult {
@@ -99,6 +103,7 @@ impl CaseResult {
             sent: None,
             received: None,
             expected: None,
+            finished: Some(std::time::Instant::now()),
         }
     }
 
@@ -187,6 +192,8 @@ pub struct Meta {
     pub started: std::time::SystemTime,
     /// How long it took.
     pub duration: std::time::Duration,
+    /// The start on the monotonic clock (cases' times are measured from it).
+    pub start: std::time::Instant,
 }
 
 /// Counts of a report.
@@ -234,6 +241,25 @@ impl Report {
         self
     }
 
+    /// How long each case took (in run order): the time from the previous case's result (or
+    /// the start) to its own. `None` without run metadata.
+    pub fn durations(&self) -> Vec<Option<std::time::Duration>> {
+        let Some(meta) = &self.meta else {
+            return vec![None; self.cases.len()];
+        };
+        let mut prev = meta.start;
+        self.cases
+            .iter()
+            .map(|c| {
+                c.finished.map(|t| {
+                    let d = t.saturating_duration_since(prev);
+                    prev = prev.max(t);
+                    d
+                })
+            })
+            .collect()
+    }
+
     /// Verdict counts per PROFILE section (§1–§7, in order; rules the profile does not define
     /// under "other"): `(section label, link, pass, fail, non-strict, not-applicable + not-judged)`.
     pub fn per_section(&self) -> Vec<(String, String, [usize; 4])> {
@@ -250,10 +276,7 @@ impl Report {
                 Verdict::NonStrict => 2,
                 Verdict::NotApplicable | Verdict::NotJudged => 3,
             };
-            match sections
-                .iter()
-                .position(|s| s.rules.iter().any(|r| *r == c.rule))
-            {
+            match sections.iter().position(|s| s.rules.contains(&c.rule)) {
                 Some(i) => rows[i].2[slot] += 1,
                 None => other[slot] += 1,
             }
@@ -399,8 +422,12 @@ impl Report {
         let cases: Vec<Value> = self
             .cases
             .iter()
-            .map(|c| {
+            .zip(self.durations())
+            .map(|(c, d)| {
                 let mut v = serde_json::to_value(c).expect("a case serialises");
+                if let Some(d) = d {
+                    v["duration_ms"] = json!((d.as_secs_f64() * 1e6).round() / 1e3);
+                }
                 if let Some(r) = self.expectations.reason(&c.id) {
                     v["expected_failure"] = Value::String(r.to_string());
                 }
@@ -434,31 +461,20 @@ impl Report {
                "sections": sections})
     }
 
-    /// A JUnit XML report: one `<testcase>` per case; `fail` is a `<failure>` (unless the expect
-    /// file lists it, then `<skipped>` with the reason), `not-applicable` is `<skipped>`,
-    /// `non-strict` passes with its detail in `<system-out>`.
+    /// A JUnit XML report (quick-junit): one `<testcase>` per case, named by its id, class the
+    /// rule, with its time; `fail` is a `<failure>` with what was sent, received and expected
+    /// (unless the expect file lists it: then `<skipped>` with the reason), `not-applicable`
+    /// and `not-judged` are `<skipped>`, `non-strict` passes with its detail in
+    /// `<system-out>`.
     pub fn junit(&self) -> String {
-        let s = self.summary();
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let skipped = s.not_applicable + s.not_judged + s.expected_failures.len();
-        let _ = writeln!(
-            out,
-            "<testsuites><testsuite name=\"muttr-conformance.{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
-            xml(&self.suite),
-            s.total,
-            s.unexpected_failures.len(),
-            skipped
-        );
-        for c in &self.cases {
-            let _ = write!(
-                out,
-                "  <testcase classname=\"{}\" name=\"{}\">",
-                xml(&c.rule),
-                xml(&c.id)
-            );
-            match (c.verdict, self.expectations.reason(&c.id)) {
+        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+        let mut suite = TestSuite::new(format!("muttr-conformance.{}", self.suite));
+        for (c, d) in self.cases.iter().zip(self.durations()) {
+            let status = match (c.verdict, self.expectations.reason(&c.id)) {
                 (Verdict::Fail, Some(r)) => {
-                    let _ = write!(out, "<skipped message=\"expected failure: {}\"/>", xml(r));
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(format!("expected failure: {r}"));
+                    s
                 }
                 (Verdict::Fail, None) => {
                     let mut body = String::new();
@@ -471,29 +487,35 @@ impl Report {
                             let _ = writeln!(body, "{label}: {v}");
                         }
                     }
-                    let _ = write!(
-                        out,
-                        "<failure message=\"{}\">{}</failure>",
-                        xml(&c.detail),
-                        xml(&body)
-                    );
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(c.detail.clone()).set_description(body);
+                    s
                 }
                 (Verdict::NotApplicable | Verdict::NotJudged, _) => {
-                    let _ = write!(out, "<skipped message=\"{}\"/>", xml(&c.detail));
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(c.detail.clone());
+                    s
                 }
-                (Verdict::NonStrict, _) => {
-                    let _ = write!(
-                        out,
-                        "<system-out>non-strict: {}</system-out>",
-                        xml(&c.detail)
-                    );
-                }
-                (Verdict::Pass, _) => {}
+                (Verdict::NonStrict | Verdict::Pass, _) => TestCaseStatus::success(),
+            };
+            let mut case = TestCase::new(c.id.clone(), status);
+            case.set_classname(c.rule.clone());
+            if let Some(d) = d {
+                case.set_time(d);
             }
-            let _ = writeln!(out, "</testcase>");
+            if c.verdict == Verdict::NonStrict {
+                case.set_system_out(format!("non-strict: {}", c.detail));
+            }
+            suite.add_test_case(case);
         }
-        out.push_str("</testsuite></testsuites>\n");
-        out
+        if let Some(m) = &self.meta {
+            suite.set_time(m.duration);
+        }
+        let mut report = quick_junit::Report::new("muttr-conformance");
+        report.add_test_suite(suite);
+        report
+            .to_string()
+            .unwrap_or_else(|e| format!("<!-- JUnit serialisation failed: {e} -->\n"))
     }
 }
 
@@ -506,24 +528,6 @@ fn clip(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}… ({} bytes)", &s[..end], s.len())
-}
-
-fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -582,8 +586,27 @@ mod tests {
         assert_eq!(j["cases"][4]["verdict"], "non-strict");
         assert_eq!(j["summary"]["fail"], 2);
         let x = r.junit();
-        assert!(x.contains("tests=\"6\" failures=\"2\" skipped=\"1\""));
+        assert!(x.contains("tests=\"6\""), "{x}");
+        assert!(x.contains("failures=\"2\""), "{x}");
+        assert_eq!(x.matches("<skipped").count(), 1, "{x}");
         assert!(x.contains("broke &lt;it&gt; &amp; more"));
         assert_eq!(x.matches("<testcase").count(), 6);
+        // With run metadata, every case and the suite have a time.
+        let start = std::time::Instant::now() - std::time::Duration::from_millis(1500);
+        let r = Report::new("seed", cases(), Expectations::default()).with_meta(Meta {
+            target: "127.0.0.1:4000".into(),
+            started: std::time::SystemTime::now(),
+            duration: std::time::Duration::from_millis(1500),
+            start,
+        });
+        let x = r.junit();
+        assert_eq!(x.matches(" time=\"").count(), 7, "{x}");
+        assert!(x.contains("time=\"1.500\""), "{x}");
+        let d = r.durations();
+        assert!(
+            d[0].unwrap() >= std::time::Duration::from_millis(1400),
+            "{d:?}"
+        );
+        assert_eq!(r.json()["meta"]["target"], "127.0.0.1:4000");
     }
 }
