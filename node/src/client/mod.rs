@@ -27,6 +27,7 @@
 
 mod cursor;
 pub mod dial;
+pub mod home;
 pub mod http;
 pub mod retry;
 pub mod userid;

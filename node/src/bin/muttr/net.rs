@@ -16,11 +16,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use muttr_node::client::{Client, ClientConfig, Delivery, TcpDialer};
+use muttr_node::client::{Client, ClientConfig, Delivery};
 use muttr_node::driver::{Seed, SeedOptions, spawn_seed};
 use muttr_node::net::{Clock, TokioTransport};
 use muttr_node::store::{MemStore, Quotas};
-use serde::{Deserialize, Serialize};
 
 use crate::Failure;
 use crate::home::Home;
@@ -85,57 +84,6 @@ pub struct InboxArgs {
     keep: bool,
 }
 
-/// What `pod.toml` holds.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct PodFile {
-    pod: String,
-    #[serde(default)]
-    insecure: bool,
-    #[serde(default)]
-    alias: Option<String>,
-    /// Extra trust roots (`--ca-file`), as absolute paths.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    ca_files: Vec<PathBuf>,
-}
-
-/// A passive client of `config.pod` trusting the default roots plus `ca_files`.
-fn new_client(home: &Home, config: ClientConfig, ca_files: &[PathBuf]) -> Result<Client, Failure> {
-    let identity = home.identity()?;
-    let clock = Clock::system();
-    if ca_files.is_empty() {
-        return Ok(Client::new(identity, config, clock)?);
-    }
-    let tls = muttr_node::trust::client_config(ca_files).map_err(|e| Failure(e.to_string()))?;
-    Ok(Client::with_dialer(
-        identity,
-        config,
-        clock,
-        TcpDialer::trusting(tls),
-    )?)
-}
-
-fn pod_file(home: &Home) -> std::path::PathBuf {
-    home.dir().join("pod.toml")
-}
-
-fn load(home: &Home) -> Result<PodFile, Failure> {
-    let path = pod_file(home);
-    let text = std::fs::read_to_string(&path).map_err(|_| {
-        Failure(format!(
-            "no pod configured ({}): run `muttr register --pod URL` first",
-            path.display()
-        ))
-    })?;
-    toml::from_str(&text).map_err(|e| Failure(format!("{}: {e}", path.display())))
-}
-
-fn save(home: &Home, f: &PodFile) -> Result<(), Failure> {
-    std::fs::create_dir_all(home.dir())?;
-    let path = pod_file(home);
-    std::fs::write(&path, toml::to_string(f)?)
-        .map_err(|e| Failure(format!("{}: {e}", path.display())))
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -146,15 +94,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 async fn client(
     home: &Home,
     net: &NetArgs,
-) -> Result<(Client, PodFile, Option<Seed<MemStore>>), Failure> {
-    let file = load(home)?;
-    let mut config = ClientConfig::new(file.pod.clone());
-    config.insecure = file.insecure;
-    config.alias = file.alias.clone();
+) -> Result<(Client, muttr_node::client::home::PodFile, Option<Seed<MemStore>>), Failure> {
+    let (mut client, file) = home.pod_client(&net.ca_files)?;
     let clock = Clock::system();
-    let mut ca_files = file.ca_files.clone();
-    ca_files.extend(net.ca_files.iter().cloned());
-    let mut client = new_client(home, config, &ca_files)?;
     let mut seed = None;
     if !net.passive && !net.bootstrap.is_empty() {
         let s = spawn_seed(
@@ -187,7 +129,7 @@ pub fn register(home: &Home, a: RegisterArgs) -> Result<ExitCode, Failure> {
         .iter()
         .map(|p| std::path::absolute(p).map_err(|e| Failure(format!("{}: {e}", p.display()))))
         .collect::<Result<Vec<_>, _>>()?;
-    let file = PodFile {
+    let file = muttr_node::client::home::PodFile {
         pod: a.pod.trim_end_matches('/').to_string(),
         insecure: a.insecure,
         alias: None,
@@ -195,9 +137,9 @@ pub fn register(home: &Home, a: RegisterArgs) -> Result<ExitCode, Failure> {
     };
     let mut config = ClientConfig::new(file.pod.clone());
     config.insecure = file.insecure;
-    let client = new_client(home, config, &file.ca_files)?;
+    let client = home.client(config, &file.ca_files)?;
     let hash = runtime()?.block_on(client.register())?;
-    save(home, &file)?;
+    home.save_pod(&file)?;
     println!("registered at {} as {hash}", file.pod);
     Ok(ExitCode::SUCCESS)
 }
@@ -208,7 +150,7 @@ pub fn alias(home: &Home, net: NetArgs, cmd: AliasCmd) -> Result<ExitCode, Failu
         let (mut client, mut file, _seed) = client(home, &net).await?;
         let id = client.add_alias(&name).await?;
         file.alias = Some(name);
-        save(home, &file)?;
+        home.save_pod(&file)?;
         println!("you are {id}");
         Ok(ExitCode::SUCCESS)
     })
