@@ -14,17 +14,7 @@ use muttr_pod::PodConfig;
 
 /// The `muttr` binary of this workspace (built on demand when only this package is tested).
 fn muttr_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let bin = dir.join(format!("muttr{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "muttr-node", "--bin", "muttr"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "could not build the muttr binary");
-    }
-    bin
+    common::node_bin("muttr")
 }
 
 fn muttr(home: &Path, args: &[&str]) -> Output {

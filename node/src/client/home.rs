@@ -141,7 +141,8 @@ impl Home {
         let made = if ca_files.is_empty() {
             Client::new(identity, config, clock)
         } else {
-            let tls = crate::trust::client_config(ca_files).map_err(|e| HomeError(e.to_string()))?;
+            let tls =
+                crate::trust::client_config(ca_files).map_err(|e| HomeError(e.to_string()))?;
             Client::with_dialer(identity, config, clock, TcpDialer::trusting(tls))
         };
         made.map_err(|e| HomeError(e.to_string()))

@@ -349,6 +349,14 @@ impl<D: Dialer> Client<D> {
         .map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
+    /// The pod's status page (`GET /` without a WebSocket upgrade, JSON): its version,
+    /// public host and seed (`seed.address`, which a client joins the DHT through).
+    pub async fn pod_status(&self) -> Result<serde_json::Value, ClientError> {
+        let url = self.pod_url("/");
+        let res = self.call("GET", &url, None).await?;
+        json(&res, &url)
+    }
+
     /// Step 3: registers our key with the pod; returns the pubkeyhash it answered.
     pub async fn register(&self) -> Result<String, ClientError> {
         let url = self.pod_url("/");

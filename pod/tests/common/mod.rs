@@ -394,3 +394,19 @@ pub async fn enrol_live(pod: &LivePod, u: &User, alias: &str) {
     .await;
     assert_eq!(a.status, 200, "{}", a.body);
 }
+
+/// A binary of the `muttr-node` package (`muttr`, `muttrd`) from this target directory, built
+/// when missing (a pod test has only its own package's binaries in `CARGO_BIN_EXE_*`).
+pub fn node_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let bin = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "muttr-node", "--bin", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "could not build the {name} binary");
+    }
+    bin
+}

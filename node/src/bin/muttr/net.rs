@@ -94,7 +94,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 async fn client(
     home: &Home,
     net: &NetArgs,
-) -> Result<(Client, muttr_node::client::home::PodFile, Option<Seed<MemStore>>), Failure> {
+) -> Result<
+    (
+        Client,
+        muttr_node::client::home::PodFile,
+        Option<Seed<MemStore>>,
+    ),
+    Failure,
+> {
     let (mut client, file) = home.pod_client(&net.ca_files)?;
     let clock = Clock::system();
     let mut seed = None;

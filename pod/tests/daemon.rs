@@ -1,0 +1,311 @@
+//! `muttrd` end to end: two daemons, each on its own pod and with its own seed in the DHT,
+//! exchange verified messages through their sockets; a restarted daemon loses nothing; the
+//! API answers bad lines with errors and stays open; one daemon per home; the socket is 0600.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{live_pod, node_bin};
+use muttr_pod::PodConfig;
+use serde_json::{Value, json};
+
+fn muttr(home: &Path, args: &[&str]) {
+    let out = Command::new(node_bin("muttr"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("MUTTR_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "muttr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A user with a key, registered at `pod` (plain http) with `alias`.
+fn user(pod_host: &str, alias: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    muttr(home.path(), &["keygen", "--name", alias]);
+    let url = format!("http://{pod_host}");
+    muttr(home.path(), &["register", "--pod", &url, "--insecure"]);
+    muttr(home.path(), &["alias", "add", alias]);
+    home
+}
+
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn start(home: &Path) -> Daemon {
+        let mut child = Command::new(node_bin("muttrd"))
+            .arg("--home")
+            .arg(home)
+            .args(["--log", "warn"])
+            .env_remove("MUTTR_PASSPHRASE")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert!(ready.starts_with("muttrd serving"), "{ready:?}");
+        Daemon {
+            child,
+            socket: home.join("muttrd.sock"),
+        }
+    }
+
+    fn connect(&self) -> Api {
+        let s = UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Api {
+            read: BufReader::new(s.try_clone().unwrap()),
+            write: s,
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Api {
+    read: BufReader<UnixStream>,
+    write: UnixStream,
+}
+
+impl Api {
+    fn line(&mut self, text: &str) {
+        self.write.write_all(text.as_bytes()).unwrap();
+        self.write.write_all(b"\n").unwrap();
+    }
+
+    fn next(&mut self) -> Value {
+        let mut line = String::new();
+        self.read.read_line(&mut line).expect("a line within 30 s");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    /// Sends a request and returns its answer (skipping events that come first).
+    fn call(&mut self, req: Value) -> Value {
+        self.line(&req.to_string());
+        loop {
+            let v = self.next();
+            if v.get("event").is_none() {
+                assert_eq!(v["id"], req["id"], "{v}");
+                return v;
+            }
+        }
+    }
+
+    /// The next `message` event.
+    fn message(&mut self) -> Value {
+        loop {
+            let v = self.next();
+            if v["event"] == "message" {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_none() {
+    let config = PodConfig {
+        insecure_federation: true,
+        ..PodConfig::default()
+    };
+    let pod1 = live_pod(config.clone(), 81).await;
+    let pod2 = live_pod(config, 82).await;
+    // One DHT: pod2's seed joins through pod1's.
+    pod2.seed
+        .handle()
+        .bootstrap(vec![pod1.seed.local_addr()])
+        .await
+        .unwrap();
+    let (host1, host2) = (pod1.host(), pod2.host());
+    tokio::task::spawn_blocking(move || {
+        let alice = user(&host1, "alice");
+        let bob = user(&host2, "bob");
+        let alice_id = format!("alice@{host1}");
+        let bob_id = format!("bob@{host2}");
+
+        let a = Daemon::start(alice.path());
+        let b = Daemon::start(bob.path());
+        let mode = std::fs::metadata(&a.socket).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+
+        let mut alice_api = a.connect();
+        let mut bob_api = b.connect();
+        let status = alice_api.call(json!({"id": 1, "op": "status"}));
+        assert_eq!(status["ok"], true, "{status}");
+        assert_eq!(status["user_id"], alice_id.as_str());
+        assert_eq!(status["mode"], "active");
+        assert!(
+            status["seed"]["contacts"].as_u64().unwrap() >= 1,
+            "{status}"
+        );
+
+        // Bad input: errors, and the connection stays open.
+        bob_api.line("this is not json");
+        let e = bob_api.next();
+        assert_eq!(e["ok"], false);
+        assert!(e["error"].as_str().unwrap().contains("not JSON"), "{e}");
+        let e = bob_api.call(json!({"id": 2, "op": "teleport"}));
+        assert!(e["error"].as_str().unwrap().contains("unknown op"), "{e}");
+        let e = bob_api.call(json!({"id": 3, "op": "send", "text": "no recipient"}));
+        assert!(e["error"].as_str().unwrap().contains("`to`"), "{e}");
+
+        // Bob subscribes; Alice sends; Bob is told, verified.
+        assert_eq!(
+            bob_api.call(json!({"id": 4, "op": "subscribe"}))["ok"],
+            true
+        );
+        let sent = alice_api.call(json!({"id": 5, "op": "send", "to": bob_id, "text": "hi bob"}));
+        assert_eq!(sent["ok"], true, "{sent}");
+        assert!(
+            sent["stored_at"].as_u64().unwrap() >= 1,
+            "stored in the DHT: {sent}"
+        );
+        let m = bob_api.message();
+        assert_eq!(m["from"], alice_id.as_str());
+        assert_eq!(m["text"], "hi bob");
+        assert_eq!(m["verified"], true, "{m}");
+        assert_eq!(m["key"], sent["key"]);
+
+        // Bob replies; Alice plays it back.
+        let r = bob_api.call(json!({"id": 6, "op": "send", "to": alice_id, "text": "hi alice"}));
+        assert_eq!(r["ok"], true, "{r}");
+        let mut got = Value::Null;
+        for _ in 0..100 {
+            let p = alice_api.call(json!({"id": 7, "op": "playback"}));
+            if let Some(m) = p["messages"].as_array().and_then(|m| m.first()) {
+                got = m.clone();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(got["text"], "hi alice", "{got}");
+        assert_eq!(got["verified"], true);
+
+        // A second daemon for Bob's home refuses to start.
+        let out = Command::new(node_bin("muttrd"))
+            .arg("--home")
+            .arg(bob.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("another muttrd is running"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // Bob's daemon stops; Alice writes meanwhile; the restarted daemon plays it back.
+        drop(bob_api);
+        b.stop();
+        let sent = alice_api
+            .call(json!({"id": 8, "op": "send", "to": bob_id, "text": "while you were away"}));
+        assert_eq!(sent["ok"], true, "{sent}");
+        let b = Daemon::start(bob.path());
+        let mut bob_api = b.connect();
+        let p = bob_api.call(json!({"id": 9, "op": "playback"}));
+        let texts: Vec<&str> = p["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["text"].as_str())
+            .collect();
+        assert!(texts.contains(&"while you were away"), "{p}");
+        assert!(texts.contains(&"hi bob"), "not purged yet: {p}");
+        let purged = bob_api.call(json!({"id": 10, "op": "purge", "upto": p["upto"]}));
+        assert_eq!(purged["ok"], true, "{purged}");
+        assert_eq!(purged["left"], 0);
+        let contacts = bob_api.call(json!({"id": 11, "op": "contacts"}));
+        assert_eq!(contacts["ok"], true);
+        b.stop();
+        a.stop();
+    })
+    .await
+    .unwrap();
+}
+
+/// The example bot in another language (`examples/echo_bot.py`) answers a message through the
+/// socket API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_echo_bot_answers_a_message() {
+    let config = PodConfig {
+        insecure_federation: true,
+        ..PodConfig::default()
+    };
+    let pod = live_pod(config, 83).await;
+    let host = pod.host();
+    tokio::task::spawn_blocking(move || {
+        let alice = user(&host, "alice");
+        let bot = user(&host, "bot");
+        let a = Daemon::start(alice.path());
+        let b = Daemon::start(bot.path());
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/echo_bot.py");
+        let mut python = Command::new("python3")
+            .arg(script)
+            .arg(&b.socket)
+            .arg("1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        // The bot says when its `subscribe` is answered: from then on it hears every message.
+        let mut bot_out = BufReader::new(python.stdout.take().unwrap());
+        let mut said = String::new();
+        bot_out.read_line(&mut said).unwrap();
+        assert_eq!(said.trim(), "subscribed");
+        let mut api = a.connect();
+        let sent =
+            api.call(json!({"id": 1, "op": "send", "to": format!("bot@{host}"), "text": "ping"}));
+        assert_eq!(sent["ok"], true, "{sent}");
+        let mut echo = Value::Null;
+        for _ in 0..100 {
+            let p = api.call(json!({"id": 2, "op": "playback"}));
+            if let Some(m) = p["messages"].as_array().and_then(|m| m.first()) {
+                echo = m.clone();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(echo["text"], "echo: ping", "{echo}");
+        assert_eq!(echo["from"], format!("bot@{host}"));
+        assert_eq!(echo["verified"], true);
+        said.clear();
+        bot_out.read_line(&mut said).unwrap();
+        assert!(said.starts_with("echoed 'ping'"), "{said}");
+        let out = python.wait().unwrap();
+        assert!(out.success(), "{out:?}");
+        a.stop();
+        b.stop();
+    })
+    .await
+    .unwrap();
+}
