@@ -33,3 +33,8 @@ fn muttr_help() {
 fn muttr_send_help() {
     insta::assert_snapshot!(help(env!("CARGO_BIN_EXE_muttr"), &["send"]));
 }
+
+#[test]
+fn muttrd_help() {
+    insta::assert_snapshot!(help(env!("CARGO_BIN_EXE_muttrd"), &[]));
+}

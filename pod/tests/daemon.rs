@@ -14,7 +14,7 @@ use common::{live_pod, node_bin};
 use muttr_pod::PodConfig;
 use serde_json::{Value, json};
 
-fn muttr(home: &Path, args: &[&str]) {
+fn muttr(home: &Path, args: &[&str]) -> String {
     let out = Command::new(node_bin("muttr"))
         .arg("--home")
         .arg(home)
@@ -27,6 +27,7 @@ fn muttr(home: &Path, args: &[&str]) {
         "muttr {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A user with a key, registered at `pod` (plain http) with `alias`.
@@ -247,7 +248,39 @@ async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_
         assert_eq!(purged["left"], 0);
         let contacts = bob_api.call(json!({"id": 11, "op": "contacts"}));
         assert_eq!(contacts["ok"], true);
+
+        // `muttr` goes through the daemon of its home, and prints JSON lines for scripts.
+        let out = muttr(
+            alice.path(),
+            &["send", "--json", &bob_id, "from the command line"],
+        );
+        let sent: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(sent["to"], bob_id.as_str());
+        assert_eq!(sent["key"].as_str().unwrap().len(), 40, "{sent}");
+        let mut lines = Vec::new();
+        for _ in 0..100 {
+            let out = muttr(bob.path(), &["inbox", "--json", "--keep"]);
+            lines = out
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect();
+            if !lines.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["text"], "from the command line");
+        assert_eq!(lines[0]["verified"], true);
+        assert_eq!(lines[0]["key"], sent["key"]);
+        let text = muttr(bob.path(), &["inbox", "--keep"]);
+        assert!(text.contains("1 message(s) (through muttrd)"), "{text}");
         b.stop();
+        // Without a daemon, the same JSON straight from the pod.
+        let out = muttr(bob.path(), &["inbox", "--json", "--keep"]);
+        let direct: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(direct["text"], "from the command line");
+        assert_eq!(direct["from"], alice_id.as_str());
         a.stop();
     })
     .await

@@ -158,6 +158,36 @@ pub struct Undelivered {
 /// What came of one notification.
 pub type Delivery = Result<Received, Undelivered>;
 
+/// A delivery as JSON, the shape `muttr --json` prints and `muttrd` sends (`node/DAEMON.md`):
+/// `{"event": "message", "from", "to", "text", "verified", "verdict", "key", "timestamp",
+/// "entry"}`; an unreadable one has `"verified": false` and `"error"` instead of `"text"`.
+pub fn delivery_json(d: &Delivery) -> serde_json::Value {
+    use serde_json::json;
+    match d {
+        Ok(r) => json!({
+            "event": "message",
+            "from": r.notification.sender.user_id,
+            "to": r.notification.recipient.user_id,
+            "text": String::from_utf8_lossy(&r.plaintext),
+            "verified": r.verdict.is_good(),
+            "verdict": r.verdict.to_string(),
+            "key": r.notification.key,
+            "timestamp": r.notification.timestamp,
+            "entry": r.notification.id,
+        }),
+        Err(u) => json!({
+            "event": "message",
+            "from": u.notification.sender.user_id,
+            "to": u.notification.recipient.user_id,
+            "verified": false,
+            "error": u.error.to_string(),
+            "key": u.notification.key,
+            "timestamp": u.notification.timestamp,
+            "entry": u.notification.id,
+        }),
+    }
+}
+
 /// What [`Client::send`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendReport {

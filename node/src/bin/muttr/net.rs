@@ -40,6 +40,9 @@ pub struct NetArgs {
     /// to those `register` remembered).
     #[arg(long = "ca-file", value_name = "FILE", global = true)]
     ca_files: Vec<PathBuf>,
+    /// Print JSON lines for scripts (the shapes of node/DAEMON.md) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 /// Arguments of `muttr register`.
@@ -82,6 +85,83 @@ pub struct InboxArgs {
     /// Leave the notifications at the pod (default: purge them once every message was read).
     #[arg(long)]
     keep: bool,
+}
+
+/// A connection to the `muttrd` serving this home (`HOME/muttrd.sock`), if one runs: the
+/// commands then go through it (its seed, its session) instead of starting their own.
+struct DaemonApi {
+    read: std::io::BufReader<std::os::unix::net::UnixStream>,
+    write: std::os::unix::net::UnixStream,
+    next: u64,
+}
+
+impl DaemonApi {
+    fn connect(home: &Home, net: &NetArgs) -> Option<DaemonApi> {
+        // Explicit network options ask for this command's own connection.
+        if net.passive || !net.bootstrap.is_empty() {
+            return None;
+        }
+        let s = std::os::unix::net::UnixStream::connect(home.dir().join("muttrd.sock")).ok()?;
+        Some(DaemonApi {
+            read: std::io::BufReader::new(s.try_clone().ok()?),
+            write: s,
+            next: 0,
+        })
+    }
+
+    /// The next line from the daemon.
+    fn line(&mut self) -> Result<serde_json::Value, Failure> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        if self.read.read_line(&mut line)? == 0 {
+            return Err(Failure("muttrd closed the connection".into()));
+        }
+        Ok(serde_json::from_str(&line)?)
+    }
+
+    /// One request; its answer's fields, or the daemon's error.
+    fn call(&mut self, mut req: serde_json::Value) -> Result<serde_json::Value, Failure> {
+        use std::io::Write;
+        self.next += 1;
+        req["id"] = self.next.into();
+        writeln!(self.write, "{req}")?;
+        loop {
+            let v = self.line()?;
+            if v.get("event").is_some() {
+                continue;
+            }
+            if v["ok"] == true {
+                return Ok(v);
+            }
+            return Err(Failure(format!(
+                "muttrd: {}",
+                v["error"].as_str().unwrap_or("error")
+            )));
+        }
+    }
+}
+
+/// Prints a message as JSON lines give it (through the daemon); true when verified.
+fn show_json(m: &serde_json::Value, json: bool) -> bool {
+    let verified = m["verified"] == true;
+    if json {
+        println!("{m}");
+        return verified;
+    }
+    let from = m["from"].as_str().unwrap_or("?");
+    let key = m["key"].as_str().unwrap_or("?");
+    match m["text"].as_str() {
+        Some(text) if verified => println!("from {from} (verified) key {key}:\n{text}"),
+        Some(text) => println!(
+            "WARNING: NOT VERIFIED as from {from} ({}) key {key}:\n{text}",
+            m["verdict"].as_str().unwrap_or("?")
+        ),
+        None => println!(
+            "UNREADABLE from {from} key {key}: {}",
+            m["error"].as_str().unwrap_or("?")
+        ),
+    }
+    verified
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -172,16 +252,45 @@ pub fn send(home: &Home, net: NetArgs, a: SendArgs) -> Result<ExitCode, Failure>
         }
         Some(t) => t.as_bytes().to_vec(),
     };
+    if let (Some(mut d), Ok(text)) = (DaemonApi::connect(home, &net), std::str::from_utf8(&text)) {
+        let r = d.call(serde_json::json!({"op": "send", "to": a.to, "text": text}))?;
+        if net.json {
+            println!(
+                "{}",
+                serde_json::json!({"to": a.to, "key": r["key"], "stored_at": r["stored_at"],
+                                   "entry": r["entry"]})
+            );
+        } else {
+            println!(
+                "sent to {} key {} (through muttrd)",
+                a.to,
+                r["key"].as_str().unwrap_or("?")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     runtime()?.block_on(async {
         let (client, _, _seed) = client(home, &net).await?;
         let report = client.send(&a.to, &text).await?;
-        println!("sent to {} key {}", a.to, report.key);
+        if net.json {
+            println!(
+                "{}",
+                serde_json::json!({"to": a.to, "key": report.key, "stored_at": report.stored_at,
+                                   "entry": report.notification.id})
+            );
+        } else {
+            println!("sent to {} key {}", a.to, report.key);
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Prints one delivery; true when it is a verified message.
-fn show(d: &Delivery) -> bool {
+/// Prints one delivery (text, or a JSON line); true when it is a verified message.
+fn show(d: &Delivery, json: bool) -> bool {
+    if json {
+        println!("{}", muttr_node::client::delivery_json(d));
+        return d.as_ref().is_ok_and(|r| r.verdict.is_good());
+    }
     match d {
         Ok(r) => {
             let good = r.verdict.is_good();
@@ -208,6 +317,32 @@ fn show(d: &Delivery) -> bool {
 }
 
 pub fn inbox(home: &Home, net: NetArgs, a: InboxArgs) -> Result<ExitCode, Failure> {
+    if let Some(mut d) = DaemonApi::connect(home, &net) {
+        let p = d.call(serde_json::json!({"op": "playback"}))?;
+        let messages = p["messages"].as_array().cloned().unwrap_or_default();
+        let mut all_good = true;
+        for m in &messages {
+            all_good &= show_json(m, net.json);
+        }
+        if !net.json {
+            println!("{} message(s) (through muttrd)", messages.len());
+        }
+        let all_read = messages.iter().all(|m| m.get("text").is_some());
+        if !a.keep && !messages.is_empty() && all_read && p["upto"].is_string() {
+            let r = d.call(serde_json::json!({"op": "purge", "upto": p["upto"]}))?;
+            eprintln!(
+                "purged from the pod up to entry {} ({} newer kept)",
+                p["upto"], r["left"]
+            );
+        } else if !a.keep && !messages.is_empty() {
+            eprintln!("not purged: some messages could not be read, or the pod gives no entry ids");
+        }
+        return Ok(if all_good {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
+    }
     runtime()?.block_on(async {
         let (client, _, _seed) = client(home, &net).await?;
         // Play back, read, then purge up to the highest id played back (PROFILE P-X1), so
@@ -221,9 +356,11 @@ pub fn inbox(home: &Home, net: NetArgs, a: InboxArgs) -> Result<ExitCode, Failur
         let all_read = deliveries.iter().all(|d| d.is_ok());
         let mut all_good = true;
         for d in &deliveries {
-            all_good &= show(d);
+            all_good &= show(d, net.json);
         }
-        println!("{} message(s)", deliveries.len());
+        if !net.json {
+            println!("{} message(s)", deliveries.len());
+        }
         if !a.keep && !deliveries.is_empty() {
             if !all_read {
                 eprintln!("not purged: some messages could not be read (try again later)");
@@ -250,6 +387,21 @@ pub fn inbox(home: &Home, net: NetArgs, a: InboxArgs) -> Result<ExitCode, Failur
 }
 
 pub fn listen(home: &Home, net: NetArgs) -> Result<ExitCode, Failure> {
+    if let Some(mut d) = DaemonApi::connect(home, &net) {
+        d.call(serde_json::json!({"op": "subscribe"}))?;
+        eprintln!("listening through muttrd (Ctrl-C to stop)");
+        loop {
+            let v = d.line()?;
+            match v["event"].as_str() {
+                Some("message") => {
+                    show_json(&v, net.json);
+                }
+                Some(_) if net.json => println!("{v}"),
+                Some("connection") => eprintln!("muttrd: connection {}", v["state"]),
+                _ => {}
+            }
+        }
+    }
     runtime()?.block_on(async {
         let (client, _, _seed) = client(home, &net).await?;
         // A listener that outlives dropped connections and pod restarts: it reconnects
@@ -264,12 +416,24 @@ pub fn listen(home: &Home, net: NetArgs) -> Result<ExitCode, Failure> {
             };
             match heard {
                 muttr_node::client::Heard::Entry(n) => {
-                    show(&client.open(n).await);
+                    show(&client.open(n).await, net.json);
                 }
                 muttr_node::client::Heard::Dropped(why) => {
+                    if net.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"event": "connection", "state": "lost", "reason": why})
+                        );
+                    }
                     eprintln!("connection lost ({why}); reconnecting");
                 }
                 muttr_node::client::Heard::Reconnected { missed } => {
+                    if net.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"event": "connection", "state": "reconnected", "missed": missed})
+                        );
+                    }
                     eprintln!("reconnected; {missed} message(s) arrived meanwhile");
                 }
             }

@@ -31,29 +31,7 @@ pub struct Daemon {
 
 /// A delivery as the API shows it (the `message` event, and each `playback` item).
 pub fn message(d: &Delivery) -> Value {
-    match d {
-        Ok(r) => json!({
-            "event": "message",
-            "from": r.notification.sender.user_id,
-            "to": r.notification.recipient.user_id,
-            "text": String::from_utf8_lossy(&r.plaintext),
-            "verified": r.verdict.is_good(),
-            "verdict": r.verdict.to_string(),
-            "key": r.notification.key,
-            "timestamp": r.notification.timestamp,
-            "entry": r.notification.id,
-        }),
-        Err(u) => json!({
-            "event": "message",
-            "from": u.notification.sender.user_id,
-            "to": u.notification.recipient.user_id,
-            "verified": false,
-            "error": u.error.to_string(),
-            "key": u.notification.key,
-            "timestamp": u.notification.timestamp,
-            "entry": u.notification.id,
-        }),
-    }
+    muttr_node::client::delivery_json(d)
 }
 
 /// The listener's events, for subscribers.
