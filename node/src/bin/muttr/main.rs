@@ -6,12 +6,14 @@
 //! - `auth-text` ([`auth`]) — the signed query strings pods authenticate (P-A1, P-S1).
 //!
 //! Network commands ([`net`]): `register --pod URL`, `alias add NAME`, `send ALIAS@POD TEXT`,
-//! `inbox`, `listen` — passive through the pod, or active with `--bootstrap SEED`.
+//! `inbox`, `listen` — passive through the pod, or active with `--bootstrap SEED`; `chat
+//! [CONTACT]` ([`chat`]), a terminal chat.
 //!
 //! Your identity lives in a home directory ([`home`]): `--home DIR`, else `$MUTTR_HOME`, else
 //! `$XDG_CONFIG_HOME/muttr`, else `~/.config/muttr`.
 
 mod auth;
+mod chat;
 mod home;
 mod keys;
 mod message;
@@ -84,6 +86,13 @@ enum Cmd {
         #[command(flatten)]
         net: net::NetArgs,
     },
+    /// A terminal chat: contacts, conversations kept locally, verification marks.
+    Chat {
+        #[command(flatten)]
+        net: net::NetArgs,
+        #[command(flatten)]
+        args: chat::ChatArgs,
+    },
 }
 
 /// An error for the user: printed as `muttr: …`, exit code 1.
@@ -130,6 +139,7 @@ fn main() -> ExitCode {
         Cmd::Send { net, args } => net::send(&home, net, args),
         Cmd::Inbox { net, args } => net::inbox(&home, net, args),
         Cmd::Listen { net } => net::listen(&home, net),
+        Cmd::Chat { net, args } => chat::chat(&home, net, args),
     };
     match result {
         Ok(code) => code,

@@ -171,7 +171,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 /// A client for the configured pod, active when asked (its seed must outlive it).
-async fn client(
+pub async fn client(
     home: &Home,
     net: &NetArgs,
 ) -> Result<
