@@ -192,6 +192,7 @@ async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_
             sent["stored_at"].as_u64().unwrap() >= 1,
             "stored in the DHT: {sent}"
         );
+        let first_key = sent["key"].clone();
         let m = bob_api.message();
         assert_eq!(m["from"], alice_id.as_str());
         assert_eq!(m["text"], "hi bob");
@@ -282,6 +283,26 @@ async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_
         assert_eq!(direct["text"], "from the command line");
         assert_eq!(direct["from"], alice_id.as_str());
         a.stop();
+        // Alice's seed published her messages, and its store remembers them after the daemon
+        // stopped: a restarted daemon's seed republishes them before they expire (P-K2).
+        let db = rusqlite::Connection::open(
+            alice
+                .path()
+                .join("seed")
+                .join(muttr_node::store::sqlite::FILE_NAME),
+        )
+        .unwrap();
+        let published: Vec<String> = db
+            .prepare("SELECT lower(hex(key)) FROM publications")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for key in [&first_key, &sent["key"]] {
+            let key = key.as_str().unwrap().to_string();
+            assert!(published.contains(&key), "{key} not in {published:?}");
+        }
     })
     .await
     .unwrap();
