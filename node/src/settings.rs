@@ -63,6 +63,40 @@ where
         .map_err(|e| describe(e, layers.env_prefix))
 }
 
+/// What a binary does with its resolved configuration (`resolved`: the settings and the log
+/// filter, or the error) before it runs: an error exits with code 2, naming the program;
+/// `--print-config` prints the settings as TOML and exits 0; otherwise logging starts at the
+/// filter in the settings' `format`, and the settings are handed back.
+pub fn begin<S: Serialize>(
+    program: &str,
+    resolved: Result<(S, String), String>,
+    print_config: bool,
+    format: impl FnOnce(&S) -> crate::process::LogFormat,
+) -> Result<S, std::process::ExitCode> {
+    use std::process::ExitCode;
+    let (settings, filter) = resolved.map_err(|e| {
+        eprintln!("{program}: {e}");
+        ExitCode::from(2)
+    })?;
+    if print_config {
+        return Err(match toml::to_string(&settings) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{program}: cannot print the configuration: {e}");
+                ExitCode::FAILURE
+            }
+        });
+    }
+    crate::process::init_logging(&filter, format(&settings)).map_err(|e| {
+        eprintln!("{program}: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok(settings)
+}
+
 /// One line per error: source, key, reason.
 fn describe(errors: figment::Error, env_prefix: &str) -> String {
     errors

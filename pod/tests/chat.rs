@@ -8,32 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{live_pod, node_bin};
-use muttr_pod::PodConfig;
-
-fn muttr(home: &Path, args: &[&str]) {
-    let out = Command::new(node_bin("muttr"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("MUTTR_PASSPHRASE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "muttr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn user(pod_host: &str, alias: &str) -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    muttr(home.path(), &["keygen", "--name", alias]);
-    let url = format!("http://{pod_host}");
-    muttr(home.path(), &["register", "--pod", &url, "--insecure"]);
-    muttr(home.path(), &["alias", "add", alias]);
-    home
-}
+use common::{muttr_user, node_bin, two_pods};
 
 /// A tmux server of our own (its own socket), killed on drop.
 struct Tmux {
@@ -112,21 +87,11 @@ impl Drop for Tmux {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_chat_sessions_on_two_pods_talk_through_real_terminals() {
-    let config = PodConfig {
-        insecure_federation: true,
-        ..PodConfig::default()
-    };
-    let pod1 = live_pod(config.clone(), 91).await;
-    let pod2 = live_pod(config, 92).await;
-    pod2.seed
-        .handle()
-        .bootstrap(vec![pod1.seed.local_addr()])
-        .await
-        .unwrap();
+    let (pod1, pod2) = two_pods(91).await;
     let (host1, host2) = (pod1.host(), pod2.host());
     tokio::task::spawn_blocking(move || {
-        let alice = user(&host1, "alice");
-        let bob = user(&host2, "bob");
+        let alice = muttr_user(&host1, "alice");
+        let bob = muttr_user(&host2, "bob");
         let muttr = node_bin("muttr");
         let tmux = Tmux::new();
         let chat = |home: &Path, peer: &str| {

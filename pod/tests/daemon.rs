@@ -10,35 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{live_pod, node_bin};
+use common::{live_pod, muttr_ok, muttr_user, node_bin, two_pods};
 use muttr_pod::PodConfig;
 use serde_json::{Value, json};
-
-fn muttr(home: &Path, args: &[&str]) -> String {
-    let out = Command::new(node_bin("muttr"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("MUTTR_PASSPHRASE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "muttr {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A user with a key, registered at `pod` (plain http) with `alias`.
-fn user(pod_host: &str, alias: &str) -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    muttr(home.path(), &["keygen", "--name", alias]);
-    let url = format!("http://{pod_host}");
-    muttr(home.path(), &["register", "--pod", &url, "--insecure"]);
-    muttr(home.path(), &["alias", "add", alias]);
-    home
-}
 
 struct Daemon {
     child: Child,
@@ -133,22 +107,11 @@ impl Api {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_none() {
-    let config = PodConfig {
-        insecure_federation: true,
-        ..PodConfig::default()
-    };
-    let pod1 = live_pod(config.clone(), 81).await;
-    let pod2 = live_pod(config, 82).await;
-    // One DHT: pod2's seed joins through pod1's.
-    pod2.seed
-        .handle()
-        .bootstrap(vec![pod1.seed.local_addr()])
-        .await
-        .unwrap();
+    let (pod1, pod2) = two_pods(81).await;
     let (host1, host2) = (pod1.host(), pod2.host());
     tokio::task::spawn_blocking(move || {
-        let alice = user(&host1, "alice");
-        let bob = user(&host2, "bob");
+        let alice = muttr_user(&host1, "alice");
+        let bob = muttr_user(&host2, "bob");
         let alice_id = format!("alice@{host1}");
         let bob_id = format!("bob@{host2}");
 
@@ -251,7 +214,7 @@ async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_
         assert_eq!(contacts["ok"], true);
 
         // `muttr` goes through the daemon of its home, and prints JSON lines for scripts.
-        let out = muttr(
+        let out = muttr_ok(
             alice.path(),
             &["send", "--json", &bob_id, "from the command line"],
         );
@@ -260,7 +223,7 @@ async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_
         assert_eq!(sent["key"].as_str().unwrap().len(), 40, "{sent}");
         let mut lines = Vec::new();
         for _ in 0..100 {
-            let out = muttr(bob.path(), &["inbox", "--json", "--keep"]);
+            let out = muttr_ok(bob.path(), &["inbox", "--json", "--keep"]);
             lines = out
                 .lines()
                 .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -274,11 +237,11 @@ async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_
         assert_eq!(lines[0]["text"], "from the command line");
         assert_eq!(lines[0]["verified"], true);
         assert_eq!(lines[0]["key"], sent["key"]);
-        let text = muttr(bob.path(), &["inbox", "--keep"]);
+        let text = muttr_ok(bob.path(), &["inbox", "--keep"]);
         assert!(text.contains("1 message(s) (through muttrd)"), "{text}");
         b.stop();
         // Without a daemon, the same JSON straight from the pod.
-        let out = muttr(bob.path(), &["inbox", "--json", "--keep"]);
+        let out = muttr_ok(bob.path(), &["inbox", "--json", "--keep"]);
         let direct: Value = serde_json::from_str(out.trim()).unwrap();
         assert_eq!(direct["text"], "from the command line");
         assert_eq!(direct["from"], alice_id.as_str());
@@ -319,8 +282,8 @@ async fn the_python_echo_bot_answers_a_message() {
     let pod = live_pod(config, 83).await;
     let host = pod.host();
     tokio::task::spawn_blocking(move || {
-        let alice = user(&host, "alice");
-        let bot = user(&host, "bot");
+        let alice = muttr_user(&host, "alice");
+        let bot = muttr_user(&host, "bot");
         let a = Daemon::start(alice.path());
         let b = Daemon::start(bot.path());
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/echo_bot.py");

@@ -10,6 +10,7 @@ use std::process::Command;
 
 /// One option: its key, and a different value from each source with what `--print-config`
 /// then shows (TOML literals).
+#[derive(Clone, Copy)]
 pub struct Row {
     /// The file key (`seed_listen`); the flag is `--seed-listen`, the variable
     /// `PREFIX_SEED_LISTEN`.
@@ -180,4 +181,57 @@ pub fn check_refused(bin: &Path, cases: &[Refused]) {
             );
         }
     }
+}
+
+/// The options both `muttr-seed` and `muttr-pod` have, with the same meaning.
+pub const SHARED: &[Row] = &[
+    Row {
+        key: "bootstrap",
+        file: ("[\"10.0.0.1:4000\"]", "[\"10.0.0.1:4000\"]"),
+        env: (
+            "10.0.0.2:4000, 10.0.0.3:4000",
+            "[\"10.0.0.2:4000\", \"10.0.0.3:4000\"]",
+        ),
+        flag: (
+            &["10.0.0.4:4000", "10.0.0.5:4000"],
+            "[\"10.0.0.4:4000\", \"10.0.0.5:4000\"]",
+        ),
+    },
+    Row {
+        key: "data_dir",
+        file: ("\"/srv/a\"", "\"/srv/a\""),
+        env: ("/srv/b", "\"/srv/b\""),
+        flag: (&["/srv/c"], "\"/srv/c\""),
+    },
+    Row {
+        key: "log",
+        file: ("\"warn\"", "\"warn\""),
+        env: ("debug", "\"debug\""),
+        flag: (&["info,muttr_node=trace"], "\"info,muttr_node=trace\""),
+    },
+    Row {
+        key: "log_format",
+        file: ("\"json\"", "\"json\""),
+        env: ("text", "\"text\""),
+        flag: (&["json"], "\"json\""),
+    },
+    Row {
+        key: "rng_seed",
+        file: ("1", "1"),
+        env: ("2", "2"),
+        flag: (&["3"], "3"),
+    },
+    Row {
+        key: "metrics_listen",
+        file: ("\"127.0.0.1:9101\"", "\"127.0.0.1:9101\""),
+        env: ("127.0.0.1:9102", "\"127.0.0.1:9102\""),
+        flag: (&["127.0.0.1:9103"], "\"127.0.0.1:9103\""),
+    },
+];
+
+/// [`check_complete`] and [`check`] over `own` rows and [`SHARED`].
+pub fn check_all(bin: &Path, prefix: &str, own: &[Row]) {
+    let rows: Vec<Row> = own.iter().chain(SHARED).copied().collect();
+    check_complete(bin, &rows);
+    check(bin, prefix, &[], &rows);
 }

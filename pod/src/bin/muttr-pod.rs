@@ -216,29 +216,12 @@ fn resolve(args: &Args) -> Result<(Settings, String), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let (settings, filter) = match resolve(&args) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("muttr-pod: {e}");
-            return ExitCode::from(2);
-        }
+    let settings = match settings::begin("muttr-pod", resolve(&args), args.print_config, |s| {
+        s.log_format
+    }) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    if args.print_config {
-        match toml::to_string(&settings) {
-            Ok(text) => {
-                print!("{text}");
-                return ExitCode::SUCCESS;
-            }
-            Err(e) => {
-                eprintln!("muttr-pod: cannot print the configuration: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    if let Err(e) = muttr_node::process::init_logging(&filter, settings.log_format) {
-        eprintln!("muttr-pod: {e}");
-        return ExitCode::from(2);
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build();

@@ -410,3 +410,47 @@ pub fn node_bin(name: &str) -> PathBuf {
     }
     bin
 }
+
+/// Runs `muttr --home HOME ARGS…`, asserts it succeeded, and returns its stdout.
+pub fn muttr_ok(home: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(node_bin("muttr"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("MUTTR_PASSPHRASE")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "muttr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A `muttr` home with a key, registered at the plain-http pod `pod_host` as `alias`.
+pub fn muttr_user(pod_host: &str, alias: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    muttr_ok(home.path(), &["keygen", "--name", alias]);
+    let url = format!("http://{pod_host}");
+    muttr_ok(home.path(), &["register", "--pod", &url, "--insecure"]);
+    muttr_ok(home.path(), &["alias", "add", alias]);
+    home
+}
+
+/// Two pods on loopback (plain http, federating over http) whose seeds are one DHT.
+pub async fn two_pods(rng: u64) -> (LivePod, LivePod) {
+    let config = PodConfig {
+        insecure_federation: true,
+        ..PodConfig::default()
+    };
+    let pod1 = live_pod(config.clone(), rng).await;
+    let pod2 = live_pod(config, rng + 1).await;
+    pod2.seed
+        .handle()
+        .bootstrap(vec![pod1.seed.local_addr()])
+        .await
+        .unwrap();
+    (pod1, pod2)
+}
