@@ -18,14 +18,7 @@ fn muttr_bin() -> PathBuf {
 }
 
 fn muttr(home: &Path, args: &[&str]) -> Output {
-    Command::new(muttr_bin())
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("MUTTR_PASSPHRASE")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
+    common::muttr_output(home, args)
 }
 
 fn ok(out: Output) -> String {

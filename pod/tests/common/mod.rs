@@ -411,16 +411,21 @@ pub fn node_bin(name: &str) -> PathBuf {
     bin
 }
 
-/// Runs `muttr --home HOME ARGS…`, asserts it succeeded, and returns its stdout.
-pub fn muttr_ok(home: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(node_bin("muttr"))
+/// Runs `muttr --home HOME ARGS…` (no passphrase, no `RUST_LOG` from the caller).
+pub fn muttr_output(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(node_bin("muttr"))
         .arg("--home")
         .arg(home)
         .args(args)
         .env_remove("MUTTR_PASSPHRASE")
         .env_remove("RUST_LOG")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `muttr --home HOME ARGS…`, asserts it succeeded, and returns its stdout.
+pub fn muttr_ok(home: &std::path::Path, args: &[&str]) -> String {
+    let out = muttr_output(home, args);
     assert!(
         out.status.success(),
         "muttr {args:?}: {}",
