@@ -70,6 +70,28 @@ struct Api {
     write: UnixStream,
 }
 
+/// `node/daemon.schema.json`, the API's every line.
+fn schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../node/daemon.schema.json"
+        ))
+        .unwrap();
+        jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+    })
+}
+
+/// Asserts `line` is valid under the schema.
+fn valid(line: &Value) {
+    let errors: Vec<String> = schema().iter_errors(line).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{line} breaks daemon.schema.json: {errors:?}"
+    );
+}
+
 impl Api {
     fn line(&mut self, text: &str) {
         self.write.write_all(text.as_bytes()).unwrap();
@@ -79,11 +101,20 @@ impl Api {
     fn next(&mut self) -> Value {
         let mut line = String::new();
         self.read.read_line(&mut line).expect("a line within 30 s");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+        let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        valid(&v);
+        v
     }
 
-    /// Sends a request and returns its answer (skipping events that come first).
+    /// Sends a request (valid under the schema) and returns its answer (skipping events that
+    /// come first).
     fn call(&mut self, req: Value) -> Value {
+        valid(&req);
+        self.call_bad(req)
+    }
+
+    /// Sends a request that may break the schema on purpose; returns its answer.
+    fn call_bad(&mut self, req: Value) -> Value {
         self.line(&req.to_string());
         loop {
             let v = self.next();
@@ -139,9 +170,9 @@ async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_
         let e = bob_api.next();
         assert_eq!(e["ok"], false);
         assert!(e["error"].as_str().unwrap().contains("not JSON"), "{e}");
-        let e = bob_api.call(json!({"id": 2, "op": "teleport"}));
+        let e = bob_api.call_bad(json!({"id": 2, "op": "teleport"}));
         assert!(e["error"].as_str().unwrap().contains("unknown op"), "{e}");
-        let e = bob_api.call(json!({"id": 3, "op": "send", "text": "no recipient"}));
+        let e = bob_api.call_bad(json!({"id": 3, "op": "send", "text": "no recipient"}));
         assert!(e["error"].as_str().unwrap().contains("`to`"), "{e}");
 
         // Bob subscribes; Alice sends; Bob is told, verified.
@@ -325,4 +356,20 @@ async fn the_python_echo_bot_answers_a_message() {
     })
     .await
     .unwrap();
+}
+
+/// The schema is strict enough to catch what it should.
+#[test]
+fn the_schema_refuses_bad_lines() {
+    for bad in [
+        json!({"id": 1, "op": "teleport"}),
+        json!({"id": 1, "op": "send", "text": "no recipient"}),
+        json!({"id": 1, "ok": false}),
+        json!({"event": "message", "from": "a@b", "to": "c@d", "verified": true}),
+        json!({"event": "connection", "state": "sleepy"}),
+    ] {
+        assert!(!schema().is_valid(&bad), "{bad} passed");
+    }
+    assert!(schema().is_valid(&json!({"id": 1, "op": "send", "to": "bob@pod:8080", "text": "hi"})));
+    assert!(schema().is_valid(&json!({"id": null, "ok": false, "error": "not JSON"})));
 }

@@ -159,8 +159,8 @@ pub struct Undelivered {
 pub type Delivery = Result<Received, Undelivered>;
 
 /// A delivery as JSON, the shape `muttr --json` prints and `muttrd` sends (`node/DAEMON.md`):
-/// `{"event": "message", "from", "to", "text", "verified", "verdict", "key", "timestamp",
-/// "entry"}`; an unreadable one has `"verified": false` and `"error"` instead of `"text"`.
+/// `{"event": "message", "from", "to", "text", "verified", "verdict" ([`Verdict::code`]),
+/// "verdict_text", "key", "timestamp", "entry"}`; an unreadable one has `"verified": false` and `"error"` instead of `"text"`.
 pub fn delivery_json(d: &Delivery) -> serde_json::Value {
     use serde_json::json;
     match d {
@@ -170,7 +170,8 @@ pub fn delivery_json(d: &Delivery) -> serde_json::Value {
             "to": r.notification.recipient.user_id,
             "text": String::from_utf8_lossy(&r.plaintext),
             "verified": r.verdict.is_good(),
-            "verdict": r.verdict.to_string(),
+            "verdict": r.verdict.code(),
+            "verdict_text": r.verdict.to_string(),
             "key": r.notification.key,
             "timestamp": r.notification.timestamp,
             "entry": r.notification.id,

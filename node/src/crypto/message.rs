@@ -48,6 +48,18 @@ impl Verdict {
     pub fn is_good(&self) -> bool {
         matches!(self, Verdict::Good { .. })
     }
+
+    /// The verdict as a stable word for programs (`muttr --json`, `muttrd`): `good`,
+    /// `unsigned`, `bad-signature`, `wrong-signer` or `unknown-signer`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Verdict::Good { .. } => "good",
+            Verdict::Unsigned => "unsigned",
+            Verdict::BadSignature => "bad-signature",
+            Verdict::WrongSigner { .. } => "wrong-signer",
+            Verdict::UnknownSigner { .. } => "unknown-signer",
+        }
+    }
 }
 
 impl std::fmt::Display for Verdict {

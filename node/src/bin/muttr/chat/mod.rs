@@ -43,7 +43,7 @@ fn incoming(d: &Delivery) -> Line {
             if r.verdict.is_good() {
                 Mark::Verified
             } else {
-                Mark::NotVerified(r.verdict.to_string())
+                Mark::NotVerified(r.verdict.code().to_string())
             },
         ),
         Err(u) => (
