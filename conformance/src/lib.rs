@@ -18,6 +18,7 @@
 //! | [`seed`] | the live suite: a seed over real UDP, played against from several sockets |
 //! | [`pgp`] | hand-built OpenPGP packet sequences (encrypted or not) for STORE cases |
 //! | [`profile`] | `spec/PROFILE.md`, embedded: its sections and rule ids, the links reports use |
+//! | [`select`] | `--only` / `--skip` globs over case ids |
 //! | [`canon`] | canonical (sorted-key) JSON text, so generated files are reproducible |
 //!
 //! The `muttr-conformance` binary wraps these: `gen-vectors`, `vectors [--impl CMD] [--pod URL]`,
@@ -32,4 +33,5 @@ pub mod profile;
 pub mod report;
 pub mod rest;
 pub mod seed;
+pub mod select;
 pub mod vectors;

@@ -21,6 +21,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use muttr_conformance::adapter::{self, InProcess, Subprocess};
 use muttr_conformance::report::{CaseResult, Expectations, Meta, Report};
+use muttr_conformance::select::Selection;
 use muttr_conformance::{generate, pod, rest, seed, vectors};
 
 /// Conformance suite for Muttr implementations (PROFILE.md).
@@ -69,6 +70,18 @@ enum Cmd {
         timeout_ms: u64,
         #[command(flatten)]
         out: Output,
+    },
+    /// List the vector cases (id, rule, description) without running them.
+    List {
+        /// Read the vectors from this directory instead of the embedded ones.
+        #[arg(long = "vectors", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// List only the cases whose id matches this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        only: Vec<String>,
+        /// Leave out the cases whose id matches this glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        skip: Vec<String>,
     },
     /// Serve this implementation over the adapter protocol on stdin/stdout.
     Adapter,
@@ -124,6 +137,12 @@ enum Cmd {
 
 #[derive(Debug, Args)]
 struct Output {
+    /// Run only the cases whose id matches this glob (repeatable; `rest.register.*`).
+    #[arg(long, value_name = "GLOB")]
+    only: Vec<String>,
+    /// Leave out the cases whose id matches this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    skip: Vec<String>,
     /// Write a JSON report here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -187,7 +206,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => {
             let source = dir.map_or(vectors::Source::Embedded, vectors::Source::Dir);
-            let files = vectors::load(&source)?;
+            let mut files = vectors::load(&source)?;
+            Selection::new(&out.only, &out.skip)
+                .map_err(anyhow::Error::msg)?
+                .apply(&mut files);
             let adapter = imp.is_some();
             let imp_text = imp.clone();
             let mut cases = match imp {
@@ -225,6 +247,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, None) => "this implementation (in process)".to_string(),
             };
             finish("vectors", target, started, cases, &out)
+        }
+        Cmd::List { dir, only, skip } => {
+            let source = dir.map_or(vectors::Source::Embedded, vectors::Source::Dir);
+            let mut files = vectors::load(&source)?;
+            Selection::new(&only, &skip)
+                .map_err(anyhow::Error::msg)?
+                .apply(&mut files);
+            let mut n = 0;
+            for (_, doc) in &files {
+                for c in doc["cases"].as_array().into_iter().flatten() {
+                    n += 1;
+                    println!(
+                        "{}\t{}\t{}",
+                        c["id"].as_str().unwrap_or("?"),
+                        c["rule"].as_str().unwrap_or("?"),
+                        c["description"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            eprintln!("{n} cases");
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Adapter => {
             let stdin = std::io::stdin();
@@ -293,6 +336,12 @@ fn finish(
         Some(p) => Expectations::parse(&std::fs::read_to_string(p)?).map_err(anyhow::Error::msg)?,
         None => Expectations::default(),
     };
+    // The live suites run whole; --only/--skip select what is reported (see `select`).
+    let selection = Selection::new(&out.only, &out.skip).map_err(anyhow::Error::msg)?;
+    let cases: Vec<CaseResult> = cases
+        .into_iter()
+        .filter(|c| selection.covers(&c.id))
+        .collect();
     let report = Report::new(suite, cases, expectations).with_meta(Meta {
         target,
         started: started.0,

@@ -521,3 +521,60 @@ fn each_mutant_fails_exactly_its_rule() {
     assert_eq!(ids, BTreeSet::from(["pgp.auth.stale-nonce".to_string()]));
     assert_eq!(rules, BTreeSet::from(["P-A2".to_string()]));
 }
+
+/// `list` names every case the run covers; `--only` / `--skip` select by glob, before the
+/// cases run; a bad glob is a usage error (exit 2).
+#[test]
+fn list_shows_every_case_and_only_skip_select_them() {
+    let bin = env!("CARGO_BIN_EXE_muttr-conformance");
+    let files = vectors::load(&vectors::Source::Embedded).unwrap();
+    let all: BTreeSet<String> = files
+        .iter()
+        .flat_map(|(_, d)| d["cases"].as_array().unwrap().clone())
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let out = Command::new(bin).arg("list").output().unwrap();
+    assert!(out.status.success());
+    let listed: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, all);
+    assert!(listed.len() >= 489, "{} cases", listed.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("r.json");
+    let out = Command::new(bin)
+        .args(["vectors", "--only", "wire.*", "--only", "rest.register.*"])
+        .args(["--skip", "wire.datagram.*", "--json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let ran: BTreeSet<String> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let expected: BTreeSet<String> = all
+        .iter()
+        .filter(|id| {
+            (id.starts_with("wire.") || id.starts_with("rest.register."))
+                && !id.starts_with("wire.datagram.")
+        })
+        .cloned()
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(ran, expected);
+
+    let out = Command::new(bin)
+        .args(["vectors", "--skip", "rest.[oops"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a glob"));
+}
