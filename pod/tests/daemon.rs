@@ -175,6 +175,11 @@ async fn two_daemons_on_two_pods_exchange_verified_messages_and_a_restart_loses_
         let e = bob_api.call_bad(json!({"id": 3, "op": "send", "text": "no recipient"}));
         assert!(e["error"].as_str().unwrap().contains("`to`"), "{e}");
 
+        let e = bob_api
+            .call(json!({"id": 31, "op": "send", "to": format!("nobody@{host2}"), "text": "?"}));
+        assert_eq!(e["ok"], false, "an unknown contact is an error: {e}");
+        assert!(!e["error"].as_str().unwrap().is_empty());
+
         // Bob subscribes; Alice sends; Bob is told, verified.
         assert_eq!(
             bob_api.call(json!({"id": 4, "op": "subscribe"}))["ok"],
