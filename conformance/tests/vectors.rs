@@ -578,3 +578,37 @@ fn list_shows_every_case_and_only_skip_select_them() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a glob"));
 }
+
+/// The reference adapter in another language (`conformance/adapters/muttr_adapter.py`) passes
+/// every case of the ops it implements and fails none.
+#[test]
+fn the_python_reference_adapter_passes_what_it_implements() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/adapters/muttr_adapter.py");
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("r.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
+        .args([
+            "vectors",
+            "--impl",
+            &format!("python3 '{script}'"),
+            "--json",
+        ])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(report["summary"]["fail"], 0);
+    let passed: BTreeSet<&str> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "pass")
+        .map(|c| c["id"].as_str().unwrap().split('.').next().unwrap())
+        .collect();
+    for suite in ["node-id", "distance", "closest", "value-key"] {
+        assert!(passed.contains(suite), "{suite} not passed: {passed:?}");
+    }
+}
