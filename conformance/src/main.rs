@@ -149,6 +149,9 @@ struct Output {
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here (per-section summary, every case, filterable).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Known failures: a JSON object {"case.id": "reason"}; ids may end in `*`.
     #[arg(long, value_name = "FILE")]
     expect: Option<PathBuf>,
@@ -354,6 +357,9 @@ fn finish(
     }
     if let Some(p) = &out.junit {
         std::fs::write(p, report.junit())?;
+    }
+    if let Some(p) = &out.html {
+        std::fs::write(p, report.html())?;
     }
     Ok(if report.ok() {
         ExitCode::SUCCESS

@@ -519,6 +519,133 @@ impl Report {
     }
 }
 
+impl Report {
+    /// One self-contained HTML page (no external files): the run's metadata, verdicts per
+    /// PROFILE section with links to the rules, and every case — failures first, each with
+    /// what was sent, received and expected — with a text filter and a verdict filter.
+    pub fn html(&self) -> String {
+        let s = self.summary();
+        let mut out = String::new();
+        let meta = self.json()["meta"].clone();
+        let _ = write!(
+            out,
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>muttr-conformance {suite}: {result}</title><style>\
+             body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}\
+             table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}}\
+             .pass{{background:#dfd}}.fail{{background:#fcc}}.non-strict{{background:#ffd}}.not-applicable,.not-judged{{background:#eee}}\
+             pre{{white-space:pre-wrap;max-width:70em;margin:2px 0}}</style></head><body>\
+             <h1>muttr-conformance: {suite} suite — {result}</h1>",
+            suite = html(&self.suite),
+            result = if self.ok() { "OK" } else { "FAILED" },
+        );
+        let _ = write!(out, "<table>");
+        for (k, v) in meta.as_object().into_iter().flatten() {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            let _ = write!(out, "<tr><th>{}</th><td>{}</td></tr>", html(k), html(&v));
+        }
+        let _ = write!(
+            out,
+            "<tr><th>cases</th><td>{} — {} pass, {} fail ({} expected), {} non-strict, {} not-applicable, {} not judged</td></tr></table>",
+            s.total,
+            s.pass,
+            s.fail,
+            s.expected_failures.len(),
+            s.non_strict,
+            s.not_applicable,
+            s.not_judged
+        );
+        let _ = write!(
+            out,
+            "<h2>By PROFILE section</h2><table><tr><th>section</th><th>pass</th><th>fail</th><th>non-strict</th><th>not run</th></tr>"
+        );
+        for (label, link, [pass, fail, non_strict, not_run]) in self.per_section() {
+            let _ = write!(
+                out,
+                "<tr class=\"{}\"><td><a href=\"{}\">{}</a></td><td>{pass}</td><td>{fail}</td><td>{non_strict}</td><td>{not_run}</td></tr>",
+                if fail > 0 { "fail" } else { "pass" },
+                html(&link),
+                html(&label)
+            );
+        }
+        let _ = write!(
+            out,
+            "</table><h2>Cases</h2><p><input id=\"q\" placeholder=\"filter: id, rule or text\" size=\"40\"> \
+             <label><input type=\"checkbox\" class=\"v\" value=\"pass\"> pass</label> \
+             <label><input type=\"checkbox\" class=\"v\" value=\"fail\" checked> fail</label> \
+             <label><input type=\"checkbox\" class=\"v\" value=\"non-strict\" checked> non-strict</label> \
+             <label><input type=\"checkbox\" class=\"v\" value=\"not-applicable\"> not-applicable</label> \
+             <label><input type=\"checkbox\" class=\"v\" value=\"not-judged\"> not-judged</label></p>\
+             <table id=\"cases\"><tr><th>verdict</th><th>rule</th><th>case</th><th>detail</th></tr>"
+        );
+        let mut order: Vec<&CaseResult> = self.cases.iter().collect();
+        order.sort_by_key(|c| match c.verdict {
+            Verdict::Fail => 0,
+            Verdict::NonStrict => 1,
+            Verdict::NotJudged => 2,
+            Verdict::NotApplicable => 3,
+            Verdict::Pass => 4,
+        });
+        for c in order {
+            let link = crate::profile::section_of(&c.rule)
+                .map(|sec| sec.link())
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                "<tr class=\"{v}\" data-v=\"{v}\"><td>{v}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}",
+                html(&link),
+                html(&c.rule),
+                html(&c.id),
+                html(&c.detail),
+                v = c.verdict.as_str(),
+            );
+            if let Some(r) = self.expectations.reason(&c.id) {
+                let _ = write!(out, " <em>[expected failure: {}]</em>", html(r));
+            }
+            for (label, v) in [
+                ("sent", &c.sent),
+                ("received", &c.received),
+                ("expected", &c.expected),
+            ] {
+                if let Some(v) = v {
+                    let pretty = serde_json::to_string_pretty(v).unwrap_or_default();
+                    let _ = write!(
+                        out,
+                        "<pre><b>{label}</b> {}</pre>",
+                        html(&clip(&pretty, 4000))
+                    );
+                }
+            }
+            let _ = write!(out, "</td></tr>");
+        }
+        out.push_str(
+            "</table><script>\
+             const q=document.getElementById('q'),boxes=[...document.querySelectorAll('.v')];\
+             function f(){const on=new Set(boxes.filter(b=>b.checked).map(b=>b.value)),t=q.value.toLowerCase();\
+             for(const r of document.querySelectorAll('#cases tr[data-v]'))\
+             r.style.display=on.has(r.dataset.v)&&r.textContent.toLowerCase().includes(t)?'':'none';}\
+             q.oninput=f;boxes.forEach(b=>b.onchange=f);f();</script></body></html>\n",
+        );
+        out
+    }
+}
+
+/// Escapes text for HTML.
+fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();

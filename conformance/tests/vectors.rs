@@ -97,9 +97,12 @@ fn this_implementation_passes_every_vector_in_process() {
 fn the_json_report_says_what_ran_against_what_and_links_each_rule() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("report.json");
+    let html_path = dir.path().join("report.html");
     let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
         .args(["vectors", "--json"])
         .arg(&json_path)
+        .arg("--html")
+        .arg(&html_path)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -127,6 +130,19 @@ fn the_json_report_says_what_ran_against_what_and_links_each_rule() {
     let sections = report["sections"].as_array().unwrap();
     let total: u64 = sections.iter().map(|s| s["pass"].as_u64().unwrap()).sum();
     assert_eq!(total, report["summary"]["pass"].as_u64().unwrap());
+    // The HTML page: one row per case, each rule linked, self-contained (no external files).
+    let page = std::fs::read_to_string(&html_path).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.trim_end().ends_with("</html>"));
+    assert_eq!(
+        page.matches(" data-v=\"").count() as u64,
+        report["summary"]["total"].as_u64().unwrap()
+    );
+    assert!(page.contains("href=\"spec/PROFILE.md#1-seed-to-seed-datagrams\""));
+    assert!(page.contains("wire.datagram.empty"));
+    assert!(
+        !page.contains("src=\"http") && !page.contains("<link"),
+        "self-contained"
+    );
 }
 
 #[test]
