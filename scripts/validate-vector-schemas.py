@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Validate vectors/*.json against vectors/schema/*.schema.json (needs `pip install jsonschema`).
 
-Exit status 1 when any file breaks its schema. Not part of CI (no Python there); the Rust test
-`conformance/tests/vectors.rs` checks the files against the generator instead.
+Exit status 1 when any file breaks its schema. CI checks the same in Rust
+(`every_vector_file_is_valid_under_its_json_schema` in `conformance/tests/vectors.rs`).
 """
 import json
 import os

@@ -628,3 +628,51 @@ fn the_python_reference_adapter_passes_what_it_implements() {
         assert!(passed.contains(suite), "{suite} not passed: {passed:?}");
     }
 }
+
+/// Every vector file is valid under its JSON Schema (`vectors/schema/`, draft 2020-12), with
+/// `common.schema.json` resolved for the `$ref`s — what `scripts/validate-vector-schemas.py`
+/// checked outside CI.
+#[test]
+fn every_vector_file_is_valid_under_its_json_schema() {
+    let schemas = vectors_dir().join("schema");
+    let read = |p: std::path::PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    };
+    let common = read(schemas.join("common.schema.json"));
+    let mut cases = 0;
+    for suite in [
+        "wire",
+        "node-id",
+        "distance",
+        "closest",
+        "value-key",
+        "store",
+        "pubkeyhash",
+        "rest",
+    ] {
+        let schema = read(schemas.join(format!("{suite}.schema.json")));
+        let validator = jsonschema::options()
+            .with_resource(
+                "json-schema:///common.schema.json",
+                jsonschema::Resource::from_contents(common.clone()).unwrap(),
+            )
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("{suite}.schema.json: {e}"));
+        let doc = read(vectors_dir().join(format!("{suite}.json")));
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .take(10)
+            .map(|e| format!("{}: {e}", e.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{suite}.json: {errors:#?}");
+        cases += doc["cases"].as_array().unwrap().len();
+        // The schema is not vacuous: a case without its id breaks it.
+        let mut broken = doc.clone();
+        broken["cases"][0].as_object_mut().unwrap().remove("id");
+        assert!(
+            !validator.is_valid(&broken),
+            "{suite}.schema.json accepts a case with no id"
+        );
+    }
+    assert!(cases >= 400, "{cases} cases validated");
+}
