@@ -189,6 +189,20 @@ pub fn delivery_json(d: &Delivery) -> serde_json::Value {
     }
 }
 
+/// A push-channel event as JSON (`muttr listen --json`, `muttrd`'s `connection` event):
+/// `{"event": "connection", "state": "lost", "reason"}` or `{…, "state": "reconnected",
+/// "missed"}`; `None` for an entry (shown with [`delivery_json`] once opened).
+pub fn heard_json(h: &Heard) -> Option<serde_json::Value> {
+    use serde_json::json;
+    match h {
+        Heard::Entry(_) => None,
+        Heard::Dropped(why) => Some(json!({"event": "connection", "state": "lost", "reason": why})),
+        Heard::Reconnected { missed } => {
+            Some(json!({"event": "connection", "state": "reconnected", "missed": missed}))
+        }
+    }
+}
+
 /// What [`Client::send`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendReport {

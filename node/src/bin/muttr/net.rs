@@ -141,7 +141,9 @@ impl DaemonApi {
     }
 }
 
-/// Prints a message as JSON lines give it (through the daemon); true when verified.
+/// Prints a message in the JSON shape of [`muttr_node::client::delivery_json`] (as the
+/// daemon sends it, or made here): the line itself with `--json`, else text; true when
+/// verified.
 fn show_json(m: &serde_json::Value, json: bool) -> bool {
     let verified = m["verified"] == true;
     if json {
@@ -154,7 +156,7 @@ fn show_json(m: &serde_json::Value, json: bool) -> bool {
         Some(text) if verified => println!("from {from} (verified) key {key}:\n{text}"),
         Some(text) => println!(
             "WARNING: NOT VERIFIED as from {from} ({}) key {key}:\n{text}",
-            m["verdict"].as_str().unwrap_or("?")
+            m["verdict_text"].as_str().unwrap_or("?")
         ),
         None => println!(
             "UNREADABLE from {from} key {key}: {}",
@@ -287,33 +289,7 @@ pub fn send(home: &Home, net: NetArgs, a: SendArgs) -> Result<ExitCode, Failure>
 
 /// Prints one delivery (text, or a JSON line); true when it is a verified message.
 fn show(d: &Delivery, json: bool) -> bool {
-    if json {
-        println!("{}", muttr_node::client::delivery_json(d));
-        return d.as_ref().is_ok_and(|r| r.verdict.is_good());
-    }
-    match d {
-        Ok(r) => {
-            let good = r.verdict.is_good();
-            let from = &r.notification.sender.user_id;
-            if good {
-                println!("from {from} (verified) key {}:", r.notification.key);
-            } else {
-                println!(
-                    "WARNING: NOT VERIFIED as from {from} ({}) key {}:",
-                    r.verdict, r.notification.key
-                );
-            }
-            println!("{}", String::from_utf8_lossy(&r.plaintext));
-            good
-        }
-        Err(u) => {
-            println!(
-                "UNREADABLE from {} key {}: {}",
-                u.notification.sender.user_id, u.notification.key, u.error
-            );
-            false
-        }
-    }
+    show_json(&muttr_node::client::delivery_json(d), json)
 }
 
 pub fn inbox(home: &Home, net: NetArgs, a: InboxArgs) -> Result<ExitCode, Failure> {
@@ -414,26 +390,19 @@ pub fn listen(home: &Home, net: NetArgs) -> Result<ExitCode, Failure> {
                 _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
                 h = sub.next() => h,
             };
+            if net.json
+                && let Some(event) = muttr_node::client::heard_json(&heard)
+            {
+                println!("{event}");
+            }
             match heard {
                 muttr_node::client::Heard::Entry(n) => {
                     show(&client.open(n).await, net.json);
                 }
                 muttr_node::client::Heard::Dropped(why) => {
-                    if net.json {
-                        println!(
-                            "{}",
-                            serde_json::json!({"event": "connection", "state": "lost", "reason": why})
-                        );
-                    }
                     eprintln!("connection lost ({why}); reconnecting");
                 }
                 muttr_node::client::Heard::Reconnected { missed } => {
-                    if net.json {
-                        println!(
-                            "{}",
-                            serde_json::json!({"event": "connection", "state": "reconnected", "missed": missed})
-                        );
-                    }
                     eprintln!("reconnected; {missed} message(s) arrived meanwhile");
                 }
             }

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use muttr_node::client::{Client, Delivery, Heard, Notification};
+use muttr_node::client::{Client, Notification, delivery_json};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -27,22 +27,6 @@ pub struct Daemon {
     pub connected: std::sync::atomic::AtomicBool,
     /// The home's contacts directory.
     pub contacts_dir: std::path::PathBuf,
-}
-
-/// A delivery as the API shows it (the `message` event, and each `playback` item).
-pub fn message(d: &Delivery) -> Value {
-    muttr_node::client::delivery_json(d)
-}
-
-/// The listener's events, for subscribers.
-pub fn heard(h: &Heard) -> Option<Value> {
-    match h {
-        Heard::Entry(_) => None,
-        Heard::Dropped(why) => Some(json!({"event": "connection", "state": "lost", "reason": why})),
-        Heard::Reconnected { missed } => {
-            Some(json!({"event": "connection", "state": "reconnected", "missed": missed}))
-        }
-    }
 }
 
 /// Answers one request line. `subscribe` is answered here and acted on by the caller (it
@@ -120,7 +104,7 @@ async fn playback(d: &Daemon) -> Result<Value, String> {
     let upto = muttr_node::client::highest_id(&notes);
     let mut messages = Vec::new();
     for n in notes {
-        messages.push(message(&d.client.open(n).await));
+        messages.push(delivery_json(&d.client.open(n).await));
     }
     Ok(json!({"messages": messages, "upto": upto}))
 }

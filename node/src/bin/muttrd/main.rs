@@ -243,14 +243,14 @@ async fn listen(d: Arc<Daemon>) {
         match &heard {
             muttr_node::client::Heard::Entry(n) => {
                 let delivery = d.client.open(n.clone()).await;
-                let _ = d.events.send(api::message(&delivery));
+                let _ = d.events.send(muttr_node::client::delivery_json(&delivery));
             }
             muttr_node::client::Heard::Dropped(_) => d.connected.store(false, Ordering::Relaxed),
             muttr_node::client::Heard::Reconnected { .. } => {
                 d.connected.store(true, Ordering::Relaxed)
             }
         }
-        if let Some(event) = api::heard(&heard) {
+        if let Some(event) = muttr_node::client::heard_json(&heard) {
             let _ = d.events.send(event);
         }
     }
