@@ -288,7 +288,11 @@ impl Storage {
 
     /// The connection, held for one timed write named `op`.
     fn write(&self, op: &'static str) -> Timed<'_> {
-        let conn = self.conn();
+        self.timed(self.conn(), op)
+    }
+
+    /// `conn`, held for one write named `op`, timed from now until it is dropped.
+    fn timed<'a>(&'a self, conn: MutexGuard<'a, Connection>, op: &'static str) -> Timed<'a> {
         Timed {
             conn,
             op,
@@ -416,12 +420,10 @@ impl Storage {
         now_ms: u64,
         expires_ms: u64,
     ) -> Result<bool, StorageError> {
-        let conn = Timed {
-            conn: self.nonces.lock().unwrap_or_else(|p| p.into_inner()),
-            op: "nonce",
-            start: Instant::now(),
-            latency: &self.latency,
-        };
+        let conn = self.timed(
+            self.nonces.lock().unwrap_or_else(|p| p.into_inner()),
+            "nonce",
+        );
         conn.execute(
             "DELETE FROM nonces WHERE expires < ?1",
             params![now_ms as i64],
