@@ -224,6 +224,30 @@ pub struct Summary {
     pub extension_failures: usize,
 }
 
+impl Summary {
+    /// `493 cases: 480 pass, 3 fail (1 expected), 2 non-strict, 8 not-applicable`, with
+    /// `, N not judged (the target stopped answering)` when some were not run.
+    pub fn counts(&self) -> String {
+        let mut line = format!(
+            "{} cases: {} pass, {} fail ({} expected), {} non-strict, {} not-applicable",
+            self.total,
+            self.pass,
+            self.fail,
+            self.expected_failures.len(),
+            self.non_strict,
+            self.not_applicable
+        );
+        if self.not_judged > 0 {
+            let _ = write!(
+                line,
+                ", {} not judged (the target stopped answering)",
+                self.not_judged
+            );
+        }
+        line
+    }
+}
+
 impl Report {
     /// A report of `cases` under `expectations`.
     pub fn new(suite: &str, cases: Vec<CaseResult>, expectations: Expectations) -> Report {
@@ -366,25 +390,7 @@ impl Report {
                 s.not_judged, first.id, first.detail
             );
         }
-        let _ = writeln!(
-            out,
-            "{} suite: {} cases: {} pass, {} fail ({} expected), {} non-strict, {} not-applicable{}",
-            self.suite,
-            s.total,
-            s.pass,
-            s.fail,
-            s.expected_failures.len(),
-            s.non_strict,
-            s.not_applicable,
-            if s.not_judged > 0 {
-                format!(
-                    ", {} not judged (the target stopped answering)",
-                    s.not_judged
-                )
-            } else {
-                String::new()
-            }
-        );
+        let _ = writeln!(out, "{} suite: {}", self.suite, s.counts());
         for (label, _, [pass, fail, non_strict, skipped]) in self.per_section() {
             let _ = writeln!(
                 out,
@@ -546,14 +552,8 @@ impl Report {
         }
         let _ = write!(
             out,
-            "<tr><th>cases</th><td>{} — {} pass, {} fail ({} expected), {} non-strict, {} not-applicable, {} not judged</td></tr></table>",
-            s.total,
-            s.pass,
-            s.fail,
-            s.expected_failures.len(),
-            s.non_strict,
-            s.not_applicable,
-            s.not_judged
+            "<tr><th>cases</th><td>{}</td></tr></table>",
+            html(&s.counts())
         );
         let _ = write!(
             out,
