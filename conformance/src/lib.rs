@@ -18,6 +18,7 @@
 //! | [`seed`] | the live suite: a seed over real UDP, played against from several sockets |
 //! | [`pgp`] | hand-built OpenPGP packet sequences (encrypted or not) for STORE cases |
 //! | [`profile`] | `spec/PROFILE.md`, embedded: its sections and rule ids, the links reports use |
+//! | [`catalogue`] | the live suites' cases as data (`cases/*.json`): `list`, and `not-judged` for what a stopped target never reached |
 //! | [`select`] | `--only` / `--skip` globs over case ids |
 //! | [`canon`] | canonical (sorted-key) JSON text, so generated files are reproducible |
 //!
@@ -26,6 +27,7 @@
 
 pub mod adapter;
 pub mod canon;
+pub mod catalogue;
 pub mod generate;
 pub mod pgp;
 pub mod pod;

@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use muttr_conformance::adapter::{self, InProcess, Subprocess};
 use muttr_conformance::report::{CaseResult, Expectations, Meta, Report};
 use muttr_conformance::select::Selection;
-use muttr_conformance::{generate, pod, rest, seed, vectors};
+use muttr_conformance::{catalogue, generate, pod, rest, seed, vectors};
 
 /// Conformance suite for Muttr implementations (PROFILE.md).
 #[derive(Debug, Parser)]
@@ -71,8 +71,12 @@ enum Cmd {
         #[command(flatten)]
         out: Output,
     },
-    /// List the vector cases (id, rule, description) without running them.
+    /// List the cases (id, rule, description) without running them: the vectors, the live
+    /// seed suite, the live pod suite, or all of them.
     List {
+        /// Which suite: `vectors`, `seed` or `pod` (default: all three).
+        #[arg(value_enum)]
+        suite: Option<ListSuite>,
         /// Read the vectors from this directory instead of the embedded ones.
         #[arg(long = "vectors", value_name = "DIR")]
         dir: Option<PathBuf>,
@@ -133,6 +137,14 @@ enum Cmd {
         #[command(flatten)]
         out: Output,
     },
+}
+
+/// The suites `list` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ListSuite {
+    Vectors,
+    Seed,
+    Pod,
 }
 
 #[derive(Debug, Args)]
@@ -251,25 +263,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             finish("vectors", target, started, cases, &out)
         }
-        Cmd::List { dir, only, skip } => {
-            let source = dir.map_or(vectors::Source::Embedded, vectors::Source::Dir);
-            let mut files = vectors::load(&source)?;
-            Selection::new(&only, &skip)
-                .map_err(anyhow::Error::msg)?
-                .apply(&mut files);
-            let mut n = 0;
-            for (_, doc) in &files {
-                for c in doc["cases"].as_array().into_iter().flatten() {
-                    n += 1;
-                    println!(
-                        "{}\t{}\t{}",
-                        c["id"].as_str().unwrap_or("?"),
-                        c["rule"].as_str().unwrap_or("?"),
-                        c["description"].as_str().unwrap_or_default()
+        Cmd::List {
+            suite,
+            dir,
+            only,
+            skip,
+        } => {
+            let selection = Selection::new(&only, &skip).map_err(anyhow::Error::msg)?;
+            let mut rows: Vec<[String; 3]> = Vec::new();
+            if suite.is_none_or(|s| s == ListSuite::Vectors) {
+                let source = dir.map_or(vectors::Source::Embedded, vectors::Source::Dir);
+                let mut files = vectors::load(&source)?;
+                selection.apply(&mut files);
+                for (_, doc) in &files {
+                    for c in doc["cases"].as_array().into_iter().flatten() {
+                        let text = |k: &str| c[k].as_str().unwrap_or("?").to_string();
+                        rows.push([text("id"), text("rule"), text("description")]);
+                    }
+                }
+            }
+            for live in catalogue::Live::ALL {
+                let wanted = match live {
+                    catalogue::Live::Seed => ListSuite::Seed,
+                    catalogue::Live::Pod => ListSuite::Pod,
+                };
+                if suite.is_none_or(|s| s == wanted) {
+                    rows.extend(
+                        catalogue::entries(live)
+                            .into_iter()
+                            .filter(|e| selection.covers(&e.id))
+                            .map(|e| [e.id, e.rule, e.description]),
                     );
                 }
             }
-            eprintln!("{n} cases");
+            for [id, rule, description] in &rows {
+                println!("{id}\t{rule}\t{description}");
+            }
+            eprintln!("{} cases", rows.len());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Adapter => {

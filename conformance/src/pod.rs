@@ -46,6 +46,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::catalogue::{self, Live};
 use crate::pgp::sha1_hex;
 use crate::report::{CaseResult, Strength, Verdict};
 use http::{FedServer, Http, Resp, Served, Ws, clip, close_code, next_text};
@@ -209,6 +210,8 @@ struct Suite {
     last_nonce: u64,
     cases: Vec<CaseResult>,
     tag: String,
+    /// The case at which the pod was found to have stopped answering.
+    stopped_at: Option<String>,
 }
 
 /// Runs the whole suite against `opts.url`.
@@ -222,17 +225,20 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     let tag = format!("{:08x}", rng.random::<u32>());
     let mut s = Suite {
         opts: opts.clone(),
-        http: Http {
-            target,
-            timeout: opts.timeout,
-        },
+        http: Http::new(target, opts.timeout),
         host,
         rng,
         last_nonce: 0,
         cases: Vec::new(),
         tag,
+        stopped_at: None,
     };
     if !s.probe().await {
+        catalogue::complete(
+            Live::Pod,
+            &mut s.cases,
+            "not judged: the pod did not answer the first request",
+        );
         return Ok(s.cases);
     }
     s.errors().await;
@@ -248,6 +254,11 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     s.ws_refusals(alice, mallory).await;
     s.federation(alice, bob).await?;
     s.slow(alice).await;
+    catalogue::complete_refinements(Live::Pod, &mut s.cases);
+    if let Some(at) = &s.stopped_at {
+        let why = format!("not judged: the pod stopped answering at {at}");
+        catalogue::complete(Live::Pod, &mut s.cases, &why);
+    }
     Ok(s.cases)
 }
 
@@ -297,7 +308,29 @@ impl Suite {
         self.call("POST", path, TEXT, body).await
     }
 
-    fn push(&mut self, c: CaseResult) {
+    /// Records a case. Once the pod is found to have stopped answering, the case being
+    /// recorded is where it stopped (its verdict stands, with a note) and every later one is
+    /// `not-judged` ([`Http::stopped`]).
+    fn push(&mut self, mut c: CaseResult) {
+        if self.http.stopped() {
+            match &self.stopped_at {
+                None => {
+                    c.detail = format!(
+                        "{} — the pod stopped answering here: GET / on a fresh connection got no answer",
+                        c.detail
+                    );
+                    self.stopped_at = Some(c.id.clone());
+                }
+                Some(at) => {
+                    c = CaseResult::with(
+                        c.id,
+                        &c.rule,
+                        Verdict::NotJudged,
+                        format!("not judged: the pod stopped answering at {at}"),
+                    );
+                }
+            }
+        }
         self.cases.push(c);
     }
 

@@ -104,10 +104,7 @@ pub async fn run(doc: &Value, opts: &Options) -> anyhow::Result<Vec<CaseResult>>
         }
     }
     let mut runner = Runner {
-        http: Http {
-            target,
-            timeout: opts.timeout,
-        },
+        http: Http::new(target, opts.timeout),
         host,
         keys,
         last_nonce: 0,

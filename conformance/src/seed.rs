@@ -23,7 +23,8 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
@@ -33,6 +34,7 @@ use serde_json::{Map, Value, json};
 use tokio::net::UdpSocket;
 
 use crate::canon;
+use crate::catalogue::{self, Live};
 use crate::pgp::{self, hex_of, sha1_hex};
 use crate::report::{CaseResult, Strength, Verdict};
 
@@ -102,6 +104,65 @@ struct Peer {
     sock: UdpSocket,
     addr: SocketAddr,
     id: String,
+    watch: Arc<Watch>,
+}
+
+/// Whether the target still answers, shared by every peer of a run.
+///
+/// A request the seed leaves unanswered is followed by two PINGs from a fresh socket; when
+/// neither gets a PONG the seed is taken to have stopped (crashed, hung), and from then on
+/// peers wait for nothing: what is still to be checked is reported `not-judged` instead of
+/// failing one timeout at a time ([`Suite::push`]). Datagrams from the target are counted,
+/// so the report can name the last case that got an answer: silence after it proves nothing.
+struct Watch {
+    target: SocketAddr,
+    ip: IpAddr,
+    wait: Duration,
+    dead: AtomicBool,
+    heard: AtomicU64,
+}
+
+impl Watch {
+    fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    fn heard(&self) {
+        self.heard.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn heard_count(&self) -> u64 {
+        self.heard.load(Ordering::Relaxed)
+    }
+
+    /// Two PINGs from a fresh socket; no PONG to either marks the target dead.
+    async fn confirm(&self) {
+        let Ok(sock) = UdpSocket::bind(SocketAddr::new(self.ip, 0)).await else {
+            return;
+        };
+        let Ok(addr) = sock.local_addr() else { return };
+        let mut buf = vec![0u8; 65_536];
+        for attempt in 0..2 {
+            let mut p = claim(addr);
+            p.insert(
+                "rpcID".into(),
+                sha1_hex(&format!("liveness-{}-{attempt}", addr.port())).into(),
+            );
+            let ping = canon::compact(&message("PING", p, json!({})));
+            if sock.send_to(ping.as_bytes(), self.target).await.is_err() {
+                continue;
+            }
+            let deadline = tokio::time::Instant::now() + self.wait;
+            while let Ok(Ok((_, from))) =
+                tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await
+            {
+                if from == self.target {
+                    return;
+                }
+            }
+        }
+        self.dead.store(true, Ordering::Relaxed);
+    }
 }
 
 fn ip_text(ip: IpAddr) -> String {
@@ -113,13 +174,14 @@ fn id_of(addr: SocketAddr) -> String {
 }
 
 impl Peer {
-    async fn bind(ip: IpAddr) -> std::io::Result<Peer> {
+    async fn bind(ip: IpAddr, watch: &Arc<Watch>) -> std::io::Result<Peer> {
         let sock = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
         let addr = sock.local_addr()?;
         Ok(Peer {
             sock,
             addr,
             id: id_of(addr),
+            watch: watch.clone(),
         })
     }
 
@@ -135,6 +197,9 @@ impl Peer {
     /// The next datagram within `wait`, answering any PING the seed sends us meanwhile (it
     /// may be checking that we are alive before evicting someone, P-K3).
     async fn recv(&self, wait: Duration) -> Option<Reply> {
+        if self.watch.is_dead() {
+            return None;
+        }
         let deadline = tokio::time::Instant::now() + wait;
         let mut buf = vec![0u8; 65_536];
         loop {
@@ -142,6 +207,9 @@ impl Peer {
                 .await
                 .ok()?
                 .ok()?;
+            if from == self.watch.target {
+                self.watch.heard();
+            }
             let bytes = buf[..n].to_vec();
             let json = serde_json::from_slice::<Value>(&bytes).ok();
             let r = Reply { bytes, from, json };
@@ -161,10 +229,18 @@ impl Peer {
         }
     }
 
-    /// Sends `msg` and waits for the first non-request datagram.
+    /// Sends `msg` and waits for the first non-request datagram. When the target leaves it
+    /// unanswered, checks that the target is still alive ([`Watch::confirm`]).
     async fn ask(&self, to: SocketAddr, msg: &Value, wait: Duration) -> Option<Reply> {
+        if self.watch.is_dead() {
+            return None;
+        }
         self.send(to, canon::compact(msg).as_bytes()).await.ok()?;
-        self.recv(wait).await
+        let r = self.recv(wait).await;
+        if r.is_none() && to == self.watch.target {
+            self.watch.confirm().await;
+        }
+        r
     }
 }
 
@@ -255,6 +331,12 @@ struct Suite {
     counter: AtomicU64,
     rng: ChaCha8Rng,
     cases: Vec<CaseResult>,
+    watch: Arc<Watch>,
+    /// The case at which the target was found to have stopped answering.
+    stopped_at: Option<String>,
+    /// The last case recorded after a datagram came from the target, and the count then.
+    last_answered: Option<String>,
+    heard_at_push: u64,
 }
 
 /// Runs the whole suite against `opts.target`.
@@ -279,8 +361,23 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
         counter: AtomicU64::new(0),
         rng: ChaCha8Rng::seed_from_u64(opts.rng_seed),
         cases: Vec::new(),
+        watch: Arc::new(Watch {
+            target: opts.target,
+            ip,
+            wait: opts.reply_timeout,
+            dead: AtomicBool::new(false),
+            heard: AtomicU64::new(0),
+        }),
+        stopped_at: None,
+        last_answered: None,
+        heard_at_push: 0,
     };
     if !s.probe().await? {
+        catalogue::complete(
+            Live::Seed,
+            &mut s.cases,
+            "not judged: the seed did not answer the first PING",
+        );
         return Ok(s.cases);
     }
     s.shapes().await?;
@@ -290,6 +387,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     s.routing().await?;
     s.storage().await?;
     s.table().await?;
+    if let Some(at) = &s.stopped_at {
+        let why = format!("not judged: the seed stopped answering at {at}");
+        catalogue::complete(Live::Seed, &mut s.cases, &why);
+    }
     Ok(s.cases)
 }
 
@@ -300,10 +401,40 @@ impl Suite {
     }
 
     async fn peer(&self) -> anyhow::Result<Peer> {
-        Ok(Peer::bind(self.ip).await?)
+        Ok(Peer::bind(self.ip, &self.watch).await?)
     }
 
-    fn push(&mut self, c: CaseResult) {
+    /// Records a case. Once the target is found dead, the case being recorded is where it
+    /// stopped (its failure stands, with a note naming the last case that got an answer:
+    /// those between passed on silence, which a stopped seed gives too); every later case is
+    /// `not-judged`.
+    fn push(&mut self, mut c: CaseResult) {
+        if self.watch.is_dead() {
+            match &self.stopped_at {
+                None => {
+                    let since = match &self.last_answered {
+                        Some(id) => format!("the last answer came during {id}"),
+                        None => "it never answered".to_string(),
+                    };
+                    c.detail = format!(
+                        "{} — the seed stopped answering here: two PINGs from a fresh socket got no PONG ({since})",
+                        c.detail
+                    );
+                    self.stopped_at = Some(c.id.clone());
+                }
+                Some(at) => {
+                    c = CaseResult::with(
+                        c.id,
+                        &c.rule,
+                        Verdict::NotJudged,
+                        format!("not judged: the seed stopped answering at {at}"),
+                    );
+                }
+            }
+        } else if self.watch.heard_count() != self.heard_at_push {
+            self.heard_at_push = self.watch.heard_count();
+            self.last_answered = Some(c.id.clone());
+        }
         self.cases.push(c);
     }
 
@@ -419,6 +550,7 @@ impl Suite {
                         sock,
                         addr,
                         id: id_of(addr),
+                        watch: self.watch.clone(),
                     });
                     if far.len() == K + 2 {
                         break;

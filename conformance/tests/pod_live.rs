@@ -14,6 +14,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use muttr_conformance::catalogue::{self, Live};
 use muttr_conformance::pod::{self, Options};
 use muttr_conformance::report::{CaseResult, Verdict};
 use muttr_conformance::seed::failing_rules;
@@ -127,11 +128,13 @@ async fn our_pod_in_process_passes_every_case() {
     let allowed: BTreeSet<&str> = [
         "pod.register.rsa",
         "pod.token.expires-after-30s",
+        "pod.token.expires-after-30s.json-error",
         "pod.ws.silent-10s-4401",
     ]
     .into();
     assert!(na.is_subset(&allowed), "{na:?}");
     assert!(took.as_secs() < 20, "the suite took {took:?}");
+    catalogue::check_run(Live::Pod, &cases).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,8 +148,52 @@ async fn without_federation_host_the_federation_cases_are_not_applicable() {
         .iter()
         .filter(|c| c.id.starts_with("pod.fed."))
         .collect();
-    assert_eq!(fed.len(), 10);
+    assert_eq!(
+        fed.len(),
+        16,
+        "10 cases and 6 refinements of their error bodies"
+    );
     assert!(fed.iter().all(|c| c.verdict == Verdict::NotApplicable));
+    catalogue::check_run(Live::Pod, &cases).unwrap();
+}
+
+/// Told when the dying pod below gets its first `POST /tokens`.
+static TOKENS_ASKED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// A pod that hangs at its first `POST /tokens` (the test then stops it for good).
+fn hangs_at_first_token(app: Router, _: AppState) -> Router {
+    app.layer(middleware::from_fn(|req: Request, next: Next| async move {
+        if req.method() == axum::http::Method::POST && req.uri().path() == "/tokens" {
+            TOKENS_ASKED.notify_one();
+            std::future::pending::<()>().await;
+        }
+        next.run(req).await
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_stops_answering_is_named_once_and_the_rest_is_not_judged() {
+    let pod = live_pod(Some(hangs_at_first_token)).await;
+    let mut o = options(pod.url.clone());
+    o.timeout = std::time::Duration::from_secs(2);
+    let run = tokio::spawn(async move { pod::run(&o).await.unwrap() });
+    TOKENS_ASKED.notified().await;
+    pod.task.abort();
+    let cases = run.await.unwrap();
+    catalogue::check_run(Live::Pod, &cases).unwrap();
+    let stopped: Vec<&CaseResult> = cases
+        .iter()
+        .filter(|c| c.detail.contains("the pod stopped answering here"))
+        .collect();
+    assert_eq!(stopped.len(), 1, "{stopped:#?}");
+    let at = cases.iter().position(|c| c.id == stopped[0].id).unwrap();
+    assert!(at > 20, "registration and aliases ran first: {at}");
+    assert!(cases[..at].iter().all(|c| c.verdict != Verdict::NotJudged));
+    let rest = &cases[at + 1..];
+    assert!(rest.len() > 100, "{}", rest.len());
+    for c in rest {
+        assert_eq!(c.verdict, Verdict::NotJudged, "{c:#?}");
+    }
 }
 
 // ------------------------------------------------------------------ the muttr-pod binary
@@ -240,7 +287,10 @@ fn an_unreachable_pod_fails_the_probe_and_a_bad_url_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("pod.probe.http"), "{stdout}");
-    assert!(stdout.contains("1 cases"), "{stdout}");
+    assert!(
+        stdout.contains("not-judged: 286 cases from pod.route.unknown-get-404 on"),
+        "{stdout}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_muttr-conformance"))
         .args(["pod", "ftp://example"])
         .output()

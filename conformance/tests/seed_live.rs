@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use muttr_conformance::catalogue::{self, Live};
 use muttr_conformance::report::{CaseResult, Verdict};
 use muttr_conformance::seed::{self, failing_rules};
 use muttr_node::Config;
@@ -158,6 +159,7 @@ async fn in_process_seed_passes_every_case() {
     let bad = not_passing(&cases);
     assert!(bad.is_empty(), "{bad:#?}");
     assert_table_checked(&cases);
+    catalogue::check_run(Live::Seed, &cases).unwrap();
     s.shutdown().await.unwrap();
 }
 
@@ -193,6 +195,9 @@ enum Break {
     ListsRequester,
     /// A full bucket turns newcomers away without pinging its oldest contact (P-K3).
     NeverEvicts,
+    /// Stops for good (closes its socket) at the first datagram that is not JSON, as a seed
+    /// that crashes on bad input does.
+    DiesOnNonJson,
 }
 
 /// A minimal seed written for these tests: a flat table of 160 k-buckets with
@@ -400,6 +405,11 @@ async fn mini_seed(brk: Break) -> SocketAddr {
             tokio::select! {
                 got = sock.recv_from(&mut buf) => {
                     let Ok((n, from)) = got else { return };
+                    if mini.brk == Break::DiesOnNonJson
+                        && serde_json::from_slice::<Value>(&buf[..n]).is_err()
+                    {
+                        return;
+                    }
                     for (bytes, to) in mini.handle(&buf[..n], from) {
                         let _ = sock.send_to(&bytes, to).await;
                     }
@@ -443,6 +453,7 @@ async fn broken_seed_fails_exactly_the_rule_it_breaks() {
             .filter(|c| c.verdict == Verdict::Fail)
             .collect();
         assert_eq!(failing_rules(&cases), want, "{brk:?}: {failed:#?}");
+        catalogue::check_run(Live::Seed, &cases).unwrap();
         let non_strict: Vec<&str> = cases
             .iter()
             .filter(|c| c.verdict == Verdict::NonStrict)
@@ -463,4 +474,109 @@ async fn broken_seed_fails_exactly_the_rule_it_breaks() {
             assert_table_checked(&cases);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_that_stops_answering_is_named_once_and_the_rest_is_not_judged() {
+    let addr = mini_seed(Break::DiesOnNonJson).await;
+    let cases = seed::run(&options(addr, 7)).await.unwrap();
+    // Every case of the catalogue is reported once, in order, reached or not.
+    catalogue::check_run(Live::Seed, &cases).unwrap();
+    let failed: Vec<&CaseResult> = cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    let stop = failed[0];
+    assert!(
+        stop.detail.contains("the seed stopped answering here")
+            && stop.detail.contains("the last answer came during seed."),
+        "{stop:#?}"
+    );
+    let at = cases.iter().position(|c| c.id == stop.id).unwrap();
+    assert!(at > 10, "it answered the early phases: {at}");
+    let rest = &cases[at + 1..];
+    assert!(rest.len() > 50, "{}", rest.len());
+    for c in rest {
+        assert_eq!(c.verdict, Verdict::NotJudged, "{c:#?}");
+        assert_eq!(
+            c.detail,
+            format!("not judged: the seed stopped answering at {}", stop.id)
+        );
+    }
+    // Nothing before the stop is not-judged: those cases had a live seed.
+    assert!(cases[..at].iter().all(|c| c.verdict != Verdict::NotJudged));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_that_never_answers_gets_one_failure_and_nothing_judged() {
+    // A bound socket that reads nothing: the seed "exists" but is silent.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let cases = seed::run(&options(silent.local_addr().unwrap(), 8))
+        .await
+        .unwrap();
+    catalogue::check_run(Live::Seed, &cases).unwrap();
+    assert_eq!(cases[0].id, "seed.probe.ping-answered");
+    assert_eq!(cases[0].verdict, Verdict::Fail);
+    assert!(cases[1..].iter().all(|c| c.verdict == Verdict::NotJudged));
+}
+
+/// Busy threads on every core (and one more) until dropped: the machine a CI job shares.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start() -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+        let threads = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_faulty_seed_gets_the_same_verdicts_on_an_idle_and_a_loaded_machine() {
+    let verdicts = |cases: Vec<CaseResult>| -> Vec<(String, Verdict)> {
+        cases.into_iter().map(|c| (c.id, c.verdict)).collect()
+    };
+    let idle = verdicts(
+        seed::run(&options(mini_seed(Break::FiveContacts).await, 11))
+            .await
+            .unwrap(),
+    );
+    let loaded = {
+        let _load = Load::start();
+        verdicts(
+            seed::run(&options(mini_seed(Break::FiveContacts).await, 11))
+                .await
+                .unwrap(),
+        )
+    };
+    assert!(idle.iter().any(|(_, v)| *v == Verdict::Fail));
+    let differ: Vec<_> = idle.iter().zip(&loaded).filter(|(a, b)| a != b).collect();
+    assert!(differ.is_empty(), "idle vs loaded: {differ:#?}");
+    assert_eq!(idle.len(), loaded.len());
 }

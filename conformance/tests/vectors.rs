@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use muttr_conformance::adapter::{Implementation, InProcess};
+use muttr_conformance::catalogue::{self, Live};
 use muttr_conformance::report::Verdict;
 use muttr_conformance::{generate, pgp, rest, vectors};
 use serde_json::{Value, json};
@@ -549,15 +550,36 @@ fn list_shows_every_case_and_only_skip_select_them() {
         .flat_map(|(_, d)| d["cases"].as_array().unwrap().clone())
         .map(|c| c["id"].as_str().unwrap().to_string())
         .collect();
-    let out = Command::new(bin).arg("list").output().unwrap();
-    assert!(out.status.success());
-    let listed: BTreeSet<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.split('\t').next().unwrap().to_string())
-        .collect();
+    let list = |args: &[&str]| -> BTreeSet<String> {
+        let out = Command::new(bin).arg("list").args(args).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let cols: Vec<&str> = l.split('\t').collect();
+                assert_eq!(cols.len(), 3, "id, rule, description: {l}");
+                cols[0].to_string()
+            })
+            .collect()
+    };
+    let listed = list(&["vectors"]);
     assert_eq!(listed, all);
     assert!(listed.len() >= 489, "{} cases", listed.len());
+    // The live suites' cases come from their catalogues; without a suite, all three.
+    for (suite, live, at_least) in [("seed", Live::Seed, 208), ("pod", Live::Pod, 287)] {
+        let ids = list(&[suite]);
+        let want: BTreeSet<String> = catalogue::entries(live).into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, want, "{suite}");
+        assert!(ids.len() >= at_least, "{suite}: {}", ids.len());
+    }
+    let everything = list(&[]);
+    let live: usize = Live::ALL.iter().map(|&l| catalogue::entries(l).len()).sum();
+    assert_eq!(everything.len(), all.len() + live);
+    assert_eq!(
+        list(&["pod", "--only", "pod.fed.*", "--skip", "*.json-error"]).len(),
+        10
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("r.json");

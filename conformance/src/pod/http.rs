@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,15 +71,71 @@ pub fn clip(s: &str) -> Value {
 }
 
 /// A client for one pod.
+///
+/// It also watches whether the pod is still there: a request that gets no HTTP answer at all
+/// (refused, reset, timed out) is followed by a probe (`GET /` on a fresh connection, twice);
+/// when that gets no answer either the pod is taken to have stopped, and every later request
+/// fails at once with [`STOPPED`] instead of waiting out its timeout ([`Http::stopped`]).
 #[derive(Debug, Clone)]
 pub struct Http {
     /// Where the pod is.
     pub target: Target,
     /// How long one request may take.
     pub timeout: Duration,
+    stopped: Arc<AtomicBool>,
 }
 
+/// The error of every request made after the pod stopped answering.
+pub const STOPPED: &str = "not sent: the pod had stopped answering";
+
 impl Http {
+    /// A client for the pod at `target`.
+    pub fn new(target: Target, timeout: Duration) -> Http {
+        Http {
+            target,
+            timeout,
+            stopped: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether the pod was found to have stopped answering.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Sends one request with any headers on a fresh connection; when it gets no HTTP answer,
+    /// checks that the pod still answers at all.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<Resp, String> {
+        if self.stopped() {
+            return Err(STOPPED.to_string());
+        }
+        let r = self.exchange(method, path, headers, body).await;
+        if r.is_err() {
+            let probe_timeout = self.timeout.min(Duration::from_secs(5));
+            let probe = Http {
+                timeout: probe_timeout,
+                ..self.clone()
+            };
+            let mut alive = false;
+            for _ in 0..2 {
+                if probe.exchange("GET", "/", &[], Vec::new()).await.is_ok() {
+                    alive = true;
+                    break;
+                }
+            }
+            if !alive {
+                self.stopped.store(true, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
     /// Sends one request on a fresh connection.
     pub async fn send(
         &self,
@@ -93,8 +150,8 @@ impl Http {
         self.send_with(method, path, &headers, body).await
     }
 
-    /// Sends one request with any headers (name, value) on a fresh connection.
-    pub async fn send_with(
+    /// One request with any headers (name, value) on a fresh connection.
+    async fn exchange(
         &self,
         method: &str,
         path: &str,
@@ -151,6 +208,9 @@ impl Http {
 
     /// Opens a WebSocket at the base URI (P-S1).
     pub async fn websocket(&self) -> Result<Ws, String> {
+        if self.stopped() {
+            return Err(STOPPED.to_string());
+        }
         let t = &self.target;
         let conn = tokio::time::timeout(
             self.timeout,
