@@ -26,11 +26,17 @@
 //! 9. WebSocket authentication failures close with 4401 (P-S1; the 10 s silence with `--slow`);
 //! 10. federation (P-A3, P-A4), when `--federation-host` is given: the suite serves its own
 //!     pod (`GET /aliases/:alias` over plain HTTP) and signs as `alias@that-host` with
-//!     `identityType=href`; the pod under test must run in insecure-federation mode.
+//!     `identityType=href`; the pod under test must run in insecure-federation mode;
+//! 11. operations endpoints (P-X3, ids `pod.x3.*`): `GET /healthz`, `GET /readyz`;
+//! 12. the API document: every answer of the run judged against `pod/openapi.json` — a
+//!     documented status, media type and JSON schema — one case per operation
+//!     (`pod.openapi.*`, [`api`]);
+//! 13. with `--slow`, the cases that wait.
 //!
 //! A case whose prerequisite failed (no token could be had, say) is `not-applicable` with a
 //! note naming the failed case, so a broken rule is reported once, under its own id.
 
+pub mod api;
 pub mod http;
 
 use std::collections::{BTreeSet, HashMap};
@@ -254,6 +260,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     s.ws_refusals(alice, mallory).await;
     s.federation(alice, bob).await?;
     s.slow(alice).await;
+    s.operations().await;
+    s.openapi();
     catalogue::complete_refinements(Live::Pod, &mut s.cases);
     if let Some(at) = &s.stopped_at {
         let why = format!("not judged: the pod stopped answering at {at}");
@@ -2840,7 +2848,76 @@ impl Suite {
         Ok(())
     }
 
-    // ------------------------------------------------------------------ 11. slow
+    // ------------------------------------------------------------------ 11. operations
+
+    /// P-X3: `GET /healthz` answers 200 `{"status":"ok"}` (the pod serves, and the suite has
+    /// just written to its store); `GET /readyz` answers 200, or 503 with `{"error"}` while
+    /// its seed knows no contact (the suite cannot tell which, so both shapes pass).
+    async fn operations(&mut self) {
+        let (sent, r) = self.call("GET", "/healthz", None, "").await;
+        let ok = r.as_ref().is_ok_and(|r| {
+            r.status == 200
+                && r.essence() == "application/json"
+                && r.json().is_some_and(|v| v["status"] == "ok")
+        });
+        self.check(
+            "pod.x3.healthz",
+            "P-X3",
+            Strength::Must,
+            ok,
+            "GET /healthz of a serving pod: 200 {\"status\":\"ok\"} as application/json",
+            Some(&sent),
+            Some(Self::shown(&r)),
+            json!({"status": 200, "body": {"status": "ok"}}),
+        );
+        let (sent, r) = self.call("GET", "/readyz", None, "").await;
+        let ok = r.as_ref().is_ok_and(|r| {
+            r.essence() == "application/json"
+                && match r.status {
+                    200 => r.json().is_some_and(|v| v.is_object()),
+                    503 => r.json().is_some_and(|v| v["error"].is_string()),
+                    _ => false,
+                }
+        });
+        self.check(
+            "pod.x3.readyz",
+            "P-X3",
+            Strength::Must,
+            ok,
+            "GET /readyz: 200 with a JSON object, or 503 {\"error\"} while the seed has no contact",
+            Some(&sent),
+            Some(Self::shown(&r)),
+            json!({"status": [200, 503]}),
+        );
+    }
+
+    /// Every answer of the run against `pod/openapi.json`, one case per operation
+    /// ([`api::Api::judge`]).
+    fn openapi(&mut self) {
+        match api::Api::ours() {
+            Ok(doc) => {
+                for c in doc.judge(&self.http.answers()) {
+                    self.push(c);
+                }
+            }
+            Err(e) => {
+                // Not reached with the embedded document (its unit tests parse it).
+                for entry in catalogue::entries(Live::Pod) {
+                    if entry.id.starts_with("pod.openapi.") {
+                        let why = format!("not judged: {e}");
+                        self.push(CaseResult::with(
+                            entry.id,
+                            &entry.rule,
+                            Verdict::NotJudged,
+                            why,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ 12. slow
 
     async fn slow(&mut self, alice: &User) {
         if !self.opts.slow {

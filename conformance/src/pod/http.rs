@@ -83,6 +83,7 @@ pub struct Http {
     /// How long one request may take.
     pub timeout: Duration,
     stopped: Arc<AtomicBool>,
+    answers: super::api::Log,
 }
 
 /// The error of every request made after the pod stopped answering.
@@ -95,7 +96,13 @@ impl Http {
             target,
             timeout,
             stopped: Arc::new(AtomicBool::new(false)),
+            answers: super::api::Log::default(),
         }
+    }
+
+    /// Every answer this client (and its clones) got so far, in order.
+    pub fn answers(&self) -> Vec<super::api::Exchange> {
+        self.answers.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
     /// Whether the pod was found to have stopped answering.
@@ -116,6 +123,15 @@ impl Http {
             return Err(STOPPED.to_string());
         }
         let r = self.exchange(method, path, headers, body).await;
+        if let (Ok(resp), Ok(mut log)) = (&r, self.answers.lock()) {
+            log.push(super::api::Exchange {
+                method: method.to_ascii_uppercase(),
+                path: path.to_string(),
+                status: resp.status,
+                essence: resp.essence(),
+                body: resp.body.clone(),
+            });
+        }
         if r.is_err() {
             let probe_timeout = self.timeout.min(Duration::from_secs(5));
             let probe = Http {
