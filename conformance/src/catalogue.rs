@@ -83,6 +83,48 @@ pub fn complete(suite: Live, cases: &mut Vec<CaseResult>, why: &str) {
     }
 }
 
+/// Where a live target stopped answering, and what that makes of the cases recorded after.
+///
+/// The first case recorded once the target is found dead is where it stopped: its verdict
+/// stands, with a note on how that was found; every later case is `not-judged`, and at the
+/// end [`Stopped::finish`] adds the catalogue cases the run never reached.
+#[derive(Debug, Default)]
+pub struct Stopped {
+    at: Option<String>,
+}
+
+impl Stopped {
+    /// `c` as it is to be recorded; `dead` tells whether the target has been found dead,
+    /// `how` how (for the note), `what` names the target ("the seed").
+    pub fn record(&mut self, dead: bool, mut c: CaseResult, what: &str, how: &str) -> CaseResult {
+        if !dead {
+            return c;
+        }
+        match &self.at {
+            None => {
+                c.detail = format!("{} — {what} stopped answering here: {how}", c.detail);
+                self.at = Some(c.id.clone());
+                c
+            }
+            Some(at) => CaseResult::with(
+                c.id,
+                &c.rule,
+                Verdict::NotJudged,
+                format!("not judged: {what} stopped answering at {at}"),
+            ),
+        }
+    }
+
+    /// At the end of a run: when the target stopped, every catalogue case not reported is
+    /// added as `not-judged` ([`complete`]).
+    pub fn finish(&self, suite: Live, cases: &mut Vec<CaseResult>, what: &str) {
+        if let Some(at) = &self.at {
+            let why = format!("not judged: {what} stopped answering at {at}");
+            complete(suite, cases, &why);
+        }
+    }
+}
+
 /// Adds the refinements of cases that did not run: a case `x.json-error` checks the error
 /// body of case `x`, so when `x` is not-applicable (or not-judged) so is `x.json-error`, with
 /// the same verdict and the reason, right after it.

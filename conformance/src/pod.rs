@@ -216,8 +216,8 @@ struct Suite {
     last_nonce: u64,
     cases: Vec<CaseResult>,
     tag: String,
-    /// The case at which the pod was found to have stopped answering.
-    stopped_at: Option<String>,
+    /// Where the pod stopped answering, if it did.
+    stopped: catalogue::Stopped,
 }
 
 /// Runs the whole suite against `opts.url`.
@@ -237,7 +237,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
         last_nonce: 0,
         cases: Vec::new(),
         tag,
-        stopped_at: None,
+        stopped: catalogue::Stopped::default(),
     };
     if !s.probe().await {
         catalogue::complete(
@@ -263,10 +263,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     s.operations().await;
     s.openapi();
     catalogue::complete_refinements(Live::Pod, &mut s.cases);
-    if let Some(at) = &s.stopped_at {
-        let why = format!("not judged: the pod stopped answering at {at}");
-        catalogue::complete(Live::Pod, &mut s.cases, &why);
-    }
+    s.stopped.finish(Live::Pod, &mut s.cases, "the pod");
     Ok(s.cases)
 }
 
@@ -316,29 +313,10 @@ impl Suite {
         self.call("POST", path, TEXT, body).await
     }
 
-    /// Records a case. Once the pod is found to have stopped answering, the case being
-    /// recorded is where it stopped (its verdict stands, with a note) and every later one is
-    /// `not-judged` ([`Http::stopped`]).
-    fn push(&mut self, mut c: CaseResult) {
-        if self.http.stopped() {
-            match &self.stopped_at {
-                None => {
-                    c.detail = format!(
-                        "{} — the pod stopped answering here: GET / on a fresh connection got no answer",
-                        c.detail
-                    );
-                    self.stopped_at = Some(c.id.clone());
-                }
-                Some(at) => {
-                    c = CaseResult::with(
-                        c.id,
-                        &c.rule,
-                        Verdict::NotJudged,
-                        format!("not judged: the pod stopped answering at {at}"),
-                    );
-                }
-            }
-        }
+    /// Records a case ([`catalogue::Stopped`], [`Http::stopped`]).
+    fn push(&mut self, c: CaseResult) {
+        let how = "GET / on a fresh connection got no answer";
+        let c = self.stopped.record(self.http.stopped(), c, "the pod", how);
         self.cases.push(c);
     }
 

@@ -332,8 +332,8 @@ struct Suite {
     rng: ChaCha8Rng,
     cases: Vec<CaseResult>,
     watch: Arc<Watch>,
-    /// The case at which the target was found to have stopped answering.
-    stopped_at: Option<String>,
+    /// Where the seed stopped answering, if it did.
+    stopped: catalogue::Stopped,
     /// The last case recorded after a datagram came from the target, and the count then.
     last_answered: Option<String>,
     heard_at_push: u64,
@@ -368,7 +368,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
             dead: AtomicBool::new(false),
             heard: AtomicU64::new(0),
         }),
-        stopped_at: None,
+        stopped: catalogue::Stopped::default(),
         last_answered: None,
         heard_at_push: 0,
     };
@@ -387,10 +387,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     s.routing().await?;
     s.storage().await?;
     s.table().await?;
-    if let Some(at) = &s.stopped_at {
-        let why = format!("not judged: the seed stopped answering at {at}");
-        catalogue::complete(Live::Seed, &mut s.cases, &why);
-    }
+    s.stopped.finish(Live::Seed, &mut s.cases, "the seed");
     Ok(s.cases)
 }
 
@@ -404,37 +401,21 @@ impl Suite {
         Ok(Peer::bind(self.ip, &self.watch).await?)
     }
 
-    /// Records a case. Once the target is found dead, the case being recorded is where it
-    /// stopped (its failure stands, with a note naming the last case that got an answer:
-    /// those between passed on silence, which a stopped seed gives too); every later case is
-    /// `not-judged`.
-    fn push(&mut self, mut c: CaseResult) {
-        if self.watch.is_dead() {
-            match &self.stopped_at {
-                None => {
-                    let since = match &self.last_answered {
-                        Some(id) => format!("the last answer came during {id}"),
-                        None => "it never answered".to_string(),
-                    };
-                    c.detail = format!(
-                        "{} — the seed stopped answering here: two PINGs from a fresh socket got no PONG ({since})",
-                        c.detail
-                    );
-                    self.stopped_at = Some(c.id.clone());
-                }
-                Some(at) => {
-                    c = CaseResult::with(
-                        c.id,
-                        &c.rule,
-                        Verdict::NotJudged,
-                        format!("not judged: the seed stopped answering at {at}"),
-                    );
-                }
-            }
-        } else if self.watch.heard_count() != self.heard_at_push {
+    /// Records a case ([`catalogue::Stopped`]); the note on the case where the seed stopped
+    /// names the last case that got an answer: those between passed on silence, which a
+    /// stopped seed gives too.
+    fn push(&mut self, c: CaseResult) {
+        let dead = self.watch.is_dead();
+        if !dead && self.watch.heard_count() != self.heard_at_push {
             self.heard_at_push = self.watch.heard_count();
             self.last_answered = Some(c.id.clone());
         }
+        let since = match &self.last_answered {
+            Some(id) => format!("the last answer came during {id}"),
+            None => "it never answered".to_string(),
+        };
+        let how = format!("two PINGs from a fresh socket got no PONG ({since})");
+        let c = self.stopped.record(dead, c, "the seed", &how);
         self.cases.push(c);
     }
 

@@ -1,5 +1,5 @@
 //! The suite's own HTTP/1.1 and WebSocket client (any method, header, body), and the tiny
-//! federation pod it serves: `GET /aliases/:alias` over plain HTTP (P-A3).
+//! federation pod it serves with axum: `GET /aliases/:alias` over plain HTTP (P-A3).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::{Method, StatusCode, Uri};
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full, Limited};
@@ -15,7 +16,6 @@ use muttr_node::client::TcpDialer;
 use muttr_node::client::dial::{Conn, connect};
 use muttr_node::client::http::Target;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -278,16 +278,28 @@ impl FedServer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let table = Arc::new(table);
         let seen2 = seen.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    continue;
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri| {
+            let (table, seen) = (table.clone(), seen2.clone());
+            async move {
+                let path = uri.path_and_query().map_or("/", |p| p.as_str());
+                if let Ok(mut s) = seen.lock() {
+                    s.push(path.to_string());
+                }
+                let alias = uri.path().strip_prefix("/aliases/").unwrap_or("");
+                let (status, ctype, body) = match table.get(alias) {
+                    Some(answer) if method == Method::GET => answer.clone(),
+                    _ => (
+                        404,
+                        "application/json",
+                        r#"{"error":"no such alias"}"#.to_string(),
+                    ),
                 };
-                let (table, seen) = (table.clone(), seen2.clone());
-                tokio::spawn(async move {
-                    let _ = serve_one(sock, &table, &seen).await;
-                });
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+                (status, [(axum::http::header::CONTENT_TYPE, ctype)], body)
             }
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
         });
         Ok(FedServer { addr, seen, task })
     }
@@ -296,45 +308,6 @@ impl FedServer {
     pub fn seen(&self) -> Vec<String> {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
-}
-
-async fn serve_one(
-    mut sock: TcpStream,
-    table: &HashMap<String, Served>,
-    seen: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 2048];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk))
-            .await
-            .map_err(|_| std::io::Error::other("slow client"))??;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let mut words = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    if let Ok(mut s) = seen.lock() {
-        s.push(path.to_string());
-    }
-    let alias = path.strip_prefix("/aliases/").unwrap_or("");
-    let (status, ctype, body) = match table.get(alias) {
-        Some(answer) if method == "GET" => answer.clone(),
-        _ => (
-            404,
-            "application/json",
-            r#"{"error":"no such alias"}"#.to_string(),
-        ),
-    };
-    let text = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    sock.write_all(text.as_bytes()).await?;
-    sock.shutdown().await
 }
 
 /// The next text frame within `wait` (pings skipped).
