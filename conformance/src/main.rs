@@ -296,6 +296,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+            // The pod suite runs the REST vectors too: each id once.
+            let mut printed = std::collections::HashSet::new();
+            rows.retain(|[id, _, _]| printed.insert(id.clone()));
             for [id, rule, description] in &rows {
                 println!("{id}\t{rule}\t{description}");
             }

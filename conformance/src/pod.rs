@@ -16,13 +16,15 @@
 //!    identity (and, with `--slow`, the 30 s expiry);
 //! 7. WebSocket push and inboxes (P-S2, P-A4, P-A9): notification shape, `from` checked
 //!    against the signer, push within 1 s to every subscriber, playback grouped by contact,
-//!    entries kept after push and playback until `DELETE /inboxes`;
-//! 8. `POST /messages`, `GET /messages/:hash` (P-V1, P-V2, P-A5);
+//!    entries kept after push and playback until `DELETE /inboxes`
 //!    (§7, reported under rule `P-X1`, ids `pod.x1.*`: entry ids in the notify answer and in
 //!    playback, strictly increasing; `DELETE /inboxes?upto=ID` keeps an entry that arrived
 //!    after the playback and answers what remains; `upto` not digits is 400; an `upto` beyond
 //!    the newest id empties the inbox. A pod that follows only the whitepaper fails these and
 //!    nothing else);
+//! 8. the REST vectors (`vectors/rest.json`, ids `rest.*`), the data-driven cases the
+//!    `vectors --pod` run also uses, through this suite's client: `POST /messages` and
+//!    `GET /messages/:hash` (P-V1, P-V2, P-A5) are checked there only;
 //! 9. WebSocket authentication failures close with 4401 (P-S1; the 10 s silence with `--slow`);
 //! 10. federation (P-A3, P-A4), when `--federation-host` is given: the suite serves its own
 //!     pod (`GET /aliases/:alias` over plain HTTP) and signs as `alias@that-host` with
@@ -55,6 +57,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::catalogue::{self, Live};
 use crate::pgp::sha1_hex;
 use crate::report::{CaseResult, Strength, Verdict};
+use crate::rest;
 use http::{FedServer, Http, Resp, Served, Ws, clip, close_code, next_text};
 
 /// How to run the suite.
@@ -256,7 +259,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
     s.tokens(alice, bob, mallory).await;
     s.inboxes(alice, bob, carol, mallory).await;
     s.purge_upto(alice, bob).await;
-    s.messages(alice, bob).await?;
+    s.rest_vectors().await?;
     s.ws_refusals(alice, mallory).await;
     s.federation(alice, bob).await?;
     s.slow(alice).await;
@@ -2273,213 +2276,20 @@ impl Suite {
         );
     }
 
-    // ------------------------------------------------------------------ 8. messages
+    // ------------------------------------------------------------------ 8. the REST vectors
 
-    async fn messages(&mut self, alice: &User, bob: &User) -> anyhow::Result<()> {
-        let armored = sign_and_encrypt(
-            format!("conformance {}", self.tag).as_bytes(),
-            &alice.id,
-            &[&bob.public],
-            SystemTime::now(),
-        )?;
-        let value = hex::encode(&armored);
-        let key = sha1_hex(&value);
-        let (sent, r) = self.post("/messages", &value).await;
-        let v = self.expect_ok_json(
-            "pod.messages.store-ok",
-            "P-A5",
-            "POST /messages with a P-V1 value",
-            &sent,
-            &r,
-        );
-        let got = v.as_ref().map(|v| v["key"].clone());
-        self.check(
-            "pod.messages.store-shape",
-            "P-A5",
-            Strength::Must,
-            got.as_ref().is_some_and(is_hex40),
-            "{\"key\": 40 lowercase hex}, unwrapped",
-            Some(&sent),
-            Some(Self::shown(&r)),
-            json!({"key": key}),
-        );
-        let libmuttr = sha1_hex(&armored);
-        if !self.gated(
-            "pod.messages.key-sha1-of-hex",
-            "P-V2",
-            "pod.messages.store-shape",
-        ) {
-            self.check("pod.messages.key-sha1-of-hex", "P-V2", Strength::Must, got == Some(json!(key)), if got == Some(json!(libmuttr)) { "key = SHA-1 of the hex text; this is SHA-1 of the armored text (libmuttr's key)".to_string() } else { "key = SHA-1 of the hex text as sent".to_string() }, Some(&sent), Some(Self::shown(&r)), json!(key));
-        }
-        let (sent, r) = self.post("/messages", &value).await;
-        if !self.gated(
-            "pod.messages.store-again-ok",
-            "P-V3",
-            "pod.messages.store-shape",
-        ) {
-            self.check(
-                "pod.messages.store-again-ok",
-                "P-V3",
-                Strength::Must,
-                r.as_ref()
-                    .ok()
-                    .filter(|r| r.status == 200)
-                    .and_then(|r| r.json())
-                    .is_some_and(|v| v["key"] == json!(key)),
-                "storing the same value again succeeds with the same key",
-                Some(&sent),
-                Some(Self::shown(&r)),
-                json!({"key": key}),
-            );
-        }
-        let (sent, r) = self
-            .call("GET", &format!("/messages/{key}"), None, "")
-            .await;
-        self.check(
-            "pod.messages.fetch-ok",
-            "P-A5",
-            Strength::Must,
-            r.as_ref().is_ok_and(|r| r.status == 200),
-            "GET /messages/:hash of a stored value",
-            Some(&sent),
-            Some(Self::shown(&r)),
-            json!({"status": 200}),
-        );
-        self.check(
-            "pod.messages.fetch-exact",
-            "P-A5",
-            Strength::Must,
-            r.as_ref()
-                .is_ok_and(|r| r.body.trim_end_matches(['\r', '\n']) == value),
-            "the body is the hex text, byte for byte",
-            Some(&sent),
-            Some(Self::shown(&r)),
-            json!({"body": clip(&value)}),
-        );
-        let unknown = sha1_hex(&format!("never stored {}", self.tag));
-        let (sent, r) = self
-            .call("GET", &format!("/messages/{unknown}"), None, "")
-            .await;
-        self.expect_error(
-            "pod.messages.fetch-unknown-404",
-            "P-A7",
-            "a key nobody stored",
-            &sent,
-            &r,
-            &[404],
-        );
-        for (id, h) in [
-            ("pod.messages.fetch-not-hex-400", "not-a-hash".to_string()),
-            ("pod.messages.fetch-uppercase-400", key.to_uppercase()),
-            ("pod.messages.fetch-short-400", key[..39].to_string()),
-        ] {
-            let (sent, r) = self.call("GET", &format!("/messages/{h}"), None, "").await;
-            self.expect_error(
-                id,
-                "P-V2",
-                "a hash that is not 40 lowercase hex",
-                &sent,
-                &r,
-                &[400, 404],
-            );
-        }
-        let signed_only = cleartext_sign(&alice.id, "not encrypted", SystemTime::now())?;
-        let bad: [(&str, &str, String, Strength); 7] = [
-            (
-                "pod.messages.store-not-hex-400",
-                "P-V1",
-                "zz-not-hex".into(),
-                Strength::Must,
-            ),
-            (
-                "pod.messages.store-odd-length-400",
-                "P-V1",
-                format!("{value}0"),
-                Strength::Must,
-            ),
-            (
-                "pod.messages.store-uppercase-400",
-                "P-V1",
-                value.to_uppercase(),
-                Strength::Must,
-            ),
-            (
-                "pod.messages.store-no-armor-400",
-                "P-V1",
-                hex::encode("hello, no armor"),
-                Strength::Must,
-            ),
-            (
-                "pod.messages.store-public-key-armor-400",
-                "P-V1",
-                hex::encode(&alice.armored),
-                Strength::Must,
-            ),
-            (
-                "pod.messages.store-empty-400",
-                "P-V1",
-                String::new(),
-                Strength::Must,
-            ),
-            (
-                "pod.messages.store-signed-not-encrypted-400",
-                "P-V3",
-                hex::encode(signed_only),
-                Strength::Should,
-            ),
-        ];
-        for (id, rule, body, strength) in bad {
-            let (sent, r) = self.post("/messages", &body).await;
-            if strength == Strength::Should {
-                let ok = r.as_ref().is_ok_and(|r| r.status == 400);
-                self.check(
-                    id,
-                    rule,
-                    strength,
-                    ok,
-                    "a cleartext-signed text (not an encrypted message) is refused",
-                    Some(&sent),
-                    Some(Self::shown(&r)),
-                    json!({"status": 400}),
-                );
-            } else {
-                self.expect_error(
-                    id,
-                    rule,
-                    "a body that is not a P-V1 value",
-                    &sent,
-                    &r,
-                    &[400],
-                );
-            }
-        }
-        let (sent, r) = self
-            .call("POST", "/messages", Some("application/json"), &value)
-            .await;
-        self.expect_error(
-            "pod.messages.store-media-json-415",
-            "P-A5",
-            "a value sent as application/json",
-            &sent,
-            &r,
-            &[415],
-        );
-        // Oversize bodies on the other POST endpoints (a value fits one 65,507-byte datagram).
-        for (id, path) in [
-            ("pod.messages.store-oversize-413", "/messages".to_string()),
-            ("pod.aliases.oversize-413", "/aliases".to_string()),
-            ("pod.tokens.oversize-413", "/tokens".to_string()),
-            ("pod.inbox.oversize-413", format!("/inboxes/{}", bob.alias)),
-        ] {
-            let r = self.oversize(&path).await;
-            self.expect_error(
-                id,
-                "P-A7",
-                "a 2 MiB body",
-                &json!({"method": "POST", "path": path, "body": "2 MiB of 'A'"}),
-                &r,
-                &[413],
-            );
+    /// The REST vectors (`vectors/rest.json`, embedded in this binary), each an HTTP or
+    /// WebSocket exchange with its expectation, run through this suite's client (so their
+    /// answers are judged against the API document too, and a pod that stops answering is
+    /// noticed). What they check is not written again here: `POST /messages` and
+    /// `GET /messages/:hash` (P-V1, P-V2, P-A5) are checked by them alone.
+    async fn rest_vectors(&mut self) -> anyhow::Result<()> {
+        let files = crate::vectors::load(&crate::vectors::Source::Embedded)?;
+        let doc = crate::vectors::rest_doc(&files)
+            .ok_or_else(|| anyhow::anyhow!("the embedded vectors have no rest.json"))?;
+        let seed = self.opts.rng_seed.rotate_left(17);
+        for c in rest::run_on(doc, self.http.clone(), self.host.clone(), seed).await? {
+            self.push(c);
         }
         Ok(())
     }

@@ -306,11 +306,12 @@ fn an_unreachable_pod_fails_the_probe_and_a_bad_url_is_a_usage_error() {
 
 /// What a broken pod fails: the rules and cases of the suite's own checks, and, apart, the
 /// operations whose answers no longer match `pod/openapi.json` (`pod.openapi.*`, a second
-/// view of the same answers).
+/// view of the same answers) and the REST vectors the suite runs (`rest.*`).
 struct Failed {
     rules: BTreeSet<String>,
     cases: Vec<CaseResult>,
     api: BTreeSet<String>,
+    rest: Vec<CaseResult>,
 }
 
 /// Runs the suite against the real router behind `wrap`.
@@ -322,11 +323,18 @@ async fn broken(wrap: fn(Router, AppState) -> Router) -> Failed {
         .into_iter()
         .filter(|c| c.verdict == Verdict::Fail)
         .partition(|c| c.id.starts_with("pod.openapi."));
+    let (rest, cases): (Vec<CaseResult>, Vec<CaseResult>) =
+        cases.into_iter().partition(|c| c.id.starts_with("rest."));
     Failed {
         rules: failing_rules(&cases),
         cases,
         api: api.into_iter().map(|c| c.id).collect(),
+        rest,
     }
+}
+
+fn rest_ids(cases: &[CaseResult]) -> BTreeSet<String> {
+    cases.iter().map(|c| c.id.clone()).collect()
 }
 
 fn set(ids: &[&str]) -> BTreeSet<String> {
@@ -351,7 +359,11 @@ async fn a_pod_answering_errors_as_text_fails_p_a7_and_its_readyz_error() {
         rules,
         cases: failing,
         api,
+        rest,
     } = broken(|r, _| r.layer(middleware::from_fn(text_errors))).await;
+    // The REST vectors that expect an error answer fail too; those that expect success pass.
+    assert!(rest.len() >= 40, "{}", rest.len());
+    assert!(rest.iter().all(|c| !c.id.ends_with("-ok")), "{rest:#?}");
     // The test pod's seed knows no contact, so /readyz answers 503: as text now (P-X3).
     assert_eq!(rules, set(&["P-A7", "P-X3"]), "{failing:#?}");
     // Every operation with an error answer documents it as JSON.
@@ -386,7 +398,28 @@ async fn a_pod_wrapping_answers_like_the_original_muttrpod_fails_p_a5_and_its_he
         rules,
         cases: failing,
         api,
+        rest,
     } = broken(|r, _| r.layer(middleware::from_fn(wrap_answers))).await;
+    // The REST vectors that read a successful answer's shape fail too.
+    assert_eq!(
+        rest_ids(&rest),
+        set(&[
+            "rest.aliases.create-ok",
+            "rest.aliases.max-length-ok",
+            "rest.aliases.punctuated-ok",
+            "rest.aliases.query-ignored",
+            "rest.inboxes.href-notify-ok",
+            "rest.inboxes.notify-ok",
+            "rest.inboxes.query-ignored",
+            "rest.messages.store-again",
+            "rest.messages.store-ok",
+            "rest.register.charset-ok",
+            "rest.register.ok",
+            "rest.tokens.128-bits",
+            "rest.tokens.create-ok",
+            "rest.tokens.query-ignored",
+        ])
+    );
     // /healthz's 200 is wrapped too (P-X3).
     assert_eq!(rules, set(&["P-A5", "P-X3"]), "{failing:#?}");
     // The wrapped 200 answers match no documented schema. GET /aliases answers a key, not
@@ -413,7 +446,6 @@ async fn a_pod_wrapping_answers_like_the_original_muttrpod_fails_p_a5_and_its_he
             "pod.alias.create-shape",
             "pod.token.shape",
             "pod.inbox.post-shape",
-            "pod.messages.store-shape",
             "pod.x3.healthz",
         ])
     );
@@ -473,7 +505,12 @@ async fn a_pod_accepting_replayed_nonces_fails_p_a2_only() {
         rules,
         cases: failing,
         api,
+        rest,
     } = broken(accept_replays).await;
+    assert_eq!(
+        rest_ids(&rest),
+        set(&["rest.auth.replay-401", "rest.inboxes.replay-401"])
+    );
     assert_eq!(rules, BTreeSet::from(["P-A2".to_string()]), "{failing:#?}");
     // The token answer replayed to POST /inboxes/:alias is not a notify answer.
     assert_eq!(api, set(&["pod.openapi.post-inboxes-alias"]));
@@ -513,7 +550,9 @@ async fn a_pod_dropping_pushed_entries_fails_p_a9_only() {
         rules,
         cases: failing,
         api,
+        rest,
     } = broken(drop_after_push).await;
+    assert!(rest.is_empty(), "{rest:#?}");
     assert_eq!(rules, BTreeSet::from(["P-A9".to_string()]), "{failing:#?}");
     assert!(
         api.is_empty(),
@@ -541,7 +580,9 @@ async fn a_pod_serving_keys_as_text_plain_fails_exactly_that_case() {
         rules,
         cases: failing,
         api,
+        rest,
     } = broken(|r, _| r.layer(middleware::from_fn(keys_as_text))).await;
+    assert_eq!(rest_ids(&rest), set(&["rest.aliases.get-ok"]));
     assert_eq!(rules, BTreeSet::from(["P-A5".to_string()]));
     assert_eq!(api, set(&["pod.openapi.get-aliases-alias"]));
     assert_eq!(
@@ -596,7 +637,9 @@ async fn a_pod_accepting_a_token_twice_fails_exactly_that_case() {
         rules,
         cases: failing,
         api,
+        rest,
     } = broken(reusable_tokens).await;
+    assert_eq!(rest_ids(&rest), set(&["rest.tokens.single-use-401"]));
     assert_eq!(rules, BTreeSet::from(["P-A6".to_string()]), "{failing:#?}");
     assert!(
         api.is_empty(),
@@ -696,7 +739,15 @@ async fn a_pod_that_purges_everything_fails_exactly_the_p_x1_purge_cases_of_both
         rules,
         cases: failing,
         api,
+        rest,
     } = broken(|r, _| r.layer(middleware::from_fn(ignore_upto))).await;
+    assert_eq!(
+        rest_ids(&rest),
+        set(&[
+            "rest.inboxes.x1-purge-upto-keeps-later",
+            "rest.inboxes.x1-upto-not-digits-400",
+        ])
+    );
     assert_eq!(rules, BTreeSet::from(["P-X1".to_string()]), "{failing:#?}");
     assert!(
         api.is_empty(),

@@ -1418,6 +1418,22 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
         )],
     ));
 
+    add(case(
+        "tokens.oversize-413",
+        "P-A7",
+        "reading",
+        "a 2 MiB body on POST /tokens is 413",
+        vec![step(
+            req(
+                "POST",
+                "/tokens",
+                Some(TEXT),
+                json!({"repeat": "A", "times": OVERSIZE}),
+            ),
+            err(&[413]),
+        )],
+    ));
+
     // ---------------------------------------------------------------- messages
     add(case(
         "messages.store-ok",
@@ -1478,6 +1494,37 @@ pub fn rest(vectors_dir: &Path) -> anyhow::Result<Value> {
         "a hash that is not 40 hex names nothing: 400 or 404",
         vec![step(
             req("GET", "/messages/not-a-hash", None, Value::Null),
+            err(&[400, 404]),
+        )],
+    ));
+    add(case(
+        "messages.get-uppercase-hash",
+        "P-A7",
+        "MUST",
+        "a hash in uppercase hex is not the lowercase SHA-1 of P-V2: 400 or 404",
+        vec![step(
+            req(
+                "GET",
+                "/messages/ABCDEF0123456789ABCDEF0123456789ABCDEF01",
+                None,
+                Value::Null,
+            ),
+            err(&[400, 404]),
+        )],
+    ));
+    add(case(
+        "messages.get-short-hash",
+        "P-A7",
+        "MUST",
+        "a hash of 39 hex characters names nothing: 400 or 404",
+        vec![step(
+            // The 8-character tag and 31 zeros.
+            req(
+                "GET",
+                &("/messages/{{tag}}".to_string() + &"0".repeat(31)),
+                None,
+                Value::Null,
+            ),
             err(&[400, 404]),
         )],
     ));

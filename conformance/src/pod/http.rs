@@ -31,6 +31,8 @@ pub struct Resp {
     pub ctype: Option<String>,
     /// Body (lossy UTF-8).
     pub body: String,
+    /// `Retry-After` in seconds, if any.
+    pub retry_after: Option<u64>,
 }
 
 impl Resp {
@@ -86,6 +88,9 @@ pub struct Http {
     answers: super::api::Log,
 }
 
+/// How many times a request answered 429 (rate limited) is asked again.
+const RATE_LIMIT_RETRIES: usize = 3;
+
 /// The error of every request made after the pod stopped answering.
 pub const STOPPED: &str = "not sent: the pod had stopped answering";
 
@@ -122,7 +127,23 @@ impl Http {
         if self.stopped() {
             return Err(STOPPED.to_string());
         }
-        let r = self.exchange(method, path, headers, body).await;
+        // A rate-limited answer (429) is not the pod's verdict on the request: it is asked
+        // again after `Retry-After` (1 s when absent, at most 5 s), up to RATE_LIMIT_RETRIES
+        // times. No case expects a 429.
+        let mut r = self.exchange(method, path, headers, body.clone()).await;
+        for _ in 0..RATE_LIMIT_RETRIES {
+            let Ok(Resp {
+                status: 429,
+                retry_after,
+                ..
+            }) = &r
+            else {
+                break;
+            };
+            let wait = retry_after.unwrap_or(1).clamp(1, 5);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            r = self.exchange(method, path, headers, body.clone()).await;
+        }
         if let (Ok(resp), Ok(mut log)) = (&r, self.answers.lock()) {
             log.push(super::api::Exchange {
                 method: method.to_ascii_uppercase(),
@@ -206,6 +227,11 @@ impl Http {
                 .get(hyper::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let retry_after = res
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok());
             let bytes = Limited::new(res.into_body(), MAX_ANSWER)
                 .collect()
                 .await
@@ -215,6 +241,7 @@ impl Http {
                 status,
                 ctype,
                 body: String::from_utf8_lossy(&bytes).into_owned(),
+                retry_after,
             })
         };
         tokio::time::timeout(self.timeout, work)
