@@ -48,7 +48,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::{SinkExt, StreamExt};
 use muttr_node::client::http::Target;
 use muttr_node::crypto::auth::{cleartext_sign, sign_auth};
-use muttr_node::crypto::{Identity, KeyKind, PublicKey, sign_and_encrypt};
+use muttr_node::crypto::{Identity, KeyKind, PublicKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -105,10 +105,6 @@ fn now_ms() -> u64 {
 
 const TEXT: Option<&str> = Some("text/plain");
 const MINUTE: u64 = 60_000;
-/// The body size every pod must refuse with 413 (PROFILE fixes no limit; a value fits one
-/// 65,507-byte datagram and keys are a few KiB, so a pod whose limit is above 2 MiB is assumed
-/// not to exist).
-const OVERSIZE: usize = 2 * 1024 * 1024;
 
 /// A row of a table of refused notifications: id, rule, what, to alias, `from`, `key`, the
 /// statuses allowed.
@@ -398,21 +394,6 @@ impl Suite {
         self.error_shape(&format!("{id}.json-error"), r);
     }
 
-    /// POSTs 2 MiB of text to `path`. A server that answers 413 before reading the whole
-    /// body and then closes may reset the connection before the client reads the answer (a
-    /// TCP race, not the pod's fault), so a transport error is retried twice.
-    async fn oversize(&self, path: &str) -> Result<Resp, String> {
-        let mut last = Err(String::new());
-        for _ in 0..3 {
-            let big = "A".repeat(OVERSIZE).into_bytes();
-            last = self.http.send("POST", path, TEXT, big).await;
-            if last.is_ok() {
-                break;
-            }
-        }
-        last
-    }
-
     /// P-A7: an error answer is `{"error": "<message>"}` as JSON.
     fn error_shape(&mut self, id: &str, r: &Result<Resp, String>) {
         match r {
@@ -626,43 +607,11 @@ impl Suite {
         ) {
             self.check("pod.register.crlf-exact-bytes", "P-G1", Strength::Must, got.as_ref().and_then(Value::as_str) == Some(sha1_hex(&crlf).as_str()), "a key sent with CRLF line ends: pubkeyhash = SHA-1 of those exact bytes (no normalisation)", Some(&sent), Some(Self::shown(&r)), json!(sha1_hex(&crlf)));
         }
-        // Idempotence.
-        let (sent, r) = self.post("/", &alice.armored).await;
-        let got = r
-            .as_ref()
-            .ok()
-            .filter(|r| r.status == 200)
-            .and_then(|r| r.json());
-        if !self.gated("pod.register.again-same-text", "P-A7", "pod.register.shape") {
-            self.check("pod.register.again-same-text", "P-A7", Strength::Must, got.as_ref().is_some_and(|v| v["identity"]["pubkeyhash"] == json!(alice.hash)), "registering the same text again succeeds with the same pubkeyhash (409 is for someone else's key)", Some(&sent), Some(Self::shown(&r)), json!({"status": 200, "identity": {"pubkeyhash": alice.hash}}));
-        }
-        // Same key, another text.
-        let other = alice.armored.replacen(
-            "-----BEGIN PGP PUBLIC KEY BLOCK-----\n",
-            "-----BEGIN PGP PUBLIC KEY BLOCK-----\nComment: another text of the same key\n",
-            1,
-        );
-        let (sent, r) = self.post("/", &other).await;
-        self.expect_error(
-            "pod.register.same-key-other-text-409",
-            "P-A7",
-            "the same key in another armored text (an extra armor header)",
-            &sent,
-            &r,
-            &[409],
-        );
-        // Not keys.
-        let message = sign_and_encrypt(b"not a key", &alice.id, &[&bob.public], SystemTime::now())?;
+        // Not keys (the REST vectors try plain text, an empty body, a PGP message, a cut
+        // armor and bytes that are not UTF-8).
         let signed = self.signed(alice, &[]);
-        let mut cut = alice.armored.clone();
-        cut.truncate(alice.armored.len() / 2);
-        cut.push_str("\n-----END PGP PUBLIC KEY BLOCK-----\n");
-        let not_keys: [(&str, String); 6] = [
-            ("pod.register.plain-text-400", "hello, pod".into()),
-            ("pod.register.empty-400", String::new()),
-            ("pod.register.pgp-message-400", message),
+        let not_keys: [(&str, String); 2] = [
             ("pod.register.signed-text-400", signed),
-            ("pod.register.truncated-armor-400", cut),
             ("pod.register.bad-base64-400", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n!!!!not base64!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n".into()),
         ];
         for (id, body) in not_keys {
@@ -676,57 +625,11 @@ impl Suite {
                 &[400],
             );
         }
-        let (sent, r) = self.call("POST", "/", TEXT, "").await;
-        let _ = (sent, r); // covered by empty-400 above
-        // Non-UTF-8.
-        let r = self
-            .http
-            .send("POST", "/", TEXT, vec![0xff, 0xfe, 0x00, 0x80])
-            .await;
-        self.expect_error(
-            "pod.register.not-utf8-400",
-            "P-A7",
-            "a body that is not UTF-8",
-            &json!({"method": "POST", "path": "/", "body_hex": "fffe0080"}),
-            &r,
-            &[400],
-        );
         // Media types.
-        for (id, ct) in [
-            ("pod.register.media-json-415", "application/json"),
-            ("pod.register.media-image-415", "image/png"),
-        ] {
-            let (sent, r) = self.call("POST", "/", Some(ct), &carol.armored).await;
-            self.expect_error(id, "P-A7", &format!("Content-Type {ct}"), &sent, &r, &[415]);
-        }
-        let (sent, r) = self
-            .call(
-                "POST",
-                "/",
-                Some("text/plain; charset=utf-8"),
-                &carol.armored,
-            )
-            .await;
-        self.check(
-            "pod.register.media-charset-param-ok",
-            "P-A1",
-            Strength::Must,
-            r.as_ref().is_ok_and(|r| r.status == 200),
-            "Content-Type text/plain; charset=utf-8 is text/plain",
-            Some(&sent),
-            Some(Self::shown(&r)),
-            json!({"status": 200}),
-        );
-        // Oversize.
-        let r = self.oversize("/").await;
-        self.expect_error(
-            "pod.register.oversize-413",
-            "P-A7",
-            "a 2 MiB body",
-            &json!({"method": "POST", "path": "/", "body": "2 MiB of 'A'"}),
-            &r,
-            &[413],
-        );
+        let ct = "image/png";
+        let (sent, r) = self.call("POST", "/", Some(ct), &carol.armored).await;
+        let id = "pod.register.media-image-415";
+        self.expect_error(id, "P-A7", &format!("Content-Type {ct}"), &sent, &r, &[415]);
         // RSA (optional).
         if self.opts.rsa {
             let rsa = User::new("rsa", format!("rsa-{}", self.tag), KeyKind::Rsa3072)?;
