@@ -24,6 +24,7 @@
 //! | [`memory`] | resident memory and CPU time sampled at the phase boundaries of a run |
 //! | [`mod@run`] | one run: join phase, workload, churn, checks, event log, report |
 //! | [`report`] | `report.json`, the human summary, SVG plots |
+//! | [`provenance`] | where a report came from (revision, scenario, engine, machine), `check-report` |
 //! | [`compare`] | two scenarios on one seed, side by side with ratios |
 //! | [`stock`] | the comparison engine: the same seeds on stock `turmoil::Sim` (1 ms tick) |
 //!
@@ -36,6 +37,7 @@ pub mod fabric;
 pub mod memory;
 pub mod net;
 pub mod pod_host;
+pub mod provenance;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -87,6 +87,17 @@ enum Cmd {
         #[arg(long, default_value = "sim-cache")]
         crypto_cache: PathBuf,
     },
+    /// Says whether a finished run's report (a committed `sim/reports/NAME/`) still stands:
+    /// no commit since the revision in its provenance changed the code a run measures, and its
+    /// scenario file still resolves to the scenario it ran. Exit 0 when it stands, 1 when not.
+    CheckReport {
+        /// The run's directory (holding `report.json`).
+        dir: PathBuf,
+        /// The scenario file to compare with (default: the one its provenance names, relative
+        /// to the current directory).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -173,6 +184,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 seed,
                 progress: true,
                 crypto_cache: Some(crypto_cache),
+                scenario_file: Some(file.clone()),
             };
             let o = run_to_dir(&sc, &opts, &out)?;
             print!("{}", o.report.summary());
@@ -195,6 +207,30 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::CheckReport { dir, scenario } => {
+            let v = muttr_sim::provenance::check(
+                &dir,
+                scenario.as_deref(),
+                &muttr_sim::provenance::Git,
+            )?;
+            for line in &v.lines {
+                println!("{line}");
+            }
+            println!(
+                "{}: {}",
+                dir.display(),
+                if v.current {
+                    "stands for today's code and scenario"
+                } else {
+                    "does NOT stand: run it again"
+                }
+            );
+            Ok(if v.current {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Plot { events, out } => {
             let text = std::fs::read_to_string(&events)?;
@@ -225,12 +261,17 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 seed: Some(seed),
                 progress: true,
                 crypto_cache: Some(crypto_cache),
+                scenario_file: None,
             };
             let get = |p: &PathBuf, side: &str| -> anyhow::Result<muttr_sim::Report> {
                 if finished(p) {
                     return read(p);
                 }
                 let sc = Scenario::load(p)?;
+                let opts = RunOptions {
+                    scenario_file: Some(p.clone()),
+                    ..opts.clone()
+                };
                 Ok(run_to_dir(&sc, &opts, &out.join(side))?.report)
             };
             let ra = get(&a, "A")?;

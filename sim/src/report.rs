@@ -207,13 +207,17 @@ pub struct Report {
     pub fabric_passes: u64,
     /// Pods' users' messages, stage by stage (absent without pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub messages: Option<crate::users::MessageReport>,
+    pub messages: Option<MessageReport>,
     /// Passes that scanned every host's outbound queue (the cost driver at scale).
     #[serde(default)]
     pub fabric_scans: u64,
     /// Memory and CPU by phase (not deterministic).
     #[serde(default)]
     pub memory: crate::memory::Memory,
+    /// Where the report came from ([`crate::provenance`]); absent in reports made before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::provenance::Provenance>,
 }
 
 impl Report {
@@ -225,6 +229,7 @@ impl Report {
             sim_seconds_per_wall_second: 0.0,
             peak_rss_mib: 0.0,
             memory: crate::memory::Memory::default(),
+            provenance: None,
             ..self.clone()
         }
     }
@@ -464,4 +469,56 @@ mod tests {
         );
         assert_eq!(lookups_from_events(log), (vec![2], vec![80]));
     }
+}
+
+/// The messaging part of the report (`report.json` → `messages`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageReport {
+    /// Pods.
+    pub pods: u32,
+    /// Users that registered and took their alias.
+    pub users_ready: u32,
+    /// Users whose setup failed.
+    pub users_failed: u32,
+    /// Users with a seed of their own.
+    pub active_users: u32,
+    /// Users on WebSocket push.
+    pub push_users: u32,
+    /// Pod restarts done.
+    pub pod_restarts: u32,
+    /// Messages a user started to send.
+    pub sent: u64,
+    /// Stored in the DHT (step 8).
+    pub stored: u64,
+    /// Acknowledged: stored, and the recipient's pod accepted the notification (step 9). From
+    /// here on the protocol owes the message its delivery.
+    #[serde(default)]
+    pub acknowledged: u64,
+    /// The recipient learnt of it (step 10).
+    pub notified: u64,
+    /// Of them, by WebSocket push.
+    pub notified_by_push: u64,
+    /// Of them, by inbox playback.
+    pub notified_by_playback: u64,
+    /// The recipient fetched the value (step 11).
+    pub fetched: u64,
+    /// Decrypted, signature good, plaintext and sender as sent (step 12).
+    pub verified: u64,
+    /// verified / sent.
+    pub success_rate: f64,
+    /// verified / acknowledged: the share of the messages the protocol owed that arrived.
+    #[serde(default)]
+    pub delivered_of_acknowledged: f64,
+    /// Inbox purges (`DELETE /inboxes?upto=ID`, PROFILE P-X1) the users made after reading.
+    #[serde(default)]
+    pub purges: u64,
+    /// Users whose own seed left for good when sending ended (`senders_leave`).
+    #[serde(default)]
+    pub seeds_left: u32,
+    /// Messages that stopped, by the stage they stopped at.
+    pub lost: BTreeMap<String, u64>,
+    /// From the start of the send to the verified plaintext, virtual ms.
+    pub latency_ms: Summary,
+    /// TCP segments the fabric carried (HTTP and WebSocket of pods and users).
+    pub tcp_segments: u64,
 }

@@ -53,6 +53,8 @@ pub struct RunOptions {
     /// Where pods' OpenPGP outputs are recorded and replayed ([`crate::cache`]); `None`: in
     /// memory only (two runs with pods then differ).
     pub crypto_cache: Option<std::path::PathBuf>,
+    /// The scenario file the scenario was read from, for the report's provenance.
+    pub scenario_file: Option<std::path::PathBuf>,
 }
 
 /// What a run produced.
@@ -261,7 +263,7 @@ struct World {
     /// Pod hosts then pods' user hosts (empty without pods).
     pod_hosts: Vec<(HostId, Ipv4Addr)>,
     crypto_cache: Option<std::path::PathBuf>,
-    messages: Option<crate::users::MessageReport>,
+    messages: Option<crate::report::MessageReport>,
     /// Memory and CPU samples by phase.
     mem: crate::memory::Memory,
 }
@@ -502,6 +504,12 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
     report.peak_rss_mib = crate::memory::peak_rss_mib();
     report.memory = std::mem::take(&mut w.mem);
     report.memory.cpu_seconds = crate::memory::cpu_seconds();
+    let mut ran = scenario.clone();
+    ran.seed = w.seed;
+    report.provenance = Some(crate::provenance::Provenance::of(
+        &ran,
+        opts.scenario_file.as_deref(),
+    ));
     Ok(RunOutput {
         report,
         events: std::mem::take(&mut w.log.buf),
@@ -1286,6 +1294,7 @@ fn build_report(
         }),
         fabric_scans: fabric.stats.scans,
         memory: crate::memory::Memory::default(),
+        provenance: None,
     }
 }
 

@@ -31,7 +31,7 @@ pub struct Scenario {
     pub users_per_pod: u32,
     /// What the pods' users do (messages between users of different pods).
     #[serde(default)]
-    pub messaging: crate::users::Messaging,
+    pub messaging: Messaging,
     /// Seconds over which the seeds join, one after another, before the workload starts.
     #[serde(default = "default_bootstrap_s")]
     pub bootstrap_s: f64,
@@ -449,5 +449,145 @@ mod tests {
             let e = Scenario::from_toml(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
         }
+    }
+}
+
+/// The `[messaging]` table of a scenario: what the pods' users do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Messaging {
+    /// Messages each user sends per minute (to users of other pods).
+    #[serde(default = "default_rate")]
+    pub messages_per_user_per_min: f64,
+    /// Smallest plaintext, bytes.
+    #[serde(default = "default_min_text")]
+    pub min_text_bytes: usize,
+    /// Largest plaintext, bytes.
+    #[serde(default = "default_max_text")]
+    pub max_text_bytes: usize,
+    /// Share of users with a seed of their own (active mode); the others are passive.
+    #[serde(default = "default_half")]
+    pub active_share: f64,
+    /// Share of users listening on the pod's WebSocket; the others play their inbox back
+    /// every `poll_s`.
+    #[serde(default = "default_half")]
+    pub push_share: f64,
+    /// Inbox playback period of users without push, seconds.
+    #[serde(default = "default_poll_s")]
+    pub poll_s: f64,
+    /// Pods stopped and started again (same data directory) during the workload.
+    #[serde(default)]
+    pub pod_restarts: Vec<PodRestart>,
+    /// Messages are started only in the first `send_for_s` seconds of the workload (the rest
+    /// of it is for delivery); unset: all through it.
+    #[serde(default)]
+    pub send_for_s: Option<f64>,
+    /// The recipients are away this long: no user listens or plays its inbox back until
+    /// `recipients_offline_s` seconds into the workload. 0: online from the start.
+    #[serde(default)]
+    pub recipients_offline_s: f64,
+    /// When sending ends (and every send has settled), the users' own seeds (active mode) stop
+    /// for good, and with them the republishing of what they published (P-K2); the users go on
+    /// as passive users of their pods.
+    #[serde(default)]
+    pub senders_leave: bool,
+    /// Whether the pods keep their users' messages alive ([`muttr_pod::PodConfig::keepalive`],
+    /// PROFILE P-X2). On by default; off only to measure the loss it prevents.
+    #[serde(default = "default_true")]
+    pub pod_keepalive: bool,
+    /// Pods serve HTTPS with certificates of a CA made for the run and federate over
+    /// `https://` trusting it; users reach them over `https://` and `wss://` with the same
+    /// trust (what `--tls-cert`, `--ca-file` and `muttr --ca-file` do outside the simulator).
+    #[serde(default)]
+    pub https: bool,
+}
+
+/// A pod that stops at `at_s` (seconds into the workload) and starts again `down_s` later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodRestart {
+    /// Pod number.
+    pub pod: u32,
+    /// When it stops, seconds into the workload phase.
+    pub at_s: f64,
+    /// How long it stays down, seconds.
+    #[serde(default = "default_down_s")]
+    pub down_s: f64,
+}
+
+fn default_rate() -> f64 {
+    1.0
+}
+fn default_min_text() -> usize {
+    100
+}
+fn default_max_text() -> usize {
+    2_000
+}
+fn default_half() -> f64 {
+    0.5
+}
+fn default_poll_s() -> f64 {
+    15.0
+}
+fn default_down_s() -> f64 {
+    10.0
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for Messaging {
+    fn default() -> Self {
+        Messaging {
+            messages_per_user_per_min: default_rate(),
+            min_text_bytes: default_min_text(),
+            max_text_bytes: default_max_text(),
+            active_share: default_half(),
+            push_share: default_half(),
+            poll_s: default_poll_s(),
+            pod_restarts: Vec::new(),
+            send_for_s: None,
+            recipients_offline_s: 0.0,
+            senders_leave: false,
+            pod_keepalive: true,
+            https: false,
+        }
+    }
+}
+
+impl Messaging {
+    /// Checks ranges (`pods`: the scenario's pod count).
+    pub fn validate(&self, pods: u32) -> Result<(), String> {
+        let ok = |x: f64| x.is_finite() && x >= 0.0;
+        if !ok(self.messages_per_user_per_min) {
+            return Err("messaging.messages_per_user_per_min must be finite and >= 0".into());
+        }
+        if !(0.0..=1.0).contains(&self.active_share) || !(0.0..=1.0).contains(&self.push_share) {
+            return Err("messaging.active_share and push_share must be in 0..=1".into());
+        }
+        if self.min_text_bytes == 0 || self.min_text_bytes > self.max_text_bytes {
+            return Err("messaging needs 1 <= min_text_bytes <= max_text_bytes".into());
+        }
+        if self.max_text_bytes > 30_000 {
+            return Err("messaging.max_text_bytes must be at most 30,000 (one datagram)".into());
+        }
+        if !self.send_for_s.is_none_or(ok) || !ok(self.recipients_offline_s) {
+            return Err(
+                "messaging.send_for_s and recipients_offline_s must be finite and >= 0".into(),
+            );
+        }
+        if !(self.poll_s.is_finite() && self.poll_s >= 0.1) {
+            return Err("messaging.poll_s must be at least 0.1".into());
+        }
+        for r in &self.pod_restarts {
+            if r.pod >= pods || !ok(r.at_s) || !ok(r.down_s) {
+                return Err(format!(
+                    "messaging.pod_restarts: pod {} must be < pods ({pods}), times >= 0",
+                    r.pod
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -442,6 +442,7 @@ pub fn compare_engines(
             seed,
             progress: false,
             crypto_cache: None,
+            scenario_file: None,
         };
         let cpu0 = crate::memory::cpu_seconds();
         let net = crate::run(&sc, &opts)?.report;

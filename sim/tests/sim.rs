@@ -9,6 +9,7 @@ fn quiet() -> RunOptions {
         seed: None,
         progress: false,
         crypto_cache: None,
+        scenario_file: None,
     }
 }
 
