@@ -22,7 +22,7 @@
 //! | [`scenario`] | the TOML scenario format |
 //! | [`store`] | a value store wrapper that feeds the invariant checker's oracle |
 //! | [`memory`] | resident memory and CPU time sampled at the phase boundaries of a run |
-//! | [`mod@run`] | one run: join phase, workload, churn, checks, event log, report |
+//! | [`mod@run`] | one run, a file per phase: set-up, world state, workload schedule, nodes, operations, report |
 //! | [`report`] | `report.json`, the human summary, SVG plots |
 //! | [`provenance`] | where a report came from (revision, scenario, engine, machine), `check-report` |
 //! | [`compare`] | two scenarios on one seed, side by side with ratios |
