@@ -26,6 +26,7 @@
 //! | [`report`] | `report.json`, the human summary, SVG plots |
 //! | [`provenance`] | where a report came from (revision, scenario, engine, machine), `check-report` |
 //! | [`compare`] | two scenarios on one seed, side by side with ratios |
+//! | [`sweep`] | a scenario over a grid of parameters × seeds: runs in parallel, a tidy CSV, plots |
 //! | [`stock`] | the comparison engine: the same seeds on stock `turmoil::Sim` (1 ms tick) |
 //!
 //! Pods run the unchanged pod crate (`muttr_pod::serve` over simulated TCP) and their users the
@@ -43,6 +44,7 @@ pub mod run;
 pub mod scenario;
 pub mod stock;
 pub mod store;
+pub mod sweep;
 pub mod tcp;
 pub mod users;
 

@@ -87,6 +87,26 @@ enum Cmd {
         #[arg(long, default_value = "sim-cache")]
         crypto_cache: PathBuf,
     },
+    /// Runs one scenario over a grid of parameter values × RNG seeds (each a `run` of its own,
+    /// --jobs at a time); writes runs/<run>/, sweep.csv (one row per run) and a plot per metric.
+    Sweep {
+        /// The base scenario (TOML).
+        file: PathBuf,
+        /// A parameter and its values, `KEY=V1,V2,…` with KEY a dotted scenario key
+        /// (`config.alpha=1,3`, `network.loss=0.01,0.05`); repeatable: the grid is every
+        /// combination. The first one is the plots' x axis.
+        #[arg(long, required = true)]
+        vary: Vec<muttr_sim::sweep::Vary>,
+        /// RNG seeds: every combination runs once per seed.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        seeds: Vec<u64>,
+        /// Runs at a time (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Output directory.
+        #[arg(long, default_value = "sim-sweep")]
+        out: PathBuf,
+    },
     /// Says whether a finished run's report (a committed `sim/reports/NAME/`) still stands:
     /// no commit since the revision in its provenance changed the code a run measures, and its
     /// scenario file still resolves to the scenario it ran. Exit 0 when it stands, 1 when not.
@@ -204,6 +224,45 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 {
                     eprintln!("  {v}");
                 }
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Sweep {
+            file,
+            vary,
+            seeds,
+            jobs,
+            out,
+        } => {
+            use muttr_sim::sweep;
+            let runs = sweep::plan(&file, &vary, &seeds)?;
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            eprintln!(
+                "sweep: {} runs ({} combinations × {} seeds), {jobs} at a time",
+                runs.len(),
+                runs.len() / seeds.len().max(1),
+                seeds.len()
+            );
+            std::fs::create_dir_all(&out)?;
+            let outcomes = sweep::execute(&std::env::current_exe()?, runs, &out, jobs);
+            std::fs::write(out.join("sweep.csv"), sweep::csv(&vary, &outcomes))?;
+            let plots = sweep::plots(&out, &vary, &outcomes)?;
+            let failed: Vec<&str> = outcomes
+                .iter()
+                .filter(|o| o.report.is_err())
+                .map(|o| o.run.id.as_str())
+                .collect();
+            println!(
+                "wrote {} ({} runs) and {} plots into {}",
+                out.join("sweep.csv").display(),
+                outcomes.len(),
+                plots.len(),
+                out.display()
+            );
+            if !failed.is_empty() {
+                eprintln!("FAILED runs: {}", failed.join(", "));
                 return Ok(ExitCode::from(1));
             }
             Ok(ExitCode::SUCCESS)
