@@ -16,8 +16,34 @@ use serde::{Deserialize, Serialize};
 use crate::scenario::Scenario;
 
 /// The paths whose changes change what a run measures: the seed and pod code it runs
-/// unchanged, the simulator itself, and the locked dependency versions.
-pub const MEASURED: [&str; 5] = ["node", "pod", "sim/src", "Cargo.toml", "Cargo.lock"];
+/// unchanged, the simulator itself, and the locked dependency versions — as git pathspecs,
+/// leaving out what runs no part of a run (tests, benchmarks, documents, and the simulator's
+/// command line, sweeps, comparisons and this module, which only start runs and read reports).
+pub const MEASURED: [&str; 13] = [
+    "node",
+    "pod",
+    "sim/src",
+    "Cargo.toml",
+    "Cargo.lock",
+    ":(exclude,glob)**/tests/**",
+    ":(exclude,glob)**/benches/**",
+    ":(exclude,glob)**/*.md",
+    ":(exclude)sim/src/main.rs",
+    ":(exclude)sim/src/lib.rs",
+    ":(exclude)sim/src/sweep.rs",
+    ":(exclude)sim/src/compare.rs",
+    ":(exclude)sim/src/provenance.rs",
+];
+
+/// The measured paths for people: the included ones.
+fn measured_text() -> String {
+    MEASURED
+        .iter()
+        .filter(|p| !p.starts_with(":("))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Where a report came from (`report.json` → `provenance`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,8 +161,9 @@ pub fn check(dir: &Path, scenario: Option<&Path>, today: &dyn Today) -> anyhow::
     // The code.
     match today.changed_since(&p.git_revision) {
         Ok(changed) if changed.is_empty() => lines.push(format!(
-            "code: matches — nothing under {} changed since {}",
-            MEASURED.join(", "),
+            "code: matches — nothing under {} changed since {} (tests, benches, docs and the \
+             simulator's command line aside)",
+            measured_text(),
             p.git_revision
         )),
         Ok(changed) => {

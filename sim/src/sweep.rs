@@ -217,7 +217,8 @@ pub struct Outcome {
 
 /// Runs every run of the plan with `exe run` (`jobs` at a time) into `out/runs/<id>/`.
 pub fn execute(exe: &Path, runs: Vec<Run>, out: &Path, jobs: usize) -> Vec<Outcome> {
-    let queue = Mutex::new(runs.into_iter().enumerate().collect::<Vec<_>>());
+    // Popped from the end: reversed, so the runs start in plan order.
+    let queue = Mutex::new(runs.into_iter().enumerate().rev().collect::<Vec<_>>());
     let done = Mutex::new(Vec::new());
     let total = queue.lock().map(|q| q.len()).unwrap_or(0);
     std::thread::scope(|s| {

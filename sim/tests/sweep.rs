@@ -12,7 +12,14 @@ fn a_sweep_runs_the_grid_times_the_seeds_and_writes_its_csv_and_plots() {
     let run = Command::new(env!("CARGO_BIN_EXE_muttr-sim"))
         .arg("sweep")
         .arg(&base)
-        .args(["--vary", "config.alpha=1,3", "--seeds", "1,2", "--jobs", "2"])
+        .args([
+            "--vary",
+            "config.alpha=1,3",
+            "--seeds",
+            "1,2",
+            "--jobs",
+            "2",
+        ])
         .arg("--out")
         .arg(&out)
         .output()
@@ -32,7 +39,12 @@ fn a_sweep_runs_the_grid_times_the_seeds_and_writes_its_csv_and_plots() {
     let ids: Vec<&str> = rows[1..].iter().map(|r| r[0]).collect();
     assert_eq!(
         ids,
-        ["alpha=1-seed1", "alpha=1-seed2", "alpha=3-seed1", "alpha=3-seed2"]
+        [
+            "alpha=1-seed1",
+            "alpha=1-seed2",
+            "alpha=3-seed1",
+            "alpha=3-seed2"
+        ]
     );
     // Each run is a run of its own: its scenario, report with provenance, plots.
     let report: serde_json::Value = serde_json::from_str(
