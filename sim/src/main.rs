@@ -113,8 +113,9 @@ enum Cmd {
     CheckReport {
         /// The run's directory (holding `report.json`).
         dir: PathBuf,
-        /// The scenario file to compare with (default: the one its provenance names, relative
-        /// to the current directory).
+        /// The scenario file to compare with (default: DIR/scenario.toml when there is one, as
+        /// in a sweep's runs, else the one its provenance names, relative to the current
+        /// directory).
         #[arg(long)]
         scenario: Option<PathBuf>,
     },

@@ -137,7 +137,8 @@ pub struct Verdict {
 }
 
 /// Checks the report of the run in `dir` against today's code (`today`) and its scenario
-/// file (`scenario`, or the one its provenance names, relative to the current directory).
+/// file (`scenario`; else `dir/scenario.toml`, as a sweep leaves it; else the one its
+/// provenance names, relative to the current directory).
 pub fn check(dir: &Path, scenario: Option<&Path>, today: &dyn Today) -> anyhow::Result<Verdict> {
     let path = dir.join("report.json");
     let text =
@@ -194,7 +195,12 @@ pub fn check(dir: &Path, scenario: Option<&Path>, today: &dyn Today) -> anyhow::
         ));
     }
     // The scenario.
-    let file = scenario.map(Path::to_path_buf).or(p.scenario_file.clone());
+    // A sweep's run directory keeps its scenario beside its report.
+    let beside = Some(dir.join("scenario.toml")).filter(|f| f.is_file());
+    let file = scenario
+        .map(Path::to_path_buf)
+        .or(beside)
+        .or(p.scenario_file.clone());
     match file {
         None => {
             current = false;
