@@ -26,6 +26,7 @@
 //! | [`report`] | `report.json`, the human summary, SVG plots |
 //! | [`provenance`] | where a report came from (revision, scenario, engine, machine), `check-report` |
 //! | [`compare`] | two scenarios on one seed, side by side with ratios |
+//! | [`replicates`] | `compare --seeds`: means, 95 % intervals, Welch difference, Hedges' g, overlaid CDFs |
 //! | [`sweep`] | a scenario over a grid of parameters × seeds: runs in parallel, a tidy CSV, plots |
 //! | [`stock`] | the comparison engine: the same seeds on stock `turmoil::Sim` (1 ms tick) |
 //!
@@ -39,6 +40,7 @@ pub mod memory;
 pub mod net;
 pub mod pod_host;
 pub mod provenance;
+pub mod replicates;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -78,8 +78,16 @@ enum Cmd {
         /// Scenario B (a TOML file), or a finished run's directory.
         b: PathBuf,
         /// RNG seed for both (default: A's).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "seeds")]
         seed: Option<u64>,
+        /// Replicates: run A and B once per seed (in parallel, --jobs at a time) and compare
+        /// means with 95 % confidence intervals, the difference's Welch interval and Hedges'
+        /// g, and overlay both sides' lookup latency CDFs (A and B must be scenario files).
+        #[arg(long, value_delimiter = ',')]
+        seeds: Vec<u64>,
+        /// Runs at a time with --seeds (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
         /// Output directory (A/ and B/ runs, compare.json, compare.txt).
         #[arg(long, default_value = "sim-compare")]
         out: PathBuf,
@@ -303,9 +311,65 @@ fn real_main() -> anyhow::Result<ExitCode> {
         Cmd::Compare {
             a,
             b,
+            seeds,
+            jobs,
+            out,
+            ..
+        } if !seeds.is_empty() => {
+            use muttr_sim::{replicates, sweep};
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let exe = std::env::current_exe()?;
+            let mut sides = Vec::new();
+            for (file, side) in [(&a, "A"), (&b, "B")] {
+                let runs = sweep::plan(file, &[], &seeds)?;
+                eprintln!("compare: {side} = {}, {} runs", file.display(), runs.len());
+                let dir = out.join(side);
+                sides.push(sweep::execute(&exe, runs, &dir, jobs));
+            }
+            let rows = replicates::rows(&sides[0], &sides[1]);
+            let text = replicates::table(&a.display().to_string(), &b.display().to_string(), &rows);
+            print!("{text}");
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("compare.txt"), &text)?;
+            std::fs::write(
+                out.join("compare.json"),
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "a": a.display().to_string(),
+                    "b": b.display().to_string(),
+                    "seeds": seeds,
+                    "rows": rows,
+                }))? + "\n",
+            )?;
+            replicates::latency_cdf(
+                &out,
+                [
+                    ("A", &sides[0], &out.join("A").join("runs")),
+                    ("B", &sides[1], &out.join("B").join("runs")),
+                ],
+            )?;
+            let failed: Vec<String> = sides
+                .iter()
+                .zip(["A", "B"])
+                .flat_map(|(o, side)| {
+                    o.iter()
+                        .filter(|o| o.report.is_err())
+                        .map(move |o| format!("{side}/{}", o.run.id))
+                })
+                .collect();
+            if !failed.is_empty() {
+                eprintln!("FAILED runs: {}", failed.join(", "));
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Compare {
+            a,
+            b,
             seed,
             out,
             crypto_cache,
+            ..
         } => {
             let finished = |p: &PathBuf| p.is_dir() && p.join("report.json").is_file();
             let read = |p: &PathBuf| -> anyhow::Result<muttr_sim::Report> {

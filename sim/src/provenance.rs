@@ -18,8 +18,8 @@ use crate::scenario::Scenario;
 /// The paths whose changes change what a run measures: the seed and pod code it runs
 /// unchanged, the simulator itself, and the locked dependency versions — as git pathspecs,
 /// leaving out what runs no part of a run (tests, benchmarks, documents, and the simulator's
-/// command line, sweeps, comparisons and this module, which only start runs and read reports).
-pub const MEASURED: [&str; 13] = [
+/// command line, sweeps, comparisons, replicates and this module, which only start runs and read reports).
+pub const MEASURED: [&str; 14] = [
     "node",
     "pod",
     "sim/src",
@@ -32,6 +32,7 @@ pub const MEASURED: [&str; 13] = [
     ":(exclude)sim/src/lib.rs",
     ":(exclude)sim/src/sweep.rs",
     ":(exclude)sim/src/compare.rs",
+    ":(exclude)sim/src/replicates.rs",
     ":(exclude)sim/src/provenance.rs",
 ];
 

@@ -67,3 +67,55 @@ fn a_sweep_runs_the_grid_times_the_seeds_and_writes_its_csv_and_plots() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("alpha=0-seed1"));
 }
+
+#[test]
+fn compare_with_replicates_gives_intervals_effect_sizes_and_overlaid_cdfs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.toml");
+    let b = tmp.path().join("b.toml");
+    std::fs::write(
+        &a,
+        "seeds = 20\nbootstrap_s = 5\nduration_s = 20\n[config]\nalpha = 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        "seeds = 20\nbootstrap_s = 5\nduration_s = 20\n[config]\nalpha = 3\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("cmp");
+    let run = Command::new(env!("CARGO_BIN_EXE_muttr-sim"))
+        .arg("compare")
+        .arg(&a)
+        .arg(&b)
+        .args(["--seeds", "1,2,3", "--jobs", "2"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("mean ± 95 % CI over 3 and 3 runs"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    let hops = rows
+        .iter()
+        .find(|r| r["metric"] == "messages_per_lookup")
+        .unwrap();
+    assert_eq!(hops["a"]["n"], 3);
+    assert_eq!(hops["b"]["n"], 3);
+    // α = 3 asks more nodes per lookup than α = 1.
+    assert!(hops["diff"].as_f64().unwrap() > 0.0, "{hops}");
+    assert!(hops["diff_ci95"].as_f64().is_some(), "{hops}");
+    assert!(out.join("latency_cdf.svg").is_file());
+    assert!(out.join("A/runs/seed3/report.json").is_file());
+    assert!(out.join("B/runs/seed1/report.json").is_file());
+}
