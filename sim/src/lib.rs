@@ -27,6 +27,7 @@
 //! | [`provenance`] | where a report came from (revision, scenario, engine, machine), `check-report` |
 //! | [`compare`] | two scenarios on one seed, side by side with ratios |
 //! | [`replicates`] | `compare --seeds`: means, 95 % intervals, Welch difference, Hedges' g, overlaid CDFs |
+//! | [`timeseries`] | a run over time from its event log: live seeds, lookups, messages per interval |
 //! | [`sweep`] | a scenario over a grid of parameters × seeds: runs in parallel, a tidy CSV, plots |
 //! | [`stock`] | the comparison engine: the same seeds on stock `turmoil::Sim` (1 ms tick) |
 //!
@@ -48,14 +49,15 @@ pub mod stock;
 pub mod store;
 pub mod sweep;
 pub mod tcp;
+pub mod timeseries;
 pub mod users;
 
 pub use report::Report;
 pub use run::{RunOptions, RunOutput, run};
 pub use scenario::Scenario;
 
-/// Runs a scenario and writes `report.json`, `events.jsonl`, `hops.svg` and `latency_cdf.svg`
-/// into `out`.
+/// Runs a scenario and writes `report.json`, `events.jsonl`, `hops.svg`, `latency_cdf.svg`,
+/// `timeseries.csv` and `timeseries.svg` into `out`.
 pub fn run_to_dir(
     scenario: &Scenario,
     opts: &RunOptions,
@@ -69,5 +71,6 @@ pub fn run_to_dir(
     )?;
     std::fs::write(out.join("events.jsonl"), &output.events)?;
     report::write_plots(out, &output.hops, &output.latencies_ms)?;
+    timeseries::write(out, &String::from_utf8_lossy(&output.events))?;
     Ok(output)
 }

@@ -60,11 +60,11 @@ enum Cmd {
         #[arg(long, default_value = "sim-engines")]
         out: PathBuf,
     },
-    /// Redraws the SVG plots of a finished run from its event log.
+    /// Redraws the plots of a finished run (hops, latency CDF, time series) from its event log.
     Plot {
         /// The run's events.jsonl.
         events: PathBuf,
-        /// Output directory for hops.svg and latency_cdf.svg.
+        /// Output directory for hops.svg, latency_cdf.svg, timeseries.svg and timeseries.csv.
         #[arg(long, default_value = "sim-out")]
         out: PathBuf,
     },
@@ -305,6 +305,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             let (hops, lat) = muttr_sim::report::lookups_from_events(&text);
             std::fs::create_dir_all(&out)?;
             muttr_sim::report::write_plots(&out, &hops, &lat)?;
+            muttr_sim::timeseries::write(&out, &text)?;
             println!("{} lookups plotted into {}", hops.len(), out.display());
             Ok(ExitCode::SUCCESS)
         }

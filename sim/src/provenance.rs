@@ -19,7 +19,7 @@ use crate::scenario::Scenario;
 /// unchanged, the simulator itself, and the locked dependency versions — as git pathspecs,
 /// leaving out what runs no part of a run (tests, benchmarks, documents, and the simulator's
 /// command line, sweeps, comparisons, replicates and this module, which only start runs and read reports).
-pub const MEASURED: [&str; 14] = [
+pub const MEASURED: [&str; 15] = [
     "node",
     "pod",
     "sim/src",
@@ -33,6 +33,7 @@ pub const MEASURED: [&str; 14] = [
     ":(exclude)sim/src/sweep.rs",
     ":(exclude)sim/src/compare.rs",
     ":(exclude)sim/src/replicates.rs",
+    ":(exclude)sim/src/timeseries.rs",
     ":(exclude)sim/src/provenance.rs",
 ];
 

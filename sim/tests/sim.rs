@@ -93,7 +93,14 @@ fn small_scenario_is_deterministic() {
     assert!(r.lookups.hops.p99 <= 7.0, "{}", r.summary());
     assert!(r.delivery.sent > 50 && r.delivery.success_rate == 1.0);
     // The files are there.
-    for f in ["report.json", "events.jsonl", "hops.svg", "latency_cdf.svg"] {
+    for f in [
+        "report.json",
+        "events.jsonl",
+        "hops.svg",
+        "latency_cdf.svg",
+        "timeseries.svg",
+        "timeseries.csv",
+    ] {
         assert!(dir.path().join(f).is_file(), "{f}");
     }
     let json: serde_json::Value =
