@@ -330,17 +330,15 @@ fn real_main() -> anyhow::Result<ExitCode> {
             }
             let rows = replicates::rows(&sides[0], &sides[1]);
             let text = replicates::table(&a.display().to_string(), &b.display().to_string(), &rows);
-            print!("{text}");
-            std::fs::create_dir_all(&out)?;
-            std::fs::write(out.join("compare.txt"), &text)?;
-            std::fs::write(
-                out.join("compare.json"),
-                serde_json::to_string_pretty(&serde_json::json!({
+            write_comparison(
+                &out,
+                &text,
+                serde_json::json!({
                     "a": a.display().to_string(),
                     "b": b.display().to_string(),
                     "seeds": seeds,
                     "rows": rows,
-                }))? + "\n",
+                }),
             )?;
             replicates::latency_cdf(
                 &out,
@@ -416,17 +414,15 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 ra.seed,
                 compare::table(&sa, &sb, &rows)
             );
-            print!("{text}");
-            std::fs::create_dir_all(&out)?;
-            std::fs::write(out.join("compare.txt"), &text)?;
-            std::fs::write(
-                out.join("compare.json"),
-                serde_json::to_string_pretty(&serde_json::json!({
+            write_comparison(
+                &out,
+                &text,
+                serde_json::json!({
                     "a": a.display().to_string(),
                     "b": b.display().to_string(),
                     "seed": ra.seed,
                     "rows": rows,
-                }))? + "\n",
+                }),
             )?;
             if !(ra.invariants.ok && rb.invariants.ok) {
                 eprintln!("FAILED: an invariant was violated (seed {})", ra.seed);
@@ -435,4 +431,21 @@ fn real_main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints a comparison's table and writes it (`compare.txt`) and its figures (`compare.json`)
+/// into `out`.
+fn write_comparison(
+    out: &std::path::Path,
+    text: &str,
+    json: serde_json::Value,
+) -> anyhow::Result<()> {
+    print!("{text}");
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("compare.txt"), text)?;
+    std::fs::write(
+        out.join("compare.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    Ok(())
 }
