@@ -21,6 +21,11 @@ use std::time::SystemTime;
 use muttr_node::crypto::{Identity, KeyKind};
 use sha2::{Digest, Sha256};
 
+/// When the simulator's users' keys are created, in seconds since the Unix epoch:
+/// 2025-12-31T00:00:00Z, a day before every run's clock starts (`run::EPOCH_MS`), so a key is
+/// valid whenever a user registers.
+pub const KEYS_CREATED_S: u64 = 1_767_139_200;
+
 /// The record/replay cache of one run.
 #[derive(Debug, Default)]
 pub struct CryptoCache {
@@ -71,17 +76,27 @@ impl CryptoCache {
         }
     }
 
-    /// The key of user number `n`: replayed, or generated (Cv25519, created at `now`).
+    /// The key of user number `n` for a user who registers at `now`: replayed when the
+    /// recorded key can already encrypt at `now`, else generated (Cv25519, created at
+    /// [`KEYS_CREATED_S`]) and recorded.
+    ///
+    /// `keys.json` is shared by every scenario, and users register at different virtual times
+    /// in each; a key created when one scenario's user registered could lie in another's
+    /// future (its encryption subkey not yet valid: the pod refuses it). Keys are therefore
+    /// created before any run's clock starts, and a recorded key made otherwise (by an older
+    /// simulator) is replaced the first time it is not yet valid.
     pub fn identity(&mut self, n: u32, now: SystemTime) -> Result<Identity, String> {
         let name = format!("user{n}");
         if let Some(armored) = self.keys.get(&name)
             && let Ok(id) = Identity::from_armored(armored.as_bytes(), None)
+            && id.public().can_encrypt(now)
         {
             self.hits += 1;
             return Ok(id);
         }
         self.misses += 1;
-        let id = Identity::generate(&format!("sim {name}"), KeyKind::Cv25519, now)
+        let created = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(KEYS_CREATED_S);
+        let id = Identity::generate(&format!("sim {name}"), KeyKind::Cv25519, created)
             .map_err(|e| e.to_string())?;
         let armored = id.to_armored_secret(None).map_err(|e| e.to_string())?;
         self.keys.insert(name, armored);
@@ -158,5 +173,38 @@ mod tests {
         // Another seed has its own seals.
         let mut c = CryptoCache::open(Some(dir.path()), "t s", 8);
         assert!(c.seal(1, 2, 0, b"hi", || Err("miss".into())).is_err());
+    }
+
+    #[test]
+    fn a_recorded_key_from_the_future_is_replaced_by_one_valid_from_before_every_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let epoch = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600);
+        // An older simulator recorded user 9's key when that scenario's user registered,
+        // 48 s into the run.
+        let late = Identity::generate(
+            "sim user9",
+            KeyKind::Cv25519,
+            epoch + std::time::Duration::from_secs(48),
+        )
+        .unwrap();
+        let mut keys = BTreeMap::new();
+        keys.insert("user9".to_string(), late.to_armored_secret(None).unwrap());
+        store(&dir.path().join("keys.json"), &keys).unwrap();
+        let mut c = CryptoCache::open(Some(dir.path()), "small", 1);
+        // Another scenario's user 9 registers 29 s in: the recorded key is not valid yet.
+        let early = epoch + std::time::Duration::from_secs(29);
+        let id = c.identity(9, early).unwrap();
+        assert_ne!(id.fingerprint(), late.fingerprint());
+        assert!(id.public().can_encrypt(early));
+        assert!(id.public().can_encrypt(epoch));
+        assert_eq!(c.misses, 1);
+        // The new key is recorded and replayed from then on, at any time of any run.
+        c.save().unwrap();
+        let mut c = CryptoCache::open(Some(dir.path()), "pods", 1);
+        assert_eq!(
+            c.identity(9, epoch).unwrap().fingerprint(),
+            id.fingerprint()
+        );
+        assert_eq!(c.hits, 1);
     }
 }
