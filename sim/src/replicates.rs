@@ -120,7 +120,7 @@ fn values(outcomes: &[Outcome], path: &str) -> Vec<f64> {
         .iter()
         .filter_map(|o| {
             let r = o.report.as_ref().ok()?;
-            path.split('.').try_fold(r, |v, k| v.get(k))?.as_f64()
+            crate::sweep::at(r, path)?.as_f64()
         })
         .collect()
 }

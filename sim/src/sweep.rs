@@ -113,10 +113,7 @@ pub fn plan(base: &Path, vary: &[Vary], seeds: &[u64]) -> anyhow::Result<Vec<Run
                 set(&mut t, key, value.clone())?;
             }
             t.insert("seed".into(), toml::Value::Integer(seed as i64));
-            let label: Vec<String> = params
-                .iter()
-                .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), plain(v)))
-                .collect();
+            let label: Vec<String> = params.iter().map(|(k, v)| short_label(k, v)).collect();
             let id = format!("{}-seed{seed}", label.join("-"))
                 .trim_start_matches('-')
                 .replace(
@@ -135,6 +132,12 @@ pub fn plan(base: &Path, vary: &[Vary], seeds: &[u64]) -> anyhow::Result<Vec<Run
         }
     }
     Ok(runs)
+}
+
+/// `alpha=3` for `config.alpha` = 3: the key's last part and the value, for run ids and plot
+/// legends.
+fn short_label(key: &str, value: &toml::Value) -> String {
+    format!("{}={}", key.rsplit('.').next().unwrap_or(key), plain(value))
 }
 
 /// A TOML value as plain text (strings without quotes).
@@ -202,7 +205,8 @@ pub const METRICS: [(&str, &str, &str); 12] = [
     ("peak_rss_mib", "peak_rss_mib", "peak RSS, MiB"),
 ];
 
-fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+/// The value at a dotted `path` of a report (`lookups.hops.mean`).
+pub(crate) fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(v, |v, k| v.get(k))
 }
 
@@ -338,7 +342,7 @@ pub fn plots(dir: &Path, vary: &[Vary], outcomes: &[Outcome]) -> anyhow::Result<
                 .unwrap_or(0);
             let label: Vec<String> = o.run.params[1..]
                 .iter()
-                .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), plain(v)))
+                .map(|(k, v)| short_label(k, v))
                 .collect();
             series
                 .entry(label.join(" "))

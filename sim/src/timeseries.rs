@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde_json::Value;
+use serde::Deserialize;
 
 /// One interval.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -34,17 +34,26 @@ pub struct Bucket {
     pub msg_lost: u64,
 }
 
+/// The fields of an event-log line the time series reads (the rest is skipped while parsing,
+/// so a long run's log is not held as whole JSON values).
+#[derive(Deserialize)]
+struct Line {
+    t: u64,
+    #[serde(default)]
+    ev: String,
+    #[serde(default)]
+    found: Option<bool>,
+    #[serde(default)]
+    latency_ms: Option<u64>,
+}
+
 /// The buckets of an event log: about 100 intervals of a whole number of seconds.
 pub fn buckets(events: &str) -> Vec<Bucket> {
-    let parsed: Vec<Value> = events
+    let parsed: Vec<Line> = events
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let end_ms = parsed
-        .iter()
-        .filter_map(|v| v["t"].as_u64())
-        .max()
-        .unwrap_or(0);
+    let end_ms = parsed.iter().map(|v| v.t).max().unwrap_or(0);
     let width_ms = (end_ms / 100).max(1_000).div_ceil(1_000) * 1_000;
     let n = (end_ms / width_ms + 1) as usize;
     let mut out: Vec<Bucket> = (0..n)
@@ -56,18 +65,17 @@ pub fn buckets(events: &str) -> Vec<Bucket> {
     let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); n];
     let mut live_delta = vec![0i64; n];
     for v in &parsed {
-        let Some(t) = v["t"].as_u64() else { continue };
-        let i = (t / width_ms) as usize;
+        let i = (v.t / width_ms) as usize;
         let b = &mut out[i];
-        match v["ev"].as_str().unwrap_or_default() {
+        match v.ev.as_str() {
             "up" | "restart" => live_delta[i] += 1,
             "crash" | "leave" => live_delta[i] -= 1,
             "lookup" => {
                 b.lookups += 1;
-                if v["found"].as_bool() == Some(true) {
+                if v.found == Some(true) {
                     b.found += 1;
                 }
-                if let Some(ms) = v["latency_ms"].as_u64() {
+                if let Some(ms) = v.latency_ms {
                     latencies[i].push(ms);
                 }
             }
