@@ -95,14 +95,20 @@ pub struct Stopped {
 
 impl Stopped {
     /// `c` as it is to be recorded; `dead` tells whether the target has been found dead,
-    /// `how` how (for the note), `what` names the target ("the seed").
-    pub fn record(&mut self, dead: bool, mut c: CaseResult, what: &str, how: &str) -> CaseResult {
+    /// `how` says how (for the note, asked only then), `what` names the target ("the seed").
+    pub fn record(
+        &mut self,
+        dead: bool,
+        mut c: CaseResult,
+        what: &str,
+        how: impl FnOnce() -> String,
+    ) -> CaseResult {
         if !dead {
             return c;
         }
         match &self.at {
             None => {
-                c.detail = format!("{} — {what} stopped answering here: {how}", c.detail);
+                c.detail = format!("{} — {what} stopped answering here: {}", c.detail, how());
                 self.at = Some(c.id.clone());
                 c
             }

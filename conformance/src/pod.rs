@@ -314,7 +314,7 @@ impl Suite {
 
     /// Records a case ([`catalogue::Stopped`], [`Http::stopped`]).
     fn push(&mut self, c: CaseResult) {
-        let how = "GET / on a fresh connection got no answer";
+        let how = || "GET / on a fresh connection got no answer".to_string();
         let c = self.stopped.record(self.http.stopped(), c, "the pod", how);
         self.cases.push(c);
     }

@@ -410,12 +410,15 @@ impl Suite {
             self.heard_at_push = self.watch.heard_count();
             self.last_answered = Some(c.id.clone());
         }
-        let since = match &self.last_answered {
-            Some(id) => format!("the last answer came during {id}"),
-            None => "it never answered".to_string(),
+        let last = &self.last_answered;
+        let how = || {
+            let since = match last {
+                Some(id) => format!("the last answer came during {id}"),
+                None => "it never answered".to_string(),
+            };
+            format!("two PINGs from a fresh socket got no PONG ({since})")
         };
-        let how = format!("two PINGs from a fresh socket got no PONG ({since})");
-        let c = self.stopped.record(dead, c, "the seed", &how);
+        let c = self.stopped.record(dead, c, "the seed", how);
         self.cases.push(c);
     }
 
