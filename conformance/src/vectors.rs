@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use crate::adapter::Implementation;
-use crate::generate::FILES;
+use crate::generate::FILES as GENERATED;
 use crate::report::{CaseResult, Strength, Verdict};
 
 /// The vectors of this build, embedded in the binary: the tool runs from any directory, and
@@ -58,12 +58,13 @@ impl Source {
     }
 }
 
-/// Loads every vector file of [`FILES`] from `source`, then `pgp/vectors.json` with the files
-/// it names read in (its keys, messages), as suite `pgp`.
+/// Loads the generated vector files ([`GENERATED`]) and `rest.json` from `source`, then
+/// `pgp/vectors.json` with the files it names read in (its keys, messages), as suite `pgp`.
 pub fn load(source: &Source) -> anyhow::Result<Vec<(String, Value)>> {
     source.check()?;
-    let mut out: Vec<(String, Value)> = FILES
+    let mut out: Vec<(String, Value)> = GENERATED
         .iter()
+        .chain(&["rest.json"])
         .map(|name| {
             let mut doc = source.json(name)?;
             if let Some(keys) = doc.get_mut("keys").and_then(Value::as_object_mut) {

@@ -71,6 +71,49 @@ fn committed_vectors_equal_the_generator_output() {
     }
 }
 
+/// `rest.json` is hand-written data, not generated: the few literal values it holds must be
+/// what they claim to be.
+#[test]
+fn the_literal_values_of_rest_json_are_what_they_claim() {
+    let dir = vectors_dir();
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rest.json")).unwrap()).unwrap();
+    let case = |id: &str| -> Vec<Value> {
+        doc["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is not in rest.json"))["steps"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    // The stored value: hex of an armored OpenPGP message, its key SHA-1 of that hex text.
+    let store = case("rest.messages.store-ok");
+    let value = store[0]["request"]["body"].as_str().unwrap();
+    let armored = String::from_utf8(hex::decode(value).unwrap()).unwrap();
+    assert!(
+        armored.starts_with("-----BEGIN PGP MESSAGE-----"),
+        "{armored}"
+    );
+    assert_eq!(
+        store[0]["expect"]["json"]["key"],
+        json!(pgp::sha1_hex(value))
+    );
+    let get = case("rest.messages.get-ok");
+    assert_eq!(get[0]["request"]["body"], json!(value));
+    assert_eq!(
+        get[1]["request"]["path"],
+        json!(format!("/messages/{}", pgp::sha1_hex(value)))
+    );
+    assert_eq!(get[1]["expect"]["body"], json!(value));
+    // The truncated key: the first half of alice's committed public key.
+    let alice = std::fs::read_to_string(dir.join("pgp/keys/alice.pub.asc")).unwrap();
+    let cut = case("rest.register.truncated-armor-400");
+    assert_eq!(cut[0]["request"]["body"], json!(alice[..alice.len() / 2]));
+}
+
 #[test]
 fn this_implementation_passes_every_vector_in_process() {
     let files = vectors::load(&vectors::Source::Embedded).unwrap();
