@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 
-use crate::report::{CaseResult, Verdict};
+use crate::report::{CaseResult, Strength, Verdict};
 
 /// One case of a live suite.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,6 +26,16 @@ pub struct Entry {
     pub rule: String,
     /// What it checks, in one line.
     pub description: String,
+    /// How binding the rule is (`MUST` when not given); read by table-driven rows.
+    #[serde(default)]
+    pub strength: Strength,
+    /// For a table-driven row: what to send (the seed suite's `table` module says how it
+    /// is read).
+    #[serde(default)]
+    pub send: Option<serde_json::Value>,
+    /// For a table-driven row: what must happen (`no-reply`, `accepted`, `refused`).
+    #[serde(default)]
+    pub expect: Option<String>,
 }
 
 /// A live suite.
@@ -57,13 +67,21 @@ impl Live {
     }
 }
 
-/// The suite's cases, in the order a run reports them.
-pub fn entries(suite: Live) -> Vec<Entry> {
-    // The files are part of this crate and parsed by its tests, so a parse error here is a
-    // build defect; it still ends as an empty list rather than a panic.
-    serde_json::from_str(suite.text()).unwrap_or_else(|e| {
-        eprintln!("muttr-conformance: cases/{}.json: {e}", suite.name());
-        Vec::new()
+/// The suite's cases, in the order a run reports them (parsed once).
+pub fn entries(suite: Live) -> &'static [Entry] {
+    static SEED: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
+    static POD: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
+    let cell = match suite {
+        Live::Seed => &SEED,
+        Live::Pod => &POD,
+    };
+    cell.get_or_init(|| {
+        // The files are part of this crate and parsed by its tests, so a parse error here is
+        // a build defect; it still ends as an empty list rather than a panic.
+        serde_json::from_str(suite.text()).unwrap_or_else(|e| {
+            eprintln!("muttr-conformance: cases/{}.json: {e}", suite.name());
+            Vec::new()
+        })
     })
 }
 
@@ -74,7 +92,7 @@ pub fn complete(suite: Live, cases: &mut Vec<CaseResult>, why: &str) {
     for e in entries(suite) {
         if !seen.contains(&e.id) {
             cases.push(CaseResult::with(
-                e.id,
+                e.id.clone(),
                 &e.rule,
                 Verdict::NotJudged,
                 why.to_string(),
@@ -146,7 +164,7 @@ pub fn complete_refinements(suite: Live, cases: &mut Vec<CaseResult>) {
         if let Some(at) = parent {
             let p = &cases[at];
             let child = CaseResult::with(
-                e.id,
+                e.id.clone(),
                 &e.rule,
                 p.verdict,
                 format!(
@@ -163,7 +181,7 @@ pub fn complete_refinements(suite: Live, cases: &mut Vec<CaseResult>) {
 /// the order within a group varies): `Err` lists the ids missing from the catalogue and those
 /// the run did not report.
 pub fn check_run(suite: Live, cases: &[CaseResult]) -> Result<(), String> {
-    let want: Vec<String> = entries(suite).into_iter().map(|e| e.id).collect();
+    let want: Vec<String> = entries(suite).iter().map(|e| e.id.clone()).collect();
     let got: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
     let extra: Vec<&String> = got.iter().filter(|id| !want.contains(id)).collect();
     let missing: Vec<&String> = want.iter().filter(|id| !got.contains(id)).collect();
@@ -189,7 +207,7 @@ mod tests {
             assert!(all.len() > 200, "{}: {}", suite.name(), all.len());
             let ids: std::collections::HashSet<&str> = all.iter().map(|e| e.id.as_str()).collect();
             assert_eq!(ids.len(), all.len(), "duplicate ids in {}", suite.name());
-            for e in &all {
+            for e in all {
                 // The pod suite runs the REST vectors too (`rest.*`).
                 assert!(
                     e.id.starts_with(&format!("{}.", suite.name()))
@@ -210,7 +228,7 @@ mod tests {
 
     #[test]
     fn complete_adds_the_unreported_cases_as_not_judged() {
-        let first = entries(Live::Seed).remove(0);
+        let first = &entries(Live::Seed)[0];
         let mut cases = vec![CaseResult::pass(&first.id, &first.rule, "ok")];
         complete(Live::Seed, &mut cases, "the seed stopped answering");
         assert_eq!(cases.len(), entries(Live::Seed).len());

@@ -290,9 +290,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if suite.is_none_or(|s| s == wanted) {
                     rows.extend(
                         catalogue::entries(live)
-                            .into_iter()
+                            .iter()
                             .filter(|e| selection.covers(&e.id))
-                            .map(|e| [e.id, e.rule, e.description]),
+                            .map(|e| [e.id.clone(), e.rule.clone(), e.description.clone()]),
                     );
                 }
             }

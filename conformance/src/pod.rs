@@ -2597,7 +2597,7 @@ impl Suite {
                     if entry.id.starts_with("pod.openapi.") {
                         let why = format!("not judged: {e}");
                         self.push(CaseResult::with(
-                            entry.id,
+                            entry.id.clone(),
                             &entry.rule,
                             Verdict::NotJudged,
                             why,

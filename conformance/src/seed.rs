@@ -9,12 +9,13 @@
 //! 2. reply shape, for each of the four request types (P-W1–P-W4, P-W7);
 //! 3. `rpcID` echo byte for byte, unknown fields ignored, the largest datagram (P-W1, P-W2);
 //! 4. bad input, all at once from fresh sockets: every datagram must go unanswered (P-W1–P-W6),
-//!    and the seed must still answer afterwards;
+//!    and the seed must still answer afterwards — the datagrams are rows of the case table
+//!    (`cases/seed.json`, read by [`table`]);
 //! 5. spoofed senders: replies go to the source, spoofed contacts are never learned (P-W7);
 //! 6. routing: contacts learned from each request type (P-K4), FIND_NODE / FIND_VALUE contact
 //!    lists at most 3, closest first, the true closest, never the seed, not the requester (P-W8);
 //! 7. STORE and FIND_VALUE: valid values stored and found again, each refusal of P-V1–P-V3
-//!    answered `success: false` with nothing stored;
+//!    answered `success: false` with nothing stored — the STOREs are rows of the case table too;
 //! 8. the routing table (P-K3), on an empty bucket: filled to k, a newcomer makes the seed
 //!    PING the least-recently-seen contact, which stays when it answers and is replaced by a
 //!    waiting newcomer when it does not.
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use futures::future::join_all;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -37,6 +39,8 @@ use crate::canon;
 use crate::catalogue::{self, Live};
 use crate::pgp::{self, hex_of, sha1_hex};
 use crate::report::{CaseResult, Strength, Verdict};
+
+mod table;
 
 /// How to run the suite.
 #[derive(Debug, Clone)]
@@ -317,6 +321,12 @@ fn contact_id(c: &Value) -> Result<String, String> {
     Ok(id.to_string())
 }
 
+/// A fresh rpcID: the run's seed and a counter, hashed.
+fn rpc_id(counter: &AtomicU64, seed: u64) -> String {
+    let n = counter.fetch_add(1, Ordering::Relaxed);
+    sha1_hex(&format!("{seed}-{n}"))
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -393,8 +403,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
 
 impl Suite {
     fn rpc(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        sha1_hex(&format!("{}-{n}", self.opts.rng_seed))
+        rpc_id(&self.counter, self.opts.rng_seed)
     }
 
     async fn peer(&self) -> anyhow::Result<Peer> {
@@ -453,6 +462,20 @@ impl Suite {
         let mut p = peer.me();
         p.insert("rpcID".into(), rpc.clone().into());
         (message(ty, p, extra), rpc)
+    }
+
+    /// The datagram of a table row ([`table`]) sent by `peer`.
+    fn make(&mut self, row: &catalogue::Entry, peer: &Peer) -> anyhow::Result<table::Made> {
+        let (counter, seed) = (&self.counter, self.opts.rng_seed);
+        let rpc = move || rpc_id(counter, seed);
+        let mut run = table::Run {
+            key: &sha1_hex(&format!("drop-{seed}")),
+            publisher: &id_of(SocketAddr::new(self.ip, 1)),
+            now_ms: now_ms(),
+            rng: &mut self.rng,
+            rpc: &rpc,
+        };
+        table::make(row, &peer.me(), &mut run).map_err(anyhow::Error::msg)
     }
 
     fn fresh_value(&mut self, len: usize) -> String {
@@ -1054,269 +1077,40 @@ impl Suite {
 
     // ------------------------------------------------------------------ 4. bad input
 
+    /// The table's `no-reply` rows (`cases/seed.json`), each from a fresh peer, all at once;
+    /// then an oversize datagram, and whether the seed still answers.
     async fn drops(&mut self) -> anyhow::Result<()> {
-        let mut list: Vec<(String, &'static str, Vec<u8>)> = Vec::new();
-        let mut peers = Vec::new();
-        let mut add =
-            |peers: &mut Vec<Peer>, p: Peer, slug: &str, rule: &'static str, bytes: Vec<u8>| {
-                list.push((format!("seed.drop.{slug}"), rule, bytes));
-                peers.push(p);
-            };
-        let raw: [(&str, &str, &[u8]); 15] = [
-            ("empty", "P-W6", b""),
-            ("garbage-bytes", "P-W6", b"\x13\x37garbage"),
-            ("not-utf8", "P-W1", b"\xff\xfe{}"),
-            ("not-json", "P-W6", b"hello seed"),
-            ("truncated-json", "P-W6", b"{\"type\":\"PING\",\"params\":{"),
-            ("json-array", "P-W1", b"[1,2]"),
-            ("json-string", "P-W1", b"\"PING\""),
-            ("json-number", "P-W1", b"42"),
-            ("json-null", "P-W1", b"null"),
-            ("empty-object", "P-W6", b"{}"),
-            ("missing-params", "P-W6", b"{\"type\":\"PING\"}"),
-            ("params-array", "P-W1", b"{\"type\":\"PING\",\"params\":[]}"),
-            (
-                "params-string",
-                "P-W1",
-                b"{\"type\":\"PING\",\"params\":\"x\"}",
-            ),
-            ("type-number", "P-W6", b"{\"type\":7,\"params\":{}}"),
-            (
-                "http-request",
-                "P-W6",
-                b"GET / HTTP/1.1\r\nHost: seed\r\n\r\n",
-            ),
-        ];
-        for (slug, rule, bytes) in raw {
+        let mut sends = Vec::new();
+        for row in table::rows(catalogue::entries(Live::Seed), "seed.drop.", "no-reply") {
             let p = self.peer().await?;
-            add(&mut peers, p, slug, rule, bytes.to_vec());
+            let made = self.make(row, &p)?;
+            sends.push((row, p, made));
         }
-        let store_ok = self.store_params();
-        let key = sha1_hex(&format!("drop-{}", self.opts.rng_seed));
-        // (slug, rule, type, params change, raw-suffix)
-        let defects: Vec<(&str, &str, &str, Value)> = vec![
-            ("type-unknown", "P-W6", "PANG", json!({})),
-            ("type-lowercase", "P-W6", "ping", json!({})),
-            ("type-reply-name-as-request", "P-W2", "PONG", json!({})),
-            (
-                "ping-missing-address",
-                "P-W2",
-                "PING",
-                json!({"address": null}),
-            ),
-            (
-                "ping-address-hostname",
-                "P-W2",
-                "PING",
-                json!({"address": "localhost"}),
-            ),
-            (
-                "ping-address-number",
-                "P-W2",
-                "PING",
-                json!({"address": 2130706433}),
-            ),
-            ("ping-missing-port", "P-W2", "PING", json!({"port": null})),
-            ("ping-port-zero", "P-W2", "PING", json!({"port": 0})),
-            ("ping-port-65536", "P-W2", "PING", json!({"port": 65_536})),
-            ("ping-port-string", "P-W2", "PING", json!({"port": "PORT"})),
-            ("ping-port-fraction", "P-W2", "PING", json!({"port": 1.5})),
-            (
-                "ping-missing-node-id",
-                "P-W2",
-                "PING",
-                json!({"nodeID": null}),
-            ),
-            (
-                "ping-node-id-uppercase",
-                "P-W4",
-                "PING",
-                json!({"nodeID": "UPPER"}),
-            ),
-            (
-                "ping-node-id-mismatch",
-                "P-W3",
-                "PING",
-                json!({"nodeID": sha1_hex("127.0.0.1:1")}),
-            ),
-            ("ping-node-id-number", "P-W6", "PING", json!({"nodeID": 5})),
-            (
-                "ping-missing-rpc-id",
-                "P-W2",
-                "PING",
-                json!({"rpcID": null}),
-            ),
-            ("ping-rpc-id-empty", "P-W4", "PING", json!({"rpcID": ""})),
-            (
-                "ping-rpc-id-129-chars",
-                "P-W4",
-                "PING",
-                json!({"rpcID": "r".repeat(129)}),
-            ),
-            (
-                "ping-rpc-id-control-char",
-                "P-W4",
-                "PING",
-                json!({"rpcID": "a\nb"}),
-            ),
-            (
-                "ping-rpc-id-non-ascii",
-                "P-W4",
-                "PING",
-                json!({"rpcID": "réf"}),
-            ),
-            ("ping-rpc-id-number", "P-W4", "PING", json!({"rpcID": 42})),
-            (
-                "ping-with-reference-id",
-                "P-W2",
-                "PING",
-                json!({"referenceID": "x"}),
-            ),
-            ("find-node-missing-key", "P-W6", "FIND_NODE", json!({})),
-            (
-                "find-node-key-uppercase",
-                "P-W4",
-                "FIND_NODE",
-                json!({"key": key.to_uppercase()}),
-            ),
-            (
-                "find-node-key-short",
-                "P-W4",
-                "FIND_NODE",
-                json!({"key": &key[..39]}),
-            ),
-            (
-                "find-node-key-number",
-                "P-W6",
-                "FIND_NODE",
-                json!({"key": 1}),
-            ),
-            (
-                "find-node-missing-rpc-id",
-                "P-W2",
-                "FIND_NODE",
-                json!({"key": key, "rpcID": null}),
-            ),
-            ("find-value-missing-key", "P-W6", "FIND_VALUE", json!({})),
-            (
-                "find-value-key-uppercase",
-                "P-W4",
-                "FIND_VALUE",
-                json!({"key": key.to_uppercase()}),
-            ),
-            (
-                "find-value-node-id-mismatch",
-                "P-W3",
-                "FIND_VALUE",
-                json!({"key": key, "nodeID": key}),
-            ),
-            (
-                "store-missing-key",
-                "P-W6",
-                "STORE",
-                json!({"value": store_ok["value"], "timestamp": store_ok["timestamp"], "publisher": store_ok["publisher"]}),
-            ),
-            (
-                "store-missing-value",
-                "P-W6",
-                "STORE",
-                json!({"key": store_ok["key"], "timestamp": store_ok["timestamp"], "publisher": store_ok["publisher"]}),
-            ),
-            (
-                "store-value-number",
-                "P-W6",
-                "STORE",
-                json!({"key": store_ok["key"], "value": 7, "timestamp": store_ok["timestamp"], "publisher": store_ok["publisher"]}),
-            ),
-            ("store-key-uppercase", "P-W4", "STORE", {
-                let mut s = store_ok.clone();
-                s["key"] = json!(store_ok["key"].as_str().unwrap_or_default().to_uppercase());
-                s
-            }),
-            ("store-timestamp-string", "P-W5", "STORE", {
-                let mut s = store_ok.clone();
-                s["timestamp"] = json!("now");
-                s
-            }),
-            ("store-timestamp-negative", "P-W5", "STORE", {
-                let mut s = store_ok.clone();
-                s["timestamp"] = json!(-5);
-                s
-            }),
-            ("store-timestamp-fraction", "P-W5", "STORE", {
-                let mut s = store_ok.clone();
-                s["timestamp"] = json!(1.25);
-                s
-            }),
-            ("store-publisher-uppercase", "P-W4", "STORE", {
-                let mut s = store_ok.clone();
-                s["publisher"] = json!(
-                    store_ok["publisher"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_uppercase()
-                );
-                s
-            }),
-            ("store-with-reference-id", "P-W2", "STORE", {
-                let mut s = store_ok.clone();
-                s["referenceID"] = json!("x");
-                s
-            }),
-        ];
-        for (slug, rule, ty, extra) in defects {
-            let p = self.peer().await?;
-            let (mut m, _) = self.request(&p, ty, extra);
-            if m["params"]["nodeID"] == "UPPER" {
-                m["params"]["nodeID"] = json!(p.id.to_uppercase());
-            }
-            add(&mut peers, p, slug, rule, canon::compact(&m).into_bytes());
-        }
-        // Whole-datagram defects on an otherwise valid PING.
-        for (slug, rule) in [("trailing-garbage", "P-W6"), ("two-messages", "P-W6")] {
-            let p = self.peer().await?;
-            let (m, _) = self.request(&p, "PING", json!({}));
-            let text = canon::compact(&m);
-            let bytes = if slug == "trailing-garbage" {
-                format!("{text}x")
-            } else {
-                format!("{text}{text}")
-            };
-            add(&mut peers, p, slug, rule, bytes.into_bytes());
-        }
-
         let target = self.opts.target;
         let silence = self.opts.silence;
-        let outcomes = join_all(
-            peers
-                .iter()
-                .zip(&list)
-                .map(|(p, (_, _, bytes))| async move {
-                    if let Err(e) = p.send(target, bytes).await {
-                        return Err(e.to_string());
-                    }
-                    Ok(p.recv(silence).await)
-                }),
-        )
+        let outcomes = join_all(sends.iter().map(|(_, p, made)| async move {
+            p.send(target, &made.bytes).await?;
+            Ok::<_, std::io::Error>(p.recv(silence).await)
+        }))
         .await;
-        for ((id, rule, bytes), out) in list.iter().zip(outcomes) {
-            let shown = match std::str::from_utf8(bytes) {
+        for ((row, _, made), out) in sends.iter().zip(outcomes) {
+            let shown = match std::str::from_utf8(&made.bytes) {
                 Ok(t) => json!(t),
-                Err(_) => json!({"hex": hex::encode(bytes)}),
+                Err(_) => json!({"hex": hex::encode(&made.bytes)}),
             };
             match out {
                 Err(e) => self.push(CaseResult::with(
-                    id.clone(),
-                    rule,
+                    row.id.clone(),
+                    &row.rule,
                     Verdict::NotApplicable,
                     format!("could not send: {e}"),
                 )),
                 Ok(r) => self.check(
-                    id,
-                    rule,
-                    Strength::Must,
+                    &row.id,
+                    &row.rule,
+                    row.strength,
                     r.is_none(),
-                    "an invalid datagram is dropped with no reply (P-W6)",
+                    row.description.clone(),
                     Some(&shown),
                     r.as_ref(),
                     Value::Null,
@@ -1367,39 +1161,6 @@ impl Suite {
             r.as_ref(),
             json!({"type": "PONG"}),
         );
-        // Unsolicited replies get no answer either.
-        let mut list = Vec::new();
-        for ty in ["PONG", "STORE_REPLY", "FIND_NODE_REPLY", "FIND_VALUE_REPLY"] {
-            let p = self.peer().await?;
-            let mut pm = p.me();
-            pm.insert("referenceID".into(), self.rpc().into());
-            let extra = match ty {
-                "STORE_REPLY" => json!({"success": true}),
-                "FIND_NODE_REPLY" => json!({"contacts": []}),
-                "FIND_VALUE_REPLY" => json!({"value": store_ok["value"]}),
-                _ => json!({}),
-            };
-            let m = message(ty, pm, extra);
-            list.push((p, m, ty));
-        }
-        let outs = join_all(list.iter().map(|(p, m, _)| async move {
-            let _ = p.send(target, canon::compact(m).as_bytes()).await;
-            p.recv(silence).await
-        }))
-        .await;
-        for ((_, m, ty), r) in list.iter().zip(outs) {
-            let slug = ty.to_lowercase().replace('_', "-");
-            self.check(
-                &format!("seed.drop.unsolicited-{slug}"),
-                "P-W2",
-                Strength::Must,
-                r.is_none(),
-                "a reply that answers nothing is not answered",
-                Some(m),
-                r.as_ref(),
-                Value::Null,
-            );
-        }
         Ok(())
     }
 
@@ -1737,9 +1498,13 @@ impl Suite {
 
     // ------------------------------------------------------------------ 7. storage
 
+    /// The table's `accepted` rows one after the other, each STORE then found from another
+    /// peer (and the valid value stored again); then its `refused` rows all at once, each
+    /// answered `success: false` with nothing stored under the key sent nor the value's own.
     async fn storage(&mut self) -> anyhow::Result<()> {
         let t = self.opts.target;
         let wait = self.opts.reply_timeout;
+        let entries = catalogue::entries(Live::Seed);
         let s = self.peer().await?;
         let other = self.peer().await?;
         let success = |r: &Option<Reply>| {
@@ -1756,245 +1521,135 @@ impl Suite {
                 .map(String::from)
         };
 
-        // Accepted STOREs, each then found (P-V3, P-V2).
-        let mut accepted: Vec<(&str, &str, Strength, Value)> = Vec::new();
-        let base = self.store_params();
-        accepted.push(("valid", "P-V3", Strength::Must, base.clone()));
-        let mut pk = pgp::pkesk(&mut self.rng);
-        pk.extend(pgp::seip(&mut self.rng, 120));
-        let v = hex_of(&pgp::armor_message(&pk));
-        accepted.push(("pkesk", "P-V1", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms(), "publisher": base["publisher"]})));
-        let v = self.fresh_value(20_000);
-        accepted.push(("large-value", "P-V1", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms(), "publisher": base["publisher"]})));
-        let v = self.fresh_value(64);
-        accepted.push(("timestamp-5-min-ahead", "P-V3", Strength::Should, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms() + 300_000, "publisher": base["publisher"]})));
-        let v = self.fresh_value(64);
-        accepted.push(("timestamp-1-hour-old", "P-K2", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms() - 3_600_000, "publisher": base["publisher"]})));
-        let v = self.fresh_value(64);
-        accepted.push(("other-publisher", "P-V3", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms(), "publisher": sha1_hex("10.9.9.9:9")})));
-        for (slug, rule, strength, params) in accepted {
-            let (m, _) = self.request(&s, "STORE", params.clone());
+        let mut first = None;
+        for row in table::rows(entries, "seed.store.", "accepted") {
+            let m = self.make(row, &s)?.message.unwrap_or_default();
             let r = s.ask(t, &m, wait).await;
-            let shown = clip_value(&m);
             self.check(
-                &format!("seed.store.{slug}-accepted"),
-                rule,
-                strength,
+                &row.id,
+                &row.rule,
+                row.strength,
                 success(&r) == Some(true),
-                "a valid STORE is answered success:true",
-                Some(&shown),
+                row.description.clone(),
+                Some(&clip_value(&m)),
                 r.as_ref(),
                 json!({"success": true}),
             );
-            let (fm, _) = self.request(&other, "FIND_VALUE", json!({"key": params["key"]}));
+            let (fm, _) = self.request(&other, "FIND_VALUE", json!({"key": m["params"]["key"]}));
             let fr = other.ask(t, &fm, wait).await;
-            let got = found(&fr);
+            let then = follow_up(entries, row, "-accepted", "-found")?;
             self.check(
-                &format!("seed.store.{slug}-found"),
-                rule,
-                strength,
-                got.as_deref() == params["value"].as_str(),
-                "FIND_VALUE for its key returns the value, exactly as stored",
+                &then.id,
+                &then.rule,
+                then.strength,
+                found(&fr).as_deref() == m["params"]["value"].as_str(),
+                then.description.clone(),
                 Some(&fm),
                 fr.as_ref().map(clip_reply).as_ref(),
                 json!({"value": "the stored value"}),
             );
-            if slug == "valid" {
-                let c = fr
-                    .as_ref()
-                    .and_then(|r| r.params())
-                    .is_some_and(|p| p.get("contacts").is_some_and(|c| !c.is_null()));
-                self.check(
-                    "seed.find-value.found.value-not-contacts",
-                    "P-W9",
-                    Strength::Must,
-                    got.is_some() && !c,
-                    "a found value comes without `contacts`",
-                    Some(&fm),
-                    fr.as_ref().map(clip_reply).as_ref(),
-                    json!({"value": "…"}),
-                );
-                let (m2, _) = self.request(&s, "STORE", params.clone());
-                let r2 = s.ask(t, &m2, wait).await;
-                self.check(
-                    "seed.store.again-succeeds",
-                    "P-V3",
-                    Strength::Must,
-                    success(&r2) == Some(true),
-                    "storing an existing key again succeeds",
-                    Some(&clip_value(&m2)),
-                    r2.as_ref(),
-                    json!({"success": true}),
-                );
-                let (fm, _) = self.request(&other, "FIND_VALUE", json!({"key": params["key"]}));
-                let fr = other.ask(t, &fm, wait).await;
-                self.check(
-                    "seed.store.again-changes-nothing",
-                    "P-V3",
-                    Strength::Must,
-                    found(&fr).as_deref() == params["value"].as_str(),
-                    "the value is unchanged after the second STORE",
-                    Some(&fm),
-                    fr.as_ref().map(clip_reply).as_ref(),
-                    json!({"value": "the stored value"}),
-                );
-            }
+            first.get_or_insert((m, fm, fr));
         }
+        let (m, fm, fr) = first.context("the case table has no accepted STORE")?;
+        let c = fr
+            .as_ref()
+            .and_then(|r| r.params())
+            .is_some_and(|p| p.get("contacts").is_some_and(|c| !c.is_null()));
+        self.check(
+            "seed.find-value.found.value-not-contacts",
+            "P-W9",
+            Strength::Must,
+            found(&fr).is_some() && !c,
+            "a found value comes without `contacts`",
+            Some(&fm),
+            fr.as_ref().map(clip_reply).as_ref(),
+            json!({"value": "…"}),
+        );
+        let (m2, _) = self.request(&s, "STORE", m["params"].clone());
+        let r2 = s.ask(t, &m2, wait).await;
+        self.check(
+            "seed.store.again-succeeds",
+            "P-V3",
+            Strength::Must,
+            success(&r2) == Some(true),
+            "storing an existing key again succeeds",
+            Some(&clip_value(&m2)),
+            r2.as_ref(),
+            json!({"success": true}),
+        );
+        let fr = other.ask(t, &fm, wait).await;
+        self.check(
+            "seed.store.again-changes-nothing",
+            "P-V3",
+            Strength::Must,
+            found(&fr).as_deref() == m["params"]["value"].as_str(),
+            "the value is unchanged after the second STORE",
+            Some(&fm),
+            fr.as_ref().map(clip_reply).as_ref(),
+            json!({"value": "the stored value"}),
+        );
 
-        // Refused STOREs: success:false and nothing stored, under the key sent nor the value's own.
-        let pubr = base["publisher"].clone();
-        let mut refused: Vec<(&str, &str, Strength, Value)> = Vec::new();
-        let v = self.fresh_value(64);
-        refused.push(("key-mismatch", "P-V2", Strength::Must, json!({"key": sha1_hex(&format!("not the key {v}")), "value": v, "timestamp": now_ms(), "publisher": pubr})));
-        let armored = pgp::armor_message(&pgp::encrypted(&mut self.rng, 64));
-        refused.push(("libmuttr-key", "P-V2", Strength::Must, json!({"key": sha1_hex(&armored), "value": hex_of(&armored), "timestamp": now_ms(), "publisher": pubr})));
-        let up = self.fresh_value(64).to_uppercase();
-        refused.push((
-            "value-uppercase-hex",
-            "P-V1",
-            Strength::Must,
-            json!({"key": sha1_hex(&up), "value": up, "timestamp": now_ms(), "publisher": pubr}),
-        ));
-        let odd = format!("{}0", self.fresh_value(64));
-        refused.push((
-            "value-odd-length",
-            "P-V1",
-            Strength::Must,
-            json!({"key": sha1_hex(&odd), "value": odd, "timestamp": now_ms(), "publisher": pubr}),
-        ));
-        let nonhex = format!("zz{}", &self.fresh_value(64)[2..]);
-        refused.push(("value-not-hex", "P-V1", Strength::Must, json!({"key": sha1_hex(&nonhex), "value": nonhex, "timestamp": now_ms(), "publisher": pubr})));
-        refused.push((
-            "value-empty",
-            "P-V1",
-            Strength::Must,
-            json!({"key": sha1_hex(""), "value": "", "timestamp": now_ms(), "publisher": pubr}),
-        ));
-        let plain = hex_of(&format!("not an OpenPGP message {}\n", self.rpc()));
-        refused.push(("value-plain-text", "P-V1", Strength::Must, json!({"key": sha1_hex(&plain), "value": plain, "timestamp": now_ms(), "publisher": pubr})));
-        let bin = hex::encode(pgp::encrypted(&mut self.rng, 64));
-        refused.push((
-            "value-binary-not-armored",
-            "P-V1",
-            Strength::Must,
-            json!({"key": sha1_hex(&bin), "value": bin, "timestamp": now_ms(), "publisher": pubr}),
-        ));
-        let kb = hex_of(&pgp::armor_as(
-            &pgp::encrypted(&mut self.rng, 64),
-            sequoia_openpgp::armor::Kind::PublicKey,
-        ));
-        refused.push((
-            "value-public-key-armor",
-            "P-V1",
-            Strength::Must,
-            json!({"key": sha1_hex(&kb), "value": kb, "timestamp": now_ms(), "publisher": pubr}),
-        ));
-        let full = pgp::armor_message(&pgp::encrypted(&mut self.rng, 64));
-        let cut = hex_of(full.split("-----END").next().unwrap_or_default());
-        refused.push((
-            "value-armor-no-end",
-            "P-V1",
-            Strength::Must,
-            json!({"key": sha1_hex(&cut), "value": cut, "timestamp": now_ms(), "publisher": pubr}),
-        ));
-        let b64 = hex_of(&format!(
-            "-----BEGIN PGP MESSAGE-----\n\n!!{}!!\n-----END PGP MESSAGE-----\n",
-            self.rpc()
-        ));
-        refused.push((
-            "value-armor-bad-base64",
-            "P-V1",
-            Strength::Must,
-            json!({"key": sha1_hex(&b64), "value": b64, "timestamp": now_ms(), "publisher": pubr}),
-        ));
-        let v = self.fresh_value(64);
-        refused.push((
-            "missing-timestamp",
-            "P-V3",
-            Strength::Must,
-            json!({"key": sha1_hex(&v), "value": v, "publisher": pubr}),
-        ));
-        let v = self.fresh_value(64);
-        refused.push((
-            "missing-publisher",
-            "P-V3",
-            Strength::Must,
-            json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms()}),
-        ));
-        let v = self.fresh_value(64);
-        refused.push(("timestamp-11-min-ahead", "P-V3", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms() + 660_000, "publisher": pubr})));
-        let v = self.fresh_value(64);
-        refused.push(("timestamp-1-day-ahead", "P-V3", Strength::Must, json!({"key": sha1_hex(&v), "value": v, "timestamp": now_ms() + 86_400_000, "publisher": pubr})));
-        let lit = hex_of(&pgp::armor_message(&pgp::literal(self.rpc().as_bytes())));
-        refused.push((
-            "literal-only",
-            "P-V3",
-            Strength::Should,
-            json!({"key": sha1_hex(&lit), "value": lit, "timestamp": now_ms(), "publisher": pubr}),
-        ));
-        let seip = hex_of(&pgp::armor_message(&pgp::seip(&mut self.rng, 64)));
-        refused.push(("seip-without-esk", "P-V3", Strength::Should, json!({"key": sha1_hex(&seip), "value": seip, "timestamp": now_ms(), "publisher": pubr})));
-        let mut after = pgp::encrypted(&mut self.rng, 64);
-        after.extend(pgp::literal(b"trailing"));
-        let after = hex_of(&pgp::armor_message(&after));
-        refused.push(("packet-after-seip", "P-V3", Strength::Should, json!({"key": sha1_hex(&after), "value": after, "timestamp": now_ms(), "publisher": pubr})));
-        let mut junk = b"\x00\x01\x02 ".to_vec();
-        junk.extend(self.rpc().as_bytes());
-        let junk = hex_of(&pgp::armor_message(&junk));
-        refused.push(("garbage-packets", "P-V3", Strength::Should, json!({"key": sha1_hex(&junk), "value": junk, "timestamp": now_ms(), "publisher": pubr})));
-
-        let mut peers = Vec::new();
-        for _ in &refused {
-            peers.push((self.peer().await?, self.peer().await?));
+        let mut refused = Vec::new();
+        for row in table::rows(entries, "seed.store.", "refused") {
+            let (p, o) = (self.peer().await?, self.peer().await?);
+            let m = self.make(row, &p)?.message.unwrap_or_default();
+            let params = &m["params"];
+            let (f1, _) = self.request(&o, "FIND_VALUE", json!({"key": params["key"]}));
+            let own = params["value"].as_str().map(sha1_hex).unwrap_or_default();
+            let (f2, _) = self.request(&o, "FIND_VALUE", json!({"key": own}));
+            let then = follow_up(entries, row, "-refused", "-not-stored")?;
+            refused.push((row, then, p, o, m, f1, f2));
         }
-        let reqs: Vec<(Value, Value, Value)> = refused
-            .iter()
-            .zip(&peers)
-            .map(|((_, _, _, params), (p, o))| {
-                let (m, _) = self.request(p, "STORE", params.clone());
-                let (f1, _) = self.request(o, "FIND_VALUE", json!({"key": params["key"]}));
-                let own = params["value"].as_str().map(sha1_hex).unwrap_or_default();
-                let (f2, _) = self.request(o, "FIND_VALUE", json!({"key": own}));
-                (m, f1, f2)
-            })
-            .collect();
-        let outs = join_all(
-            peers
-                .iter()
-                .zip(&reqs)
-                .map(|((p, o), (m, f1, f2))| async move {
-                    let r = p.ask(t, m, wait).await;
-                    let a = o.ask(t, f1, wait).await;
-                    let b = o.ask(t, f2, wait).await;
-                    (r, a, b)
-                }),
-        )
+        let outs = join_all(refused.iter().map(|(_, _, p, o, m, f1, f2)| async move {
+            let r = p.ask(t, m, wait).await;
+            let a = o.ask(t, f1, wait).await;
+            let b = o.ask(t, f2, wait).await;
+            (r, a, b)
+        }))
         .await;
-        for (((slug, rule, strength, _), (m, f1, f2)), (r, a, b)) in
-            refused.iter().zip(&reqs).zip(outs)
-        {
-            let shown = clip_value(m);
+        for ((row, then, _, _, m, f1, f2), (r, a, b)) in refused.iter().zip(outs) {
             self.check(
-                &format!("seed.store.{slug}-refused"),
-                rule,
-                *strength,
+                &row.id,
+                &row.rule,
+                row.strength,
                 success(&r) == Some(false),
-                "answered success:false",
-                Some(&shown),
+                row.description.clone(),
+                Some(&clip_value(m)),
                 r.as_ref(),
                 json!({"success": false}),
             );
-            let stored = found(&a).is_some() || found(&b).is_some();
-            let which = if found(&a).is_some() { f1 } else { f2 };
-            let got = if found(&a).is_some() {
-                a.as_ref()
+            let (which, got) = if found(&a).is_some() {
+                (f1, &a)
             } else {
-                b.as_ref()
+                (f2, &b)
             };
-            self.check(&format!("seed.store.{slug}-not-stored"), rule, *strength, !stored, "nothing stored: FIND_VALUE under the key sent and under sha1(value) finds no value", Some(which), got.map(clip_reply).as_ref(), json!({"contacts": "…"}));
+            self.check(
+                &then.id,
+                &then.rule,
+                then.strength,
+                found(&a).is_none() && found(&b).is_none(),
+                then.description.clone(),
+                Some(which),
+                got.as_ref().map(clip_reply).as_ref(),
+                json!({"contacts": "…"}),
+            );
         }
         Ok(())
     }
+}
+
+/// The case that follows `row` in the table: its id with `from` replaced by `to` at the end.
+fn follow_up(
+    entries: &'static [catalogue::Entry],
+    row: &catalogue::Entry,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<&'static catalogue::Entry> {
+    let id = format!("{}{to}", row.id.trim_end_matches(from));
+    entries
+        .iter()
+        .find(|e| e.id == id)
+        .with_context(|| format!("{}: the case table has no {id}", row.id))
 }
 
 fn clip_str(s: &str) -> Value {
