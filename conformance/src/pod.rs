@@ -5,15 +5,14 @@
 //! behaviour. Phases:
 //!
 //! 1. probe: the pod answers HTTP at all (otherwise the run stops);
-//! 2. errors: unknown routes (404) and methods (405) answer `{"error": …}` (P-A7);
-//! 3. registration `POST /` (P-G1, P-A5, P-A7): pubkeyhash = SHA-1 of the exact body,
-//!    idempotence, 409 for the same key in another text, 400 / 413 / 415;
-//! 4. aliases: `POST /aliases` (authorized, pattern P-A8, 409 taken, parameters only from the
-//!    signed text P-A1) and `GET /aliases/:alias` (`application/pgp-keys`, exact text, 404, 400);
-//! 5. authentication (P-A1–P-A3): replay, stale nonces, altered or transplanted signatures,
-//!    wrong signer, unknown identity, unsigned or garbage bodies, unknown identity types;
-//! 6. tokens (P-A6): shape, at least 128 bits, single use, bound to method, resource and
-//!    identity (and, with `--slow`, the 30 s expiry);
+//! 2. `GET /` without a WebSocket upgrade answers, and an error as `{"error": …}` (P-A7);
+//! 3. registration `POST /` (P-G1, P-A5, P-A7) with the suite's own keys: pubkeyhash = SHA-1
+//!    of the exact body (CRLF kept), RSA-3072 with `--rsa`, not-keys 400, media type 415;
+//! 4. authentication (P-A1–P-A3): replay (also at another endpoint), stale nonces, altered or
+//!    transplanted signatures, wrong signer, unknown identity, unsigned or garbage bodies,
+//!    unknown identity types;
+//! 5. (routes, aliases and tokens — P-A4, P-A6–P-A8 — are cases of the REST vectors:
+//!    `rest.route.*`, `rest.aliases.*`, `rest.tokens.*`, run in phase 8);
 //! 7. WebSocket push and inboxes (P-S2, P-A4, P-A9): notification shape, `from` checked
 //!    against the signer, push within 1 s to every subscriber, playback grouped by contact,
 //!    entries kept after push and playback until `DELETE /inboxes`
@@ -170,22 +169,6 @@ fn is_hex40(v: &Value) -> bool {
     })
 }
 
-/// Bits of entropy a token's text can hold at most, from its alphabet.
-fn token_bits(t: &str) -> f64 {
-    let per_char: f64 = if t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        4.0
-    } else if t
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='))
-    {
-        let core = t.trim_end_matches('=');
-        return core.len() as f64 * 6.0;
-    } else {
-        6.5
-    };
-    t.len() as f64 * per_char
-}
-
 /// The notification shape of the whitepaper (push frames, `POST /inboxes` answers, playback
 /// entries): `recipient`/`sender` `{userID, pubkeyhash}`, `key`, `timestamp`.
 fn entry_shape(e: &Value) -> Result<(), String> {
@@ -211,7 +194,6 @@ struct Suite {
     opts: Options,
     http: Http,
     host: String,
-    rng: ChaCha8Rng,
     last_nonce: u64,
     cases: Vec<CaseResult>,
     tag: String,
@@ -232,7 +214,6 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
         opts: opts.clone(),
         http: Http::new(target, opts.timeout),
         host,
-        rng,
         last_nonce: 0,
         cases: Vec::new(),
         tag,
@@ -246,13 +227,15 @@ pub async fn run(opts: &Options) -> anyhow::Result<Vec<CaseResult>> {
         );
         return Ok(s.cases);
     }
-    s.errors().await;
+    s.get_root().await;
     let users = s.users()?;
     let [alice, bob, carol, mallory, dave] = &users;
     s.register(alice, bob, carol, dave, mallory).await?;
-    s.aliases(alice, bob, carol, mallory).await;
+    // Aliases for the phases below (alias creation itself is checked by `rest.aliases.*`).
+    for u in [alice, bob, carol] {
+        let _ = s.create_alias(u, &u.alias).await;
+    }
     s.auth(alice, bob, mallory).await;
-    s.tokens(alice, bob, mallory).await;
     s.inboxes(alice, bob, carol, mallory).await;
     s.purge_upto(alice, bob).await;
     s.rest_vectors().await?;
@@ -464,33 +447,11 @@ impl Suite {
         ok
     }
 
-    // ------------------------------------------------------------------ 2. errors
+    // ------------------------------------------------------------------ 2. GET /
 
-    async fn errors(&mut self) {
-        let cases: [(&str, &str, &str, u16); 8] = [
-            ("pod.route.unknown-get-404", "GET", "/no-such-route", 404),
-            ("pod.route.unknown-post-404", "POST", "/no/such/route", 404),
-            ("pod.route.unknown-nested-404", "GET", "/messages/a/b", 404),
-            ("pod.route.put-tokens-405", "PUT", "/tokens", 405),
-            ("pod.route.get-tokens-405", "GET", "/tokens", 405),
-            ("pod.route.patch-root-405", "PATCH", "/", 405),
-            ("pod.route.delete-messages-405", "DELETE", "/messages", 405),
-            ("pod.route.put-inbox-405", "PUT", "/inboxes", 405),
-        ];
-        for (id, method, path, status) in cases {
-            let (sent, r) = self
-                .call(method, path, if method == "GET" { None } else { TEXT }, "")
-                .await;
-            self.expect_error(
-                id,
-                "P-A7",
-                &format!("{method} {path}"),
-                &sent,
-                &r,
-                &[status],
-            );
-        }
-        // The base URI is the WebSocket endpoint; a plain GET there is not a page of HTML.
+    /// The base URI is the WebSocket endpoint; a plain GET there is not a page of HTML (the
+    /// other routes and methods are cases of the REST vectors, `rest.route.*`).
+    async fn get_root(&mut self) {
         let (sent, r) = self.call("GET", "/", None, "").await;
         match r.as_ref().map(|r| r.status) {
             Ok(s) if s >= 400 => self.error_shape("pod.route.get-root-plain.json-error", &r),
@@ -664,237 +625,6 @@ impl Suite {
     async fn create_alias(&mut self, u: &User, alias: &str) -> (Value, Result<Resp, String>) {
         let body = self.signed(u, &[("alias", alias)]);
         self.post("/aliases", &body).await
-    }
-
-    async fn aliases(&mut self, alice: &User, bob: &User, carol: &User, mallory: &User) {
-        let (sent, r) = self.create_alias(alice, &alice.alias.clone()).await;
-        let v = self.expect_ok_json(
-            "pod.alias.create-ok",
-            "P-A4",
-            "a registered identity adds an alias",
-            &sent,
-            &r,
-        );
-        match v {
-            Some(v) => {
-                let ok = v["alias"]["name"] == json!(alice.alias)
-                    && is_int_ms_near_now(&v["alias"]["created"]);
-                self.check(
-                    "pod.alias.create-shape",
-                    "P-A5",
-                    Strength::Must,
-                    ok,
-                    "{\"alias\": {\"name\", \"created\": integer ms}}, unwrapped",
-                    Some(&sent),
-                    Some(v),
-                    json!({"alias": {"name": alice.alias, "created": "integer ms"}}),
-                );
-            }
-            None => self.na(
-                "pod.alias.create-shape",
-                "P-A5",
-                "prerequisite failed: pod.alias.create-ok",
-            ),
-        }
-        for u in [bob, carol] {
-            let _ = self.create_alias(u, &u.alias.clone()).await;
-        }
-        // GET.
-        let path = format!("/aliases/{}", alice.alias);
-        let (sent, r) = self.call("GET", &path, None, "").await;
-        self.check(
-            "pod.alias-get.ok",
-            "P-A5",
-            Strength::Must,
-            r.as_ref().is_ok_and(|r| r.status == 200),
-            "GET /aliases/:alias of an existing alias",
-            Some(&sent),
-            Some(Self::shown(&r)),
-            json!({"status": 200}),
-        );
-        self.check(
-            "pod.alias-get.media-pgp-keys",
-            "P-A5",
-            Strength::Must,
-            r.as_ref()
-                .is_ok_and(|r| r.essence() == "application/pgp-keys"),
-            "answered as application/pgp-keys",
-            Some(&sent),
-            Some(Self::shown(&r)),
-            json!({"content_type": "application/pgp-keys"}),
-        );
-        self.check(
-            "pod.alias-get.exact-text",
-            "P-G1",
-            Strength::Must,
-            r.as_ref().is_ok_and(|r| r.body == alice.armored),
-            "the armored key exactly as registered (SHA-1 of it is the pubkeyhash)",
-            Some(&sent),
-            Some(Self::shown(&r)),
-            json!({"body": clip(&alice.armored)}),
-        );
-        let path = format!("/aliases/nobody-{}", self.tag);
-        let (sent, r) = self.call("GET", &path, None, "").await;
-        self.expect_error(
-            "pod.alias-get.unknown-404",
-            "P-A7",
-            "an alias nobody has",
-            &sent,
-            &r,
-            &[404],
-        );
-        let long = "a".repeat(65);
-        let bad: [(&str, &str); 6] = [
-            ("pod.alias-get.uppercase-400", "Alice"),
-            ("pod.alias-get.leading-dot-400", ".alice"),
-            ("pod.alias-get.leading-dash-400", "-alice"),
-            ("pod.alias-get.too-long-400", &long),
-            ("pod.alias-get.at-sign-400", "alice@pod"),
-            ("pod.alias-get.non-ascii-400", "%C3%A4lice"),
-        ];
-        for (id, a) in bad {
-            let (sent, r) = self.call("GET", &format!("/aliases/{a}"), None, "").await;
-            self.expect_error(
-                id,
-                "P-A8",
-                "an alias outside [a-z0-9][a-z0-9._-]{0,63}",
-                &sent,
-                &r,
-                &[400],
-            );
-        }
-        // Edges of the pattern are accepted.
-        let max = format!("{}{}", self.tag, "z".repeat(56));
-        let punct = format!("{}.b_c-d", self.tag);
-        for (id, a) in [
-            ("pod.alias.create-64-chars", max),
-            ("pod.alias.create-punctuation", punct),
-        ] {
-            let (sent, r) = self.create_alias(carol, &a).await;
-            let created = r.as_ref().is_ok_and(|r| r.status == 200);
-            let (_, g) = self.call("GET", &format!("/aliases/{a}"), None, "").await;
-            let found = g
-                .as_ref()
-                .is_ok_and(|g| g.status == 200 && g.body == carol.armored);
-            self.check(
-                id,
-                "P-A8",
-                Strength::Must,
-                created && found,
-                format!("{a:?} matches the pattern: created, then found"),
-                Some(&sent),
-                Some(json!({"create": Self::shown(&r), "get": Self::shown(&g)})),
-                json!({"status": 200}),
-            );
-        }
-        // Taken.
-        let (sent, r) = self.create_alias(bob, &alice.alias.clone()).await;
-        self.expect_error(
-            "pod.alias.taken-409",
-            "P-A7",
-            "another identity asks for a taken alias",
-            &sent,
-            &r,
-            &[409],
-        );
-        let (_, g) = self
-            .call("GET", &format!("/aliases/{}", alice.alias), None, "")
-            .await;
-        self.check(
-            "pod.alias.taken-unchanged",
-            "P-A4",
-            Strength::Must,
-            g.as_ref().is_ok_and(|g| g.body == alice.armored),
-            "after the refused squat the alias still names its owner's key",
-            Some(&sent),
-            Some(Self::shown(&g)),
-            json!({"body": "alice's key"}),
-        );
-        // Bad patterns.
-        let long = "b".repeat(65);
-        let bad: [(&str, &str); 5] = [
-            ("pod.alias.uppercase-400", "Bob2"),
-            ("pod.alias.leading-underscore-400", "_bob"),
-            ("pod.alias.too-long-400", &long),
-            ("pod.alias.space-400", "bo b"),
-            ("pod.alias.empty-400", ""),
-        ];
-        for (id, a) in bad {
-            let (sent, r) = self.create_alias(bob, a).await;
-            self.expect_error(
-                id,
-                "P-A8",
-                "an alias outside [a-z0-9][a-z0-9._-]{0,63}",
-                &sent,
-                &r,
-                &[400],
-            );
-        }
-        let body = self.signed(bob, &[]);
-        let (sent, r) = self.post("/aliases", &body).await;
-        self.expect_error(
-            "pod.alias.missing-param-400",
-            "P-A7",
-            "a signed text without `alias`",
-            &sent,
-            &r,
-            &[400],
-        );
-        // Parameters only from the signed text.
-        let good = format!("signed-{}", self.tag);
-        let evil = format!("query-{}", self.tag);
-        let body = self.signed(bob, &[("alias", &good)]);
-        let (sent, r) = self.post(&format!("/aliases?alias={evil}"), &body).await;
-        let (_, g_good) = self
-            .call("GET", &format!("/aliases/{good}"), None, "")
-            .await;
-        let (_, g_evil) = self
-            .call("GET", &format!("/aliases/{evil}"), None, "")
-            .await;
-        let got = json!({"post": Self::shown(&r), "signed_alias": Self::shown(&g_good), "query_alias": Self::shown(&g_evil)});
-        self.check(
-            "pod.alias.query-string-ignored",
-            "P-A1",
-            Strength::Must,
-            g_evil.as_ref().is_ok_and(|g| g.status == 404),
-            "POST /aliases?alias=X with alias=Y signed: X is not created",
-            Some(&sent),
-            Some(got.clone()),
-            json!({"query_alias": 404}),
-        );
-        self.check(
-            "pod.alias.signed-param-used",
-            "P-A1",
-            Strength::Must,
-            g_good.as_ref().is_ok_and(|g| g.status == 200),
-            "… and Y (the signed one) is",
-            Some(&sent),
-            Some(got),
-            json!({"signed_alias": 200}),
-        );
-        // Unregistered signer.
-        let a = format!("m-{}", self.tag);
-        let (sent, r) = self.create_alias(mallory, &a).await;
-        self.expect_error(
-            "pod.alias.unregistered-401",
-            "P-A3",
-            "a pubkeyhash identity not registered here",
-            &sent,
-            &r,
-            &[401],
-        );
-        let body = self.signed(bob, &[("alias", &format!("x-{}", self.tag))]);
-        let (sent, r) = self
-            .call("POST", "/aliases", Some("application/json"), &body)
-            .await;
-        self.expect_error(
-            "pod.alias.media-json-415",
-            "P-A1",
-            "a signed text sent as application/json",
-            &sent,
-            &r,
-            &[415],
-        );
     }
 
     // ------------------------------------------------------------------ 5. authentication
@@ -1171,273 +901,6 @@ impl Suite {
             .and_then(|r| r.json())
             .and_then(|v| v["token"]["value"].as_str().map(str::to_string));
         (sent, r, value)
-    }
-
-    async fn tokens(&mut self, alice: &User, bob: &User, mallory: &User) {
-        let (sent, r, t1) = self.token(alice, "/inboxes", "GET").await;
-        let v = self.expect_ok_json(
-            "pod.token.create-ok",
-            "P-A4",
-            "POST /tokens by a registered identity",
-            &sent,
-            &r,
-        );
-        match &v {
-            Some(v) => {
-                let t = &v["token"];
-                let ok = is_int_ms_near_now(&t["issued"])
-                    && t["value"].is_string()
-                    && t["method"].is_string()
-                    && t["resource"].is_string();
-                self.check("pod.token.shape", "P-A5", Strength::Must, ok, "{\"token\": {\"issued\": integer ms, \"method\", \"resource\", \"value\"}}, unwrapped", Some(&sent), Some(v.clone()), json!({"token": {"issued": "integer ms", "method": "GET", "resource": "/inboxes", "value": "…"}}));
-                let ok = t["method"] == json!("GET") && t["resource"] == json!("/inboxes");
-                if !self.gated("pod.token.echoes-binding", "P-A6", "pod.token.shape") {
-                    self.check(
-                        "pod.token.echoes-binding",
-                        "P-A6",
-                        Strength::Must,
-                        ok,
-                        "the token names the method and resource it was asked for",
-                        Some(&sent),
-                        Some(v.clone()),
-                        json!({"method": "GET", "resource": "/inboxes"}),
-                    );
-                }
-            }
-            None => {
-                self.na(
-                    "pod.token.shape",
-                    "P-A5",
-                    "prerequisite failed: pod.token.create-ok",
-                );
-                self.na(
-                    "pod.token.echoes-binding",
-                    "P-A6",
-                    "prerequisite failed: pod.token.create-ok",
-                );
-            }
-        }
-        let (_, _, t2) = self.token(alice, "/inboxes", "GET").await;
-        match (&t1, &t2) {
-            (Some(a), Some(b)) => {
-                let bits = token_bits(a).min(token_bits(b));
-                self.check(
-                    "pod.token.at-least-128-bits",
-                    "P-A6",
-                    Strength::Must,
-                    bits >= 128.0,
-                    format!("a token's text can hold at least 128 bits (these: {bits:.0})"),
-                    None,
-                    Some(json!([a, b])),
-                    json!("≥ 128 bits"),
-                );
-                self.check(
-                    "pod.token.distinct",
-                    "P-A6",
-                    Strength::Must,
-                    a != b,
-                    "two tokens differ (random)",
-                    None,
-                    Some(json!([a, b])),
-                    json!("two different values"),
-                );
-            }
-            _ => {
-                self.na(
-                    "pod.token.at-least-128-bits",
-                    "P-A6",
-                    "prerequisite failed: pod.token.create-ok",
-                );
-                self.na(
-                    "pod.token.distinct",
-                    "P-A6",
-                    "prerequisite failed: pod.token.create-ok",
-                );
-            }
-        }
-        match t1 {
-            Some(t) => {
-                let path = format!("/inboxes?token={t}");
-                let (sent, r) = self.call("GET", &path, None, "").await;
-                self.check(
-                    "pod.token.use-ok",
-                    "P-A6",
-                    Strength::Must,
-                    r.as_ref().is_ok_and(|r| r.status == 200),
-                    "GET /inboxes with a fresh token",
-                    Some(&sent),
-                    Some(Self::shown(&r)),
-                    json!({"status": 200}),
-                );
-                let (sent, r) = self.call("GET", &path, None, "").await;
-                self.expect_error(
-                    "pod.token.single-use-401",
-                    "P-A6",
-                    "the same token a second time",
-                    &sent,
-                    &r,
-                    &[401],
-                );
-            }
-            None => {
-                self.na(
-                    "pod.token.use-ok",
-                    "P-A6",
-                    "prerequisite failed: pod.token.create-ok",
-                );
-                self.na(
-                    "pod.token.single-use-401",
-                    "P-A6",
-                    "prerequisite failed: pod.token.create-ok",
-                );
-            }
-        }
-        // Bound to the method and the resource.
-        let (_, _, t) = self.token(alice, "/inboxes", "GET").await;
-        self.misuse(
-            "pod.token.wrong-method-401",
-            t,
-            "DELETE",
-            "/inboxes",
-            "a GET token used for DELETE",
-        )
-        .await;
-        let (_, _, t) = self.token(alice, "/inboxes", "DELETE").await;
-        self.misuse(
-            "pod.token.wrong-method-get-401",
-            t,
-            "GET",
-            "/inboxes",
-            "a DELETE token used for GET",
-        )
-        .await;
-        let (_, r, t) = self.token(alice, "/aliases", "GET").await;
-        if t.is_none() && r.as_ref().is_ok_and(|r| r.status == 400) {
-            self.na("pod.token.wrong-resource-401", "P-A6", "the pod issues no token for /aliases (refused with 400), so binding to the resource is not observable this way");
-            self.na(
-                "pod.token.wrong-resource-401.json-error",
-                "P-A7",
-                "see pod.token.wrong-resource-401",
-            );
-        } else {
-            self.misuse(
-                "pod.token.wrong-resource-401",
-                t,
-                "GET",
-                "/inboxes",
-                "a token for GET /aliases used on GET /inboxes",
-            )
-            .await;
-        }
-        // Bound to the identity: bob's token shows bob's inbox (checked with entries later).
-        let (sent, r) = self.call("GET", "/inboxes", None, "").await;
-        self.expect_error(
-            "pod.token.missing-refused",
-            "P-A6",
-            "GET /inboxes without a token",
-            &sent,
-            &r,
-            &[400, 401],
-        );
-        let (sent, r) = self.call("DELETE", "/inboxes", None, "").await;
-        self.expect_error(
-            "pod.token.missing-delete-refused",
-            "P-A6",
-            "DELETE /inboxes without a token",
-            &sent,
-            &r,
-            &[400, 401],
-        );
-        let fake: String = (0..64)
-            .map(|_| char::from(b"0123456789abcdef"[self.rng.random_range(0..16)]))
-            .collect();
-        let (sent, r) = self
-            .call("GET", &format!("/inboxes?token={fake}"), None, "")
-            .await;
-        self.expect_error(
-            "pod.token.unknown-401",
-            "P-A6",
-            "a made-up token",
-            &sent,
-            &r,
-            &[401],
-        );
-        let (sent, r, _) = self.token(mallory, "/inboxes", "GET").await;
-        self.expect_error(
-            "pod.token.unregistered-401",
-            "P-A3",
-            "POST /tokens by a key not registered here",
-            &sent,
-            &r,
-            &[401],
-        );
-        let body = self.signed(bob, &[("resource", "/inboxes")]);
-        let (sent, r) = self.post("/tokens", &body).await;
-        self.expect_error(
-            "pod.token.missing-method-400",
-            "P-A7",
-            "POST /tokens without `method`",
-            &sent,
-            &r,
-            &[400],
-        );
-        let body = self.signed(bob, &[("method", "GET")]);
-        let (sent, r) = self.post("/tokens", &body).await;
-        self.expect_error(
-            "pod.token.missing-resource-400",
-            "P-A7",
-            "POST /tokens without `resource`",
-            &sent,
-            &r,
-            &[400],
-        );
-        let body = self.signed(bob, &[("resource", "/inboxes"), ("method", "GET")]);
-        let (sent, r) = self
-            .call("POST", "/tokens?method=DELETE", TEXT, &body)
-            .await;
-        let m = r
-            .as_ref()
-            .ok()
-            .and_then(|r| r.json())
-            .map(|v| v["token"]["method"].clone());
-        if !self.gated("pod.token.query-string-ignored", "P-A1", "pod.token.shape") {
-            self.check(
-                "pod.token.query-string-ignored",
-                "P-A1",
-                Strength::Must,
-                m == Some(json!("GET")),
-                "POST /tokens?method=DELETE with method=GET signed issues a GET token",
-                Some(&sent),
-                Some(Self::shown(&r)),
-                json!({"token": {"method": "GET"}}),
-            );
-        }
-    }
-
-    async fn misuse(
-        &mut self,
-        id: &str,
-        token: Option<String>,
-        method: &str,
-        path: &str,
-        what: &str,
-    ) {
-        match token {
-            Some(t) => {
-                let (sent, r) = self
-                    .call(method, &format!("{path}?token={t}"), None, "")
-                    .await;
-                self.expect_error(id, "P-A6", what, &sent, &r, &[401, 403]);
-            }
-            None => {
-                self.na(id, "P-A6", "prerequisite failed: pod.token.create-ok");
-                self.na(
-                    &format!("{id}.json-error"),
-                    "P-A7",
-                    "prerequisite failed: pod.token.create-ok",
-                );
-            }
-        }
     }
 
     // ------------------------------------------------------------------ 7. inboxes, push

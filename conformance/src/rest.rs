@@ -565,6 +565,12 @@ impl Runner {
                     }
                 }
             },
+            Value::Object(m) if m.len() == 1 && m.contains_key("$not") => {
+                match self.matches(&m["$not"], got, at, cx) {
+                    Ok(()) => mismatch(&format!("expected anything but {}", m["$not"])),
+                    Err(_) => Ok(()),
+                }
+            }
             Value::Object(m) if m.contains_key("$contains") || m.contains_key("$excludes") => {
                 let Some(items) = got.as_array() else {
                     return mismatch("expected an array");

@@ -188,7 +188,7 @@ async fn a_pod_that_stops_answering_is_named_once_and_the_rest_is_not_judged() {
         .collect();
     assert_eq!(stopped.len(), 1, "{stopped:#?}");
     let at = cases.iter().position(|c| c.id == stopped[0].id).unwrap();
-    assert!(at > 20, "registration and aliases ran first: {at}");
+    assert!(at > 10, "registration ran first: {at}");
     assert!(cases[..at].iter().all(|c| c.verdict != Verdict::NotJudged));
     let rest = &cases[at + 1..];
     assert!(rest.len() > 100, "{}", rest.len());
@@ -290,8 +290,9 @@ fn an_unreachable_pod_fails_the_probe_and_a_bad_url_is_a_usage_error() {
     assert!(stdout.contains("pod.probe.http"), "{stdout}");
     assert!(
         stdout.contains(&format!(
-            "not-judged: {} cases from pod.route.unknown-get-404 on",
-            catalogue::entries(Live::Pod).len() - 1
+            "not-judged: {} cases from {} on",
+            catalogue::entries(Live::Pod).len() - 1,
+            catalogue::entries(Live::Pod)[1].id
         )),
         "{stdout}"
     );
@@ -375,7 +376,7 @@ async fn a_pod_answering_errors_as_text_fails_p_a7_and_its_readyz_error() {
         .map(|c| c.id.as_str())
         .collect();
     assert_eq!(other, ["pod.x3.readyz"]);
-    assert!(failing.len() >= 50, "{}", failing.len());
+    assert!(failing.len() >= 40, "{}", failing.len());
 }
 
 async fn wrap_answers(req: Request, next: Next) -> Response {
@@ -443,8 +444,6 @@ async fn a_pod_wrapping_answers_like_the_original_muttrpod_fails_p_a5_and_its_he
         failing_ids(&failing),
         BTreeSet::from([
             "pod.register.shape",
-            "pod.alias.create-shape",
-            "pod.token.shape",
             "pod.inbox.post-shape",
             "pod.x3.healthz",
         ])
@@ -582,13 +581,11 @@ async fn a_pod_serving_keys_as_text_plain_fails_exactly_that_case() {
         api,
         rest,
     } = broken(|r, _| r.layer(middleware::from_fn(keys_as_text))).await;
+    // `GET /aliases/:alias` is checked by the REST vectors alone.
     assert_eq!(rest_ids(&rest), set(&["rest.aliases.get-ok"]));
-    assert_eq!(rules, BTreeSet::from(["P-A5".to_string()]));
+    assert_eq!(rest[0].rule, "P-A5");
     assert_eq!(api, set(&["pod.openapi.get-aliases-alias"]));
-    assert_eq!(
-        failing_ids(&failing),
-        BTreeSet::from(["pod.alias-get.media-pgp-keys"])
-    );
+    assert!(rules.is_empty(), "{failing:#?}");
 }
 
 /// Answers a GET/DELETE whose token it has seen accepted with the same answer again: tokens
@@ -639,16 +636,14 @@ async fn a_pod_accepting_a_token_twice_fails_exactly_that_case() {
         api,
         rest,
     } = broken(reusable_tokens).await;
+    // Token use is checked by the REST vectors alone.
     assert_eq!(rest_ids(&rest), set(&["rest.tokens.single-use-401"]));
-    assert_eq!(rules, BTreeSet::from(["P-A6".to_string()]), "{failing:#?}");
+    assert_eq!(rest[0].rule, "P-A6");
     assert!(
         api.is_empty(),
         "every answer is still as documented: {api:?}"
     );
-    assert_eq!(
-        failing_ids(&failing),
-        BTreeSet::from(["pod.token.single-use-401"])
-    );
+    assert!(rules.is_empty(), "{failing:#?}");
 }
 
 // ------------------------------------------------------------------ broken pods vs the REST vectors
