@@ -1906,98 +1906,90 @@ impl Suite {
                 "prerequisite failed: pod.fed.href-notify-ok or the WebSocket",
             ),
         }
-        let n = self.nonce();
-        let body = self.signed_as(
-            &other,
-            "href",
-            &fed_id,
-            n,
-            &[("from", &fed_id), ("key", &key)],
-        );
-        let (sent, r) = self.post(&format!("/inboxes/{}", alice.alias), &body).await;
-        self.expect_error(
-            "pod.fed.wrong-key-401",
-            "P-A3",
-            "identity fed@suite-pod, signed by another key",
-            &sent,
-            &r,
-            &[401],
-        );
+        // Refusals: (id, rule, what, signer, identity, path, signed parameters, statuses).
         let ghost = format!("ghost-{}@{host}", self.tag);
-        let n = self.nonce();
-        let body = self.signed_as(&fed, "href", &ghost, n, &[("from", &ghost), ("key", &key)]);
-        let (sent, r) = self.post(&format!("/inboxes/{}", alice.alias), &body).await;
-        self.expect_error(
-            "pod.fed.unknown-alias-401",
-            "P-A3",
-            "an href identity its pod does not know (404 there)",
-            &sent,
-            &r,
-            &[401],
-        );
         let junk = format!("junk-{}@{host}", self.tag);
-        let n = self.nonce();
-        let body = self.signed_as(&fed, "href", &junk, n, &[("from", &junk), ("key", &key)]);
-        let (sent, r) = self.post(&format!("/inboxes/{}", alice.alias), &body).await;
-        self.expect_error(
-            "pod.fed.not-a-key-401",
-            "P-A3",
-            "an href identity whose pod answers something that is not a key",
-            &sent,
-            &r,
-            &[401],
+        let inbox = format!("/inboxes/{}", alice.alias);
+        let alias = format!("fed2-{}", self.tag);
+        /// (id, rule, what, signer, identity, path, signed parameters, statuses)
+        type Refusal<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a User,
+            &'a str,
+            &'a str,
+            Vec<(&'a str, &'a str)>,
+            &'a [u16],
         );
-        let n = self.nonce();
-        let body = self.signed_as(
-            &fed,
-            "href",
-            &fed_id,
-            n,
-            &[("from", &other_id), ("key", &key)],
-        );
-        let (sent, r) = self.post(&format!("/inboxes/{}", alice.alias), &body).await;
-        self.expect_error(
-            "pod.fed.from-other-user-refused",
-            "P-A4",
-            "signed by fed@suite-pod with from = other@suite-pod",
-            &sent,
-            &r,
-            &[401, 403],
-        );
-        let n = self.nonce();
-        let body = self.signed_as(
-            &fed,
-            "href",
-            &fed_id,
-            n,
-            &[("resource", "/inboxes"), ("method", "GET")],
-        );
-        let (sent, r) = self.post("/tokens", &body).await;
-        self.expect_error(
-            "pod.fed.tokens-403",
-            "P-A4",
-            "an href identity (authenticated, not registered) asks for a token",
-            &sent,
-            &r,
-            &[403],
-        );
-        let n = self.nonce();
-        let body = self.signed_as(
-            &fed,
-            "href",
-            &fed_id,
-            n,
-            &[("alias", &format!("fed2-{}", self.tag))],
-        );
-        let (sent, r) = self.post("/aliases", &body).await;
-        self.expect_error(
-            "pod.fed.aliases-403",
-            "P-A4",
-            "an href identity asks for an alias",
-            &sent,
-            &r,
-            &[403],
-        );
+        let refusals: [Refusal<'_>; 6] = [
+            (
+                "pod.fed.wrong-key-401",
+                "P-A3",
+                "identity fed@suite-pod, signed by another key",
+                &other,
+                &fed_id,
+                &inbox,
+                vec![("from", &fed_id), ("key", &key)],
+                &[401],
+            ),
+            (
+                "pod.fed.unknown-alias-401",
+                "P-A3",
+                "an href identity its pod does not know (404 there)",
+                &fed,
+                &ghost,
+                &inbox,
+                vec![("from", &ghost), ("key", &key)],
+                &[401],
+            ),
+            (
+                "pod.fed.not-a-key-401",
+                "P-A3",
+                "an href identity whose pod answers something that is not a key",
+                &fed,
+                &junk,
+                &inbox,
+                vec![("from", &junk), ("key", &key)],
+                &[401],
+            ),
+            (
+                "pod.fed.from-other-user-refused",
+                "P-A4",
+                "signed by fed@suite-pod with from = other@suite-pod",
+                &fed,
+                &fed_id,
+                &inbox,
+                vec![("from", &other_id), ("key", &key)],
+                &[401, 403],
+            ),
+            (
+                "pod.fed.tokens-403",
+                "P-A4",
+                "an href identity (authenticated, not registered) asks for a token",
+                &fed,
+                &fed_id,
+                "/tokens",
+                vec![("resource", "/inboxes"), ("method", "GET")],
+                &[403],
+            ),
+            (
+                "pod.fed.aliases-403",
+                "P-A4",
+                "an href identity asks for an alias",
+                &fed,
+                &fed_id,
+                "/aliases",
+                vec![("alias", &alias)],
+                &[403],
+            ),
+        ];
+        for (id, rule, what, signer, identity, path, params, statuses) in refusals {
+            let n = self.nonce();
+            let body = self.signed_as(signer, "href", identity, n, &params);
+            let (sent, r) = self.post(path, &body).await;
+            self.expect_error(id, rule, what, &sent, &r, statuses);
+        }
         let _ = bob;
         Ok(())
     }

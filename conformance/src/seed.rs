@@ -1329,50 +1329,45 @@ impl Suite {
                 &m,
                 r.as_ref(),
             );
-            // The seed's own ID as the key: the seed must not list itself.
-            let (m, _) = self.request(&q, ty, json!({"key": self.seed_id}));
-            let r = q.ask(t, &m, wait).await;
-            let list = r
-                .as_ref()
-                .and_then(|r| r.params())
-                .and_then(|p| p.get("contacts"))
-                .and_then(Value::as_array)
-                .cloned();
-            let has_self = list
-                .as_ref()
-                .is_some_and(|l| l.iter().any(|c| c["nodeID"] == json!(self.seed_id)));
-            self.check(
-                &format!("seed.{slug}.never-self-even-for-own-id"),
-                "P-W8",
-                Strength::Must,
-                list.is_some() && !has_self,
-                "looking up the seed's own ID does not return the seed",
-                Some(&m),
-                r.as_ref(),
-                json!({"contacts": format!("without {}", self.seed_id)}),
-            );
-            // The requester's own ID as the key.
-            let (m, _) = self.request(&q, ty, json!({"key": q.id}));
-            let r = q.ask(t, &m, wait).await;
-            let list = r
-                .as_ref()
-                .and_then(|r| r.params())
-                .and_then(|p| p.get("contacts"))
-                .and_then(Value::as_array)
-                .cloned();
-            let has_q = list
-                .as_ref()
-                .is_some_and(|l| l.iter().any(|c| c["nodeID"] == json!(q.id)));
-            self.check(
-                &format!("seed.{slug}.not-requester"),
-                "P-W8",
-                Strength::Should,
-                list.is_some() && !has_q,
-                "the requester is not sent back to itself (SHOULD NOT)",
-                Some(&m),
-                r.as_ref(),
-                json!({"contacts": format!("without {}", q.id)}),
-            );
+            // The seed's own ID as the key: the seed must not list itself; the requester's
+            // own ID: the requester is not sent back to itself.
+            let own = [
+                (
+                    self.seed_id.clone(),
+                    "never-self-even-for-own-id",
+                    Strength::Must,
+                    "looking up the seed's own ID does not return the seed",
+                ),
+                (
+                    q.id.clone(),
+                    "not-requester",
+                    Strength::Should,
+                    "the requester is not sent back to itself (SHOULD NOT)",
+                ),
+            ];
+            for (key, case, strength, what) in own {
+                let (m, _) = self.request(&q, ty, json!({"key": key}));
+                let r = q.ask(t, &m, wait).await;
+                let list = r
+                    .as_ref()
+                    .and_then(|r| r.params())
+                    .and_then(|p| p.get("contacts"))
+                    .and_then(Value::as_array)
+                    .cloned();
+                let listed = list
+                    .as_ref()
+                    .is_some_and(|l| l.iter().any(|c| c["nodeID"] == json!(key)));
+                self.check(
+                    &format!("seed.{slug}.{case}"),
+                    "P-W8",
+                    strength,
+                    list.is_some() && !listed,
+                    what,
+                    Some(&m),
+                    r.as_ref(),
+                    json!({"contacts": format!("without {key}")}),
+                );
+            }
         }
         Ok(())
     }
