@@ -536,7 +536,7 @@ fn drop_after_push(r: Router, state: AppState) -> Router {
                 .as_str()
                 .unwrap_or("");
             if state.hub.subscribers(owner) > 0 {
-                state.storage.purge(owner).unwrap();
+                state.storage.purge(owner).await.unwrap();
             }
             Response::from_parts(parts, Body::from(bytes))
         }

@@ -63,7 +63,7 @@ pub async fn authenticate(state: &AppState, body: &str) -> Result<Authenticated,
     let claimed = auth::parse_auth(body).map_err(auth_failure)?;
     let (key, registered) = match claimed.identity_type.as_str() {
         PUBKEYHASH => {
-            let row = registered_identity(state, &claimed.identity)?;
+            let row = registered_identity(state, &claimed.identity).await?;
             let key = PublicKey::from_armored(&row.armored).map_err(ApiError::internal)?;
             (key, Some(row))
         }
@@ -87,7 +87,7 @@ pub async fn authenticate(state: &AppState, body: &str) -> Result<Authenticated,
     if text.identity != claimed.identity || text.identity_type != claimed.identity_type {
         return Err(ApiError::unauthorized("signed identity differs"));
     }
-    accept_nonce(state, &text)?;
+    accept_nonce(state, &text).await?;
     if !state
         .identity_limiter
         .allow(&text.identity, state.clock.now_ms())
@@ -103,7 +103,7 @@ pub async fn authenticate(state: &AppState, body: &str) -> Result<Authenticated,
 
 /// Checks a WebSocket auth frame: hex of a cleartext-signed auth text with
 /// `identityType=pubkeyhash` (P-S1). Returns the registered identity.
-pub fn authenticate_ws(state: &AppState, frame: &str) -> Result<IdentityRow, ApiError> {
+pub async fn authenticate_ws(state: &AppState, frame: &str) -> Result<IdentityRow, ApiError> {
     let bytes = hex::decode(frame.trim())
         .map_err(|_| ApiError::bad_request("the auth frame must be hex (P-S1)"))?;
     let armored = String::from_utf8(bytes)
@@ -114,17 +114,17 @@ pub fn authenticate_ws(state: &AppState, frame: &str) -> Result<IdentityRow, Api
             "WebSocket clients authenticate with identityType=pubkeyhash (P-S1)",
         ));
     }
-    let row = registered_identity(state, &claimed.identity)?;
+    let row = registered_identity(state, &claimed.identity).await?;
     let key = PublicKey::from_armored(&row.armored).map_err(ApiError::internal)?;
     let text = verify(state, &armored, &key)?;
     if text.identity != claimed.identity || text.identity_type != PUBKEYHASH {
         return Err(ApiError::unauthorized("signed identity differs"));
     }
-    accept_nonce(state, &text)?;
+    accept_nonce(state, &text).await?;
     Ok(row)
 }
 
-fn registered_identity(state: &AppState, identity: &str) -> Result<IdentityRow, ApiError> {
+async fn registered_identity(state: &AppState, identity: &str) -> Result<IdentityRow, ApiError> {
     if identity.len() != 40 || !is_lower_hex(identity) {
         return Err(ApiError::bad_request(
             "a pubkeyhash identity is 40 lowercase hex characters (P-G1)",
@@ -133,7 +133,8 @@ fn registered_identity(state: &AppState, identity: &str) -> Result<IdentityRow, 
     state
         .storage
         .identity(identity)
-        .map_err(ApiError::internal)?
+        .await
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::unauthorized("unknown identity: register the key first (POST /)"))
 }
 
@@ -144,7 +145,7 @@ fn verify(state: &AppState, armored: &str, key: &PublicKey) -> Result<AuthText, 
     })
 }
 
-fn accept_nonce(state: &AppState, text: &AuthText) -> Result<(), ApiError> {
+async fn accept_nonce(state: &AppState, text: &AuthText) -> Result<(), ApiError> {
     let now = state.clock.now_ms();
     let window = u64::try_from(state.config.nonce_window.as_millis()).unwrap_or(u64::MAX);
     auth::check_nonce(text.nonce, now, window)
@@ -154,7 +155,8 @@ fn accept_nonce(state: &AppState, text: &AuthText) -> Result<(), ApiError> {
     let fresh = state
         .storage
         .use_nonce(&text.identity, text.nonce, now, expires)
-        .map_err(ApiError::internal)?;
+        .await
+        .map_err(ApiError::from)?;
     if !fresh {
         return Err(ApiError::unauthorized(
             "nonce already used by this identity (replay, P-A2)",
@@ -196,6 +198,7 @@ pub async fn resolve_user(state: &AppState, user: &UserId) -> Result<PublicKey, 
         let row = state
             .storage
             .alias(&user.alias)
+            .await
             .map_err(|e| ResolveError::Unreachable(e.to_string()))?
             .ok_or_else(|| ResolveError::Refused(format!("no alias `{}` here", user.alias)))?;
         return PublicKey::from_armored(&row.armored)

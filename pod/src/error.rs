@@ -76,6 +76,20 @@ impl ApiError {
     }
 }
 
+/// Storage errors: a database that cannot be reached now is 503 (nothing was written; the
+/// request may be tried again, and succeeds once the database is back); any other failure is
+/// 500.
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> ApiError {
+        if e.unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::unavailable("the database cannot be reached now; try again")
+        } else {
+            ApiError::internal(e)
+        }
+    }
+}
+
 /// The embedded seed's errors (`POST /messages`, `GET /messages/:hash`).
 impl From<muttr_node::driver::SeedError> for ApiError {
     fn from(e: muttr_node::driver::SeedError) -> ApiError {

@@ -104,6 +104,16 @@ impl Hub {
         delivered
     }
 
+    /// Drops every subscriber (their connections close, and their clients reconnect and play
+    /// back); returns how many there were. Used when this replica may have missed entries
+    /// announced by others ([`crate::replicas`]).
+    pub fn disconnect_all(&self) -> usize {
+        let mut inner = self.lock();
+        let n = inner.subs.values().map(Vec::len).sum();
+        inner.subs.clear();
+        n
+    }
+
     /// Subscribers of `identity`.
     pub fn subscribers(&self, identity: &str) -> usize {
         self.lock().subs.get(identity).map_or(0, Vec::len)

@@ -18,6 +18,12 @@
 //! `keepalive_sweep` and at once after a notify or a purge ([`KeepAlive::wake`]). A value the
 //! DHT does not have yet is tried again at the next sweep; a value that does not hash to its
 //! key (P-V2) is never published and is logged.
+//!
+//! With several replicas on one PostgreSQL database, one replica republishes each value, not
+//! all: the replica holding an advisory lock ([`crate::storage::Postgres::lead_keepalive`])
+//! runs the sweeps. A replica that takes the lock clears the adopted set and adopts every
+//! value again through its own seed (the previous holder's connection is gone: it crashed or
+//! lost the database); a replica that loses it stops republishing what it adopted.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -61,7 +67,10 @@ pub async fn sweep(state: &AppState) -> SweepReport {
     let Some(seed) = state.seed.as_ref() else {
         return report;
     };
-    let (named, adopted) = match (state.storage.inbox_keys(), state.storage.keepalive_keys()) {
+    let (named, adopted) = match (
+        state.storage.inbox_keys().await,
+        state.storage.keepalive_keys().await,
+    ) {
         (Ok(n), Ok(a)) => (n, a),
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(error = %e, "keep-alive: reading the inboxes failed");
@@ -97,7 +106,7 @@ pub async fn sweep(state: &AppState) -> SweepReport {
         }
         match tokio::time::timeout(timeout, seed.publish(value)).await {
             Ok(Ok(_)) => {
-                if let Err(e) = state.storage.keepalive_add(hex, state.clock.now_ms()) {
+                if let Err(e) = state.storage.keepalive_add(hex, state.clock.now_ms()).await {
                     tracing::warn!(error = %e, "keep-alive: recording an adoption failed");
                 }
                 report.adopted += 1;
@@ -119,7 +128,7 @@ pub async fn sweep(state: &AppState) -> SweepReport {
                 }
             }
         }
-        if let Err(e) = state.storage.keepalive_remove(hex) {
+        if let Err(e) = state.storage.keepalive_remove(hex).await {
             tracing::warn!(error = %e, "keep-alive: recording a release failed");
             continue;
         }
@@ -139,11 +148,58 @@ pub async fn run(state: AppState) {
         return std::future::pending().await;
     }
     let every = state.config.keepalive_sweep.max(Duration::from_millis(1));
+    let Some(pg) = state.storage.postgres() else {
+        loop {
+            sweep(&state).await;
+            wait(&state, every).await;
+        }
+    };
     loop {
-        sweep(&state).await;
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = state.keepalive.wake.notified() => {}
+        match pg.lead_keepalive().await {
+            Ok(Some(mut leader)) => {
+                tracing::info!("this replica keeps the pod's values alive (P-X2)");
+                if let Err(e) = pg.keepalive_clear().await {
+                    tracing::warn!(error = %e, "keep-alive: clearing the adopted set failed");
+                    continue;
+                }
+                let mut held = BTreeSet::new();
+                while !leader.lost() {
+                    sweep(&state).await;
+                    if let Ok(keys) = state.storage.keepalive_keys().await {
+                        held = keys;
+                    }
+                    wait(&state, every).await;
+                }
+                tracing::warn!("keep-alive: lost the lead; releasing what this replica published");
+                release(&state, &held).await;
+            }
+            Ok(None) => wait(&state, every).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "keep-alive: cannot ask for the lead");
+                wait(&state, every).await;
+            }
+        }
+    }
+}
+
+/// Until the next sweep is due: `every`, or a wake-up.
+async fn wait(state: &AppState, every: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(every) => {}
+        _ = state.keepalive.wake.notified() => {}
+    }
+}
+
+/// Stops this replica's seed republishing `keys` (another replica adopts them).
+async fn release(state: &AppState, keys: &BTreeSet<String>) {
+    let Some(seed) = state.seed.as_ref() else {
+        return;
+    };
+    for hex in keys {
+        if let Ok(key) = Key::from_hex(hex)
+            && let Err(e) = seed.unpublish(key).await
+        {
+            tracing::warn!(error = %e, "keep-alive: the seed is not answering");
         }
     }
 }

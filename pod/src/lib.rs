@@ -21,7 +21,8 @@
 //! | [`hub`] | fan-out of new inbox entries to WebSocket subscribers, bounded per client |
 //! | [`keepalive`] | the pod's seed keeps its users' unpurged messages alive (P-X2) |
 //! | [`metrics`] | Prometheus metrics of the pod and its seed (P-X3, `--metrics-listen`) |
-//! | [`storage`] | SQLite: identities, aliases, inbox entries, nonces (P-A9) |
+//! | [`storage`] | identities, aliases, inbox entries, nonces (P-A9): SQLite, or PostgreSQL shared by replicas |
+//! | [`replicas`] | with PostgreSQL: every replica pushes every replica's new entries (P-S2) |
 //! | [`body`] | the text-body extractor: media type (415), size (413), UTF-8 (400) |
 //! | [`ratelimit`] | token buckets per IP and per identity (429) |
 //! | [`server`] | the HTTP/1.1 server: timeouts, connection caps, shutdown with a deadline |
@@ -42,6 +43,7 @@ pub mod keepalive;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+pub mod replicas;
 pub mod routes;
 pub mod server;
 pub mod storage;

@@ -156,7 +156,7 @@ pub async fn render(state: &AppState) -> Result<String, String> {
             .ws_connections
             .load(std::sync::atomic::Ordering::Relaxed);
         gauge(r, "websocket_connections", "WebSocket connections open", ws);
-        let counts = state.storage.counts().map_err(|e| e.to_string())?;
+        let counts = state.storage.counts().await.map_err(|e| e.to_string())?;
         gauge(r, "identities", "Registered identities", counts.identities);
         gauge(r, "aliases", "Aliases", counts.aliases);
         gauge(

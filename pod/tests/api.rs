@@ -606,7 +606,7 @@ async fn healthz_and_readyz_follow_the_database_and_the_seed_p_x3() {
     assert!(r.json()["contacts"].as_u64().unwrap() >= 1);
     // A database that cannot take writes: another connection holds the write lock past the
     // busy timeout — unhealthy, with the JSON error of P-A7.
-    let path = state.storage.path().to_path_buf();
+    let path = state.storage.path().expect("SQLite").to_path_buf();
     let holder = rusqlite::Connection::open(&path).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE;").unwrap();
     let h = get(&app, "/healthz").await;

@@ -84,6 +84,7 @@ async fn world(keepalive_on: bool) -> (World, Key, String) {
     state
         .storage
         .add_entry("bob", &entry(&report.key.to_hex()))
+        .await
         .unwrap();
     state.keepalive.wake();
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -103,7 +104,7 @@ async fn world(keepalive_on: bool) -> (World, Key, String) {
 async fn a_message_outlives_its_sender_for_three_days_while_the_pod_keeps_it_alive_p_x2() {
     let (w, key, v) = world(true).await;
     assert_eq!(
-        w.state.storage.keepalive_keys().unwrap(),
+        w.state.storage.keepalive_keys().await.unwrap(),
         [key.to_hex()].into_iter().collect(),
         "adopted soon after the notify"
     );
@@ -113,10 +114,10 @@ async fn a_message_outlives_its_sender_for_three_days_while_the_pod_keeps_it_ali
         assert_eq!(found.as_deref(), Some(v.as_str()), "lost on day {day}");
     }
     // Bob comes back and purges: the pod stops keeping it alive, and it expires a day later.
-    w.state.storage.purge("bob").unwrap();
+    w.state.storage.purge("bob").await.unwrap();
     w.state.keepalive.wake();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert!(w.state.storage.keepalive_keys().unwrap().is_empty());
+    assert!(w.state.storage.keepalive_keys().await.unwrap().is_empty());
     tokio::time::sleep(25 * HOUR).await;
     assert_eq!(w.seeds[3].find_value(key).await.unwrap(), None);
 }
@@ -125,7 +126,7 @@ async fn a_message_outlives_its_sender_for_three_days_while_the_pod_keeps_it_ali
 async fn without_the_keep_alive_the_message_is_lost_after_a_day() {
     // The control: the same world with `keepalive = false` loses the message.
     let (w, key, v) = world(false).await;
-    assert!(w.state.storage.keepalive_keys().unwrap().is_empty());
+    assert!(w.state.storage.keepalive_keys().await.unwrap().is_empty());
     tokio::time::sleep(23 * HOUR).await;
     assert_eq!(
         w.seeds[3].find_value(key).await.unwrap().as_deref(),
@@ -144,6 +145,7 @@ async fn a_key_the_dht_does_not_have_is_retried_not_adopted() {
     w.state
         .storage
         .add_entry("bob", &entry(&key.to_hex()))
+        .await
         .unwrap();
     let r = keepalive::sweep(&w.state).await;
     assert_eq!((r.adopted, r.pending), (0, 1), "{r:?}");
@@ -155,6 +157,7 @@ async fn a_key_the_dht_does_not_have_is_retried_not_adopted() {
         w.state
             .storage
             .keepalive_keys()
+            .await
             .unwrap()
             .contains(&key.to_hex())
     );

@@ -29,6 +29,12 @@ const ROWS: &[Row] = &[
         flag: (&["c.example"], "\"c.example\""),
     },
     Row {
+        key: "database",
+        file: ("\"postgres://a@db/pod\"", "\"postgres://a@db/pod\""),
+        env: ("postgres://b@db/pod", "\"postgres://b@db/pod\""),
+        flag: (&["postgres://c@db/pod"], "\"postgres://c@db/pod\""),
+    },
+    Row {
         key: "seed_listen",
         file: ("\"127.0.0.1:4101\"", "\"127.0.0.1:4101\""),
         env: ("127.0.0.1:4102", "\"127.0.0.1:4102\""),

@@ -77,6 +77,12 @@ struct Args {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
+    /// PostgreSQL database shared by this pod's replicas (`postgres://user@host/db`); the
+    /// pod's state goes there instead of the data directory's SQLite file (the embedded seed's
+    /// values stay in the data directory).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<String>,
     /// UDP address of the embedded seed [default: 127.0.0.1:4000].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,6 +141,8 @@ struct Settings {
     public_host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<String>,
     seed_listen: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed_advertise: Option<SocketAddr>,
@@ -166,6 +174,7 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".parse().expect("a socket address"),
             public_host: None,
             data_dir: None,
+            database: None,
             seed_listen: "127.0.0.1:4000".parse().expect("a socket address"),
             seed_advertise: None,
             bootstrap: Vec::new(),
@@ -252,7 +261,13 @@ async fn run(args: Settings) -> Result<(), String> {
     let local = tcp.local_addr().map_err(|e| e.to_string())?;
     pod_config.public_host = public_host.unwrap_or_else(|| local.to_string());
 
-    let storage = Storage::open(&data_dir).map_err(|e| e.to_string())?;
+    let storage = match &args.database {
+        Some(url) => Storage::connect(url)
+            .await
+            .map_err(|e| format!("key `database`: {e}"))?,
+        None => Storage::open(&data_dir).map_err(|e| e.to_string())?,
+    };
+    tracing::info!(storage = %storage.location(), "pod state");
     let values = SqliteStore::open(&data_dir.join("seed"), Quotas::from_config(&seed_config))
         .map_err(|e| e.to_string())?;
     let clock = Clock::system();

@@ -28,7 +28,8 @@ pub async fn get(
     let row = state
         .storage
         .alias(&alias)
-        .map_err(ApiError::internal)?
+        .await
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no alias `{alias}` here")))?;
     Ok((
         [(header::CONTENT_TYPE, "application/pgp-keys")],
@@ -53,7 +54,8 @@ pub async fn create(
     let created = match state
         .storage
         .add_alias(alias, &me.pubkeyhash, state.clock.now_ms())
-        .map_err(ApiError::internal)?
+        .await
+        .map_err(ApiError::from)?
     {
         AliasOutcome::Created(t) => {
             tracing::info!(alias, pubkeyhash = %me.pubkeyhash, "alias registered");

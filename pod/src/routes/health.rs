@@ -20,6 +20,7 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     state
         .storage
         .check_writable()
+        .await
         .map_err(|e| ApiError::unavailable(format!("database not writable: {e}")))?;
     Ok(Json(json!({ "status": "ok" })))
 }

@@ -28,7 +28,8 @@ pub async fn register(
     let outcome = state
         .storage
         .register(&hash, &key.fingerprint(), &text, state.clock.now_ms())
-        .map_err(ApiError::internal)?;
+        .await
+        .map_err(ApiError::from)?;
     let row = match outcome {
         Registration::Created(row) => {
             tracing::info!(pubkeyhash = %row.pubkeyhash, "identity registered");

@@ -44,7 +44,8 @@ pub async fn notify(
     let recipient = state
         .storage
         .alias(&alias)
-        .map_err(ApiError::internal)?
+        .await
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no alias `{alias}` here")))?;
     let sender = parse_user_id(&from).map_err(|e| ApiError::bad_request(format!("`from`: {e}")))?;
     // `from` must be the signer: reuse the key fetched for an href caller naming itself.
@@ -78,15 +79,23 @@ pub async fn notify(
     let id = state
         .storage
         .add_entry(&recipient.pubkeyhash, &entry)
-        .map_err(ApiError::internal)?;
+        .await
+        .map_err(ApiError::from)?;
     // P-X1: the answer and the push frame carry the entry's id.
     let entry = InboxEntry {
         id: Some(id.to_string()),
         ..entry
     };
-    let frame = serde_json::to_string(&entry).map_err(ApiError::internal)?;
-    let pushed = state.hub.publish(&recipient.pubkeyhash, &frame);
-    state.metrics.pushes.inc_by(pushed as u64);
+    // With PostgreSQL the entry was announced to every replica, this one included, which
+    // push it to their subscribers ([`crate::replicas`]); with SQLite it is pushed here.
+    let pushed = if state.storage.postgres().is_none() {
+        let frame = serde_json::to_string(&entry).map_err(ApiError::internal)?;
+        let pushed = state.hub.publish(&recipient.pubkeyhash, &frame);
+        state.metrics.pushes.inc_by(pushed as u64);
+        pushed
+    } else {
+        0
+    };
     state.keepalive.wake();
     tracing::debug!(to = %entry.recipient.user_id, from = %entry.sender.user_id, pushed, "inbox entry");
     Ok(Json(json!({ "message": entry })))
@@ -106,14 +115,21 @@ pub async fn playback(
 ) -> Result<Json<Value>, ApiError> {
     let owner = state
         .tokens
-        .consume(token_of(&query)?, INBOXES, "GET", state.clock.now_ms())?;
-    grouped(&state, &owner)
+        .consume(
+            &state.storage,
+            token_of(&query)?,
+            INBOXES,
+            "GET",
+            state.clock.now_ms(),
+        )
+        .await?;
+    grouped(&state, &owner).await
 }
 
 /// The inbox of `owner` as playback shows it: `{"messages": [{"contact", "messages"}, …]}`,
 /// grouped by the sender's userID in order of first appearance, each group oldest first.
-fn grouped(state: &AppState, owner: &str) -> Result<Json<Value>, ApiError> {
-    let entries = state.storage.entries(owner).map_err(ApiError::internal)?;
+async fn grouped(state: &AppState, owner: &str) -> Result<Json<Value>, ApiError> {
+    let entries = state.storage.entries(owner).await.map_err(ApiError::from)?;
     let mut groups: Vec<(String, Vec<InboxEntry>)> = Vec::new();
     for e in entries {
         match groups.iter_mut().find(|(c, _)| *c == e.sender.user_id) {
@@ -150,17 +166,25 @@ pub async fn purge(
     let upto = query.get("upto").map(|t| parse_upto(t)).transpose()?;
     let owner = state
         .tokens
-        .consume(token_of(&query)?, INBOXES, "DELETE", state.clock.now_ms())?;
+        .consume(
+            &state.storage,
+            token_of(&query)?,
+            INBOXES,
+            "DELETE",
+            state.clock.now_ms(),
+        )
+        .await?;
     if let Some(upto) = upto {
         let n = state
             .storage
             .purge_upto(&owner, upto)
-            .map_err(ApiError::internal)?;
+            .await
+            .map_err(ApiError::from)?;
         tracing::debug!(owner = %owner, purged = n, upto, "inbox purged up to");
         state.keepalive.wake();
-        return grouped(&state, &owner);
+        return grouped(&state, &owner).await;
     }
-    let n = state.storage.purge(&owner).map_err(ApiError::internal)?;
+    let n = state.storage.purge(&owner).await.map_err(ApiError::from)?;
     tracing::debug!(owner = %owner, purged = n, "inbox purged");
     state.keepalive.wake();
     Ok(Json(json!({ "messages": [] })))

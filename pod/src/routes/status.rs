@@ -16,7 +16,7 @@ use crate::error::ApiError;
 
 /// What the status page shows.
 pub async fn status(state: &AppState) -> Result<Value, ApiError> {
-    let counts = state.storage.counts().map_err(ApiError::internal)?;
+    let counts = state.storage.counts().await.map_err(ApiError::from)?;
     let seed = match &state.seed {
         Some(seed) => match seed.stats().await {
             Ok(s) => json!({

@@ -35,16 +35,20 @@ pub async fn create(
     }
     let value = state.random_token();
     let issued = state.clock.now_ms();
-    state.tokens.insert(
-        value.clone(),
-        Grant {
-            identity: me.pubkeyhash.clone(),
-            resource: resource.to_string(),
-            method: method.clone(),
+    state
+        .tokens
+        .insert(
+            &state.storage,
+            value.clone(),
+            Grant {
+                identity: me.pubkeyhash.clone(),
+                resource: resource.to_string(),
+                method: method.clone(),
+                issued,
+            },
             issued,
-        },
-        issued,
-    )?;
+        )
+        .await?;
     Ok(Json(json!({
         "token": { "issued": issued, "method": method, "resource": resource, "value": value }
     })))

@@ -4,6 +4,7 @@
 //! `node/tests/common`) real `muttr-pod` processes.
 #![allow(dead_code)]
 
+pub mod pg;
 #[path = "../../../node/tests/common/process.rs"]
 pub mod process;
 

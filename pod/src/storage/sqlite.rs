@@ -1,5 +1,5 @@
-//! [`Storage`]: the pod's durable state in one SQLite file — identities, aliases, inbox
-//! entries and accepted nonces.
+//! [`Sqlite`]: the pod's durable state in one SQLite file — identities, aliases, inbox
+//! entries, accepted nonces and the keep-alive set — the embedded default backend.
 //!
 //! Durability (P-A9): `journal_mode = WAL`, `synchronous = FULL`; every write is one
 //! transaction fsynced before the handler answers, so an acknowledged registration, alias or
@@ -17,43 +17,20 @@
 //! the pod deterministic under the simulator's paused clock, where a blocking-pool task would
 //! let virtual time run while it works.
 //!
-//! Each write is timed from when it holds its connection to the end of its commit
-//! ([`Storage::write_latency`], exported as `muttr_pod_db_write_duration_seconds` by
-//! operation): the fsync is most of it, and the figure an operator watches when the disk is
-//! slow. It is wall time (`std::time::Instant`), which never steers what the pod does.
-//!
-//! Tokens are not here: they live 30 s (P-A6) and a restarted pod may simply refuse old ones.
+//! One process owns the file: tokens and WebSocket subscribers stay in that process's memory,
+//! so several replicas need the PostgreSQL backend ([`super::postgres`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// Write latency buckets in seconds: 50 µs (a write on tmpfs) to 5 s (a disk in trouble).
-const WRITE_BUCKETS: [f64; 12] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.5, 5.0,
-];
-
-fn write_histogram() -> Histogram {
-    Histogram::new(WRITE_BUCKETS)
-}
-
-/// The `op` label of each kind of write.
-const WRITE_OPS: [&str; 6] = [
-    "register",
-    "alias",
-    "nonce",
-    "inbox_add",
-    "purge",
-    "keepalive",
-];
-
-/// Write latencies by operation (label `op`).
-pub type WriteLatency = Family<Vec<(String, String)>, Histogram, fn() -> Histogram>;
+use super::{
+    AliasOutcome, Counts, IdentityRow, InboxEntry, Party, Registration, StorageError, WriteLatency,
+    err,
+};
 
 /// A connection held for one write; the time from taking it to dropping it (after the
 /// commit) is observed under its operation.
@@ -83,19 +60,6 @@ impl Drop for Timed<'_> {
             .get_or_create(&vec![("op".to_string(), self.op.to_string())])
             .observe(self.start.elapsed().as_secs_f64());
     }
-}
-
-/// Row counts of the tables an operator watches ([`Storage::counts`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    /// Registered identities.
-    pub identities: u64,
-    /// Aliases.
-    pub aliases: u64,
-    /// Inbox entries not purged.
-    pub inbox_entries: u64,
-    /// Values the pod keeps alive (P-X2).
-    pub kept_alive: u64,
 }
 
 /// The database file's name inside the data directory.
@@ -139,15 +103,6 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
 ];
 
-/// A storage failure (the disk, a corrupt file).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("storage: {0}")]
-pub struct StorageError(pub String);
-
-fn err(e: impl std::fmt::Display) -> StorageError {
-    StorageError(e.to_string())
-}
-
 /// Reads `pubkeyhash, fingerprint, armored, registered` columns.
 fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
     Ok(IdentityRow {
@@ -158,61 +113,18 @@ fn identity_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<IdentityRow> {
     })
 }
 
-/// A registered identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityRow {
-    /// SHA-1 of the armored text (P-G1).
-    pub pubkeyhash: String,
-    /// The primary key's fingerprint.
-    pub fingerprint: String,
-    /// The armored public key exactly as registered.
-    pub armored: String,
-    /// When it was registered (ms, P-W5).
-    pub registered: u64,
-}
-
-/// What registering a key did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Registration {
-    /// Newly registered.
-    Created(IdentityRow),
-    /// The same text was registered before; nothing changed.
-    Existing(IdentityRow),
-    /// The same key (fingerprint) is registered under another text (P-A7 409).
-    OtherText,
-}
-
-/// What adding an alias did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AliasOutcome {
-    /// Newly created at this time.
-    Created(u64),
-    /// Already this identity's alias, created at this time; nothing changed.
-    Existing(u64),
-    /// Someone else's (P-A7 409).
-    Taken,
-}
-
-/// One side of an inbox entry, `{"userID", "pubkeyhash"}`: the client library's type, so pod
-/// and client read and write one shape.
-pub use muttr_node::client::Party;
-
-/// An inbox entry, in the whitepaper's message format (also the WebSocket frame, P-S2): the
-/// client library's [`muttr_node::client::Notification`].
-pub type InboxEntry = muttr_node::client::Notification;
-
-/// The pod's database.
+/// The pod's database in one SQLite file.
 #[derive(Debug)]
-pub struct Storage {
+pub struct Sqlite {
     conn: Mutex<Connection>,
     nonces: Mutex<Connection>,
     path: PathBuf,
     latency: WriteLatency,
 }
 
-impl Storage {
+impl Sqlite {
     /// Opens (or creates) the database in `dir`, applying pending migrations.
-    pub fn open(dir: &Path) -> Result<Storage, StorageError> {
+    pub fn open(dir: &Path) -> Result<Sqlite, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
         let mut conn =
@@ -254,13 +166,8 @@ impl Storage {
         nonces
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
-        let latency: WriteLatency = Family::new_with_constructor(write_histogram);
-        // Every operation's series exists from the start (at zero), so a dashboard or an
-        // alert on one never sees it missing.
-        for op in WRITE_OPS {
-            let _ = latency.get_or_create(&vec![("op".to_string(), op.to_string())]);
-        }
-        Ok(Storage {
+        let latency = super::write_latency();
+        Ok(Sqlite {
             conn: Mutex::new(conn),
             nonces: Mutex::new(nonces),
             path,
@@ -586,7 +493,9 @@ impl Storage {
 
 #[cfg(test)]
 mod tests {
+    //! What only SQLite has; the behaviour both backends share is `pod/tests/storage.rs`.
     use super::*;
+    use crate::storage::WRITE_OPS;
 
     fn entry(key: &str) -> InboxEntry {
         InboxEntry {
@@ -605,29 +514,9 @@ mod tests {
     }
 
     #[test]
-    fn registration_is_idempotent_and_refuses_a_second_text_of_one_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path()).unwrap();
-        assert!(matches!(
-            s.register("h1", "fp", "text1", 5).unwrap(),
-            Registration::Created(_)
-        ));
-        match s.register("h1", "fp", "text1", 9).unwrap() {
-            Registration::Existing(row) => assert_eq!(row.registered, 5),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            s.register("h2", "fp", "text2", 9).unwrap(),
-            Registration::OtherText
-        );
-        assert_eq!(s.identity("h1").unwrap().unwrap().armored, "text1");
-        assert!(s.identity("h2").unwrap().is_none());
-    }
-
-    #[test]
     fn each_write_is_timed_under_its_operation() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path()).unwrap();
+        let s = Sqlite::open(dir.path()).unwrap();
         s.register("h1", "f1", "t1", 1).unwrap();
         s.add_entry("h1", &entry("k1")).unwrap();
         s.add_entry("h1", &entry("k2")).unwrap();
@@ -647,100 +536,13 @@ mod tests {
     }
 
     #[test]
-    fn aliases_belong_to_one_identity() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path()).unwrap();
-        s.register("h1", "f1", "t1", 1).unwrap();
-        s.register("h2", "f2", "t2", 1).unwrap();
-        assert_eq!(
-            s.add_alias("alice", "h1", 3).unwrap(),
-            AliasOutcome::Created(3)
-        );
-        assert_eq!(
-            s.add_alias("alice", "h1", 4).unwrap(),
-            AliasOutcome::Existing(3)
-        );
-        assert_eq!(s.add_alias("alice", "h2", 4).unwrap(), AliasOutcome::Taken);
-        assert_eq!(s.alias("alice").unwrap().unwrap().pubkeyhash, "h1");
-        assert!(s.alias("bob").unwrap().is_none());
-        // An alias for an unregistered identity breaks the foreign key.
-        assert!(s.add_alias("carol", "nobody", 5).is_err());
-    }
-
-    #[test]
-    fn nonces_are_single_use_until_they_expire() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path()).unwrap();
-        assert!(s.use_nonce("id", 100, 100, 200).unwrap());
-        assert!(!s.use_nonce("id", 100, 150, 250).unwrap());
-        assert!(s.use_nonce("other", 100, 150, 250).unwrap());
-        // After expiry the record is gone (the window check refuses such a nonce anyway).
-        assert!(s.use_nonce("id", 100, 201, 300).unwrap());
-    }
-
-    #[test]
-    fn accepted_nonces_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = Storage::open(dir.path()).unwrap();
-            assert!(s.use_nonce("id", 100, 100, 1_000).unwrap());
-        }
-        let s = Storage::open(dir.path()).unwrap();
-        assert!(!s.use_nonce("id", 100, 150, 1_000).unwrap());
-    }
-
-    #[test]
-    fn keepalive_set_survives_reopening_and_follows_the_inboxes_p_x2() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = Storage::open(dir.path()).unwrap();
-            s.add_entry("a", &entry("k1")).unwrap();
-            s.add_entry("b", &entry("k1")).unwrap();
-            s.add_entry("b", &entry("k2")).unwrap();
-            s.keepalive_add("k1", 5).unwrap();
-            s.keepalive_add("k1", 6).unwrap(); // idempotent
-        }
-        let s = Storage::open(dir.path()).unwrap();
-        let set = |v: &[&str]| v.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>();
-        assert_eq!(s.inbox_keys().unwrap(), set(&["k1", "k2"]));
-        assert_eq!(s.keepalive_keys().unwrap(), set(&["k1"]));
-        s.purge("b").unwrap();
-        assert_eq!(s.inbox_keys().unwrap(), set(&["k1"]), "a still names k1");
-        s.keepalive_remove("k1").unwrap();
-        assert!(s.keepalive_keys().unwrap().is_empty());
-    }
-
-    #[test]
-    fn inbox_entries_survive_reopening_until_purged() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = Storage::open(dir.path()).unwrap();
-            s.add_entry("owner", &entry("k1")).unwrap();
-            s.add_entry("owner", &entry("k2")).unwrap();
-            s.add_entry("someone", &entry("k3")).unwrap();
-        }
-        let s = Storage::open(dir.path()).unwrap();
-        let keys: Vec<_> = s
-            .entries("owner")
-            .unwrap()
-            .into_iter()
-            .map(|e| e.key)
-            .collect();
-        assert_eq!(keys, ["k1", "k2"]);
-        assert_eq!(s.entries("owner").unwrap()[0].recipient.pubkeyhash, "owner");
-        assert_eq!(s.purge("owner").unwrap(), 2);
-        assert!(s.entries("owner").unwrap().is_empty());
-        assert_eq!(s.entries("someone").unwrap().len(), 1);
-    }
-
-    #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        drop(Storage::open(dir.path()).unwrap());
+        drop(Sqlite::open(dir.path()).unwrap());
         let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        let e = Storage::open(dir.path()).unwrap_err();
+        let e = Sqlite::open(dir.path()).unwrap_err();
         assert!(e.0.contains("newer"), "{e}");
     }
 }
