@@ -1,0 +1,255 @@
+//! Two `muttr-pod` processes on one PostgreSQL database (`--database`), as two replicas of
+//! one pod behind a load balancer: a notify through one is pushed by the other (P-S2), a
+//! token issued by one is used at the other, and SIGKILL of one replica under load loses no
+//! acknowledged entry (P-A9) — a replica started again plays them all back.
+//!
+//! Needs the test cluster (`MUTTR_TEST_POSTGRES`, see `tests/common/pg.rs`).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::process::Process;
+use common::{User, signed, user};
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The host users name the pod by, the same for both replicas.
+const HOST: &str = "pod.test";
+
+/// A replica: a `muttr-pod` process on `db`, its seed's values in `dir`.
+fn replica(db: &str, dir: &Path) -> Process {
+    let config = dir.join("pod.toml");
+    // Loopback is exempt from the per-IP limit: the load below comes from one address.
+    std::fs::write(&config, "[pod]\nexempt_loopback = true\n").unwrap();
+    Process::start(
+        env!("CARGO_BIN_EXE_muttr-pod").as_ref(),
+        [
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--public-host".as_ref(),
+            HOST.as_ref(),
+            "--seed-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data-dir".as_ref(),
+            dir.as_os_str(),
+            "--database".as_ref(),
+            db.as_ref(),
+            "--log".as_ref(),
+            "warn".as_ref(),
+        ],
+    )
+}
+
+/// One request; `None` when no answer came (a killed replica).
+async fn try_http(method: &str, url: &str, body: &str) -> Option<(u16, String)> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "text/plain")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.ok()?.to_bytes();
+    Some((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+async fn ok(method: &str, url: &str, body: &str) -> Value {
+    let (status, text) = try_http(method, url, body).await.expect("an answer");
+    assert_eq!(status, 200, "{method} {url}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Registers `u` through one replica and gives it `alias` through another.
+async fn enrol(first: &str, second: &str, u: &User, alias: &str) {
+    ok("POST", &format!("{first}/"), &u.armored).await;
+    ok(
+        "POST",
+        &format!("{second}/aliases"),
+        &signed(u, &[("alias", alias)]),
+    )
+    .await;
+}
+
+/// `from` notifies `to_alias` of `key` through `pod`.
+fn notify_text(from: &User, from_alias: &str, key: &str) -> String {
+    signed(
+        from,
+        &[("from", &format!("{from_alias}@{HOST}")), ("key", key)],
+    )
+}
+
+/// The keys of `u`'s inbox, asking the token of `issuer` and playing back at `reader`.
+async fn inbox(issuer: &str, reader: &str, u: &User) -> Vec<(String, u64)> {
+    let t = ok(
+        "POST",
+        &format!("{issuer}/tokens"),
+        &signed(u, &[("resource", "/inboxes"), ("method", "GET")]),
+    )
+    .await;
+    let token = t["token"]["value"].as_str().unwrap().to_string();
+    let v = ok("GET", &format!("{reader}/inboxes?token={token}"), "").await;
+    let mut out = Vec::new();
+    for group in v["messages"].as_array().unwrap() {
+        for m in group["messages"].as_array().unwrap() {
+            out.push((
+                m["key"].as_str().unwrap().to_string(),
+                m["id"].as_str().unwrap().parse().unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_through_one_replica_is_pushed_by_the_other_within_a_second() {
+    let Some(db) = common::pg::fresh_database().await else {
+        return;
+    };
+    let (da, db_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = replica(&db, da.path());
+    let b = replica(&db, db_dir.path());
+    let (ua, ub) = (a.url(), b.url());
+    let (alice, bob) = (user("alice"), user("bob"));
+    enrol(&ua, &ub, &alice, "alice").await;
+    enrol(&ub, &ua, &bob, "bob").await;
+
+    // Alice listens at B (P-S1: the hex of an auth text, the first frame).
+    let ws_url = ub.replacen("http://", "ws://", 1);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_url}/"))
+        .await
+        .unwrap();
+    let frame = hex::encode(signed(&alice, &[]));
+    ws.send(Message::Text(frame.into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Bob notifies her through A.
+    let key = "ab".repeat(20);
+    let sent = std::time::Instant::now();
+    let v = ok(
+        "POST",
+        &format!("{ua}/inboxes/alice"),
+        &notify_text(&bob, "bob", &key),
+    )
+    .await;
+    let id = v["message"]["id"].as_str().unwrap().to_string();
+    let pushed = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return t.to_string(),
+                Some(Ok(_)) => continue,
+                other => panic!("the socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("pushed by the other replica within 1 s (P-S2)");
+    let got: Value = serde_json::from_str(&pushed).unwrap();
+    assert_eq!(got["key"], key);
+    assert_eq!(
+        got["id"].as_str(),
+        Some(id.as_str()),
+        "the frame carries the id"
+    );
+    assert_eq!(got["sender"]["userID"], format!("bob@{HOST}"));
+    eprintln!("pushed across replicas in {:?}", sent.elapsed());
+    // The token Alice gets from A plays back at B.
+    let entries = inbox(&ua, &ub, &alice).await;
+    assert_eq!(entries, vec![(key, id.parse().unwrap())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_replica_under_load_loses_no_acknowledged_entry() {
+    let Some(db) = common::pg::fresh_database().await else {
+        return;
+    };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut a = replica(&db, dirs[0].path());
+    let b = replica(&db, dirs[1].path());
+    let (ua, ub) = (a.url(), b.url());
+    let (alice, bob) = (user("alice"), user("bob"));
+    enrol(&ua, &ub, &alice, "alice").await;
+    enrol(&ub, &ua, &bob, "bob").await;
+    let alice = Arc::new(alice);
+
+    // Four clients notify bob, alternating between the replicas; A is killed mid-way.
+    const EACH: usize = 60;
+    let acked_total = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (ua, ub, alice, acked_total) =
+            (ua.clone(), ub.clone(), alice.clone(), acked_total.clone());
+        clients.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut refused = 0;
+            for i in 0..EACH {
+                let key = format!("{c:02x}{i:038x}");
+                let to = if (c + i) % 2 == 0 { &ua } else { &ub };
+                let url = format!("{to}/inboxes/bob");
+                match try_http("POST", &url, &notify_text(&alice, "alice", &key)).await {
+                    Some((200, text)) => {
+                        let v: Value = serde_json::from_str(&text).unwrap();
+                        let id: u64 = v["message"]["id"].as_str().unwrap().parse().unwrap();
+                        acked.push((key, id, to == &ua));
+                        acked_total.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => refused += 1,
+                }
+            }
+            (acked, refused)
+        }));
+    }
+    while acked_total.load(Ordering::SeqCst) < 60 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.kill();
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for c in clients {
+        let (list, r) = c.await.unwrap();
+        acked.extend(list);
+        refused += r;
+    }
+    let through_a = acked.iter().filter(|(_, _, at_a)| *at_a).count();
+    assert!(
+        through_a > 0,
+        "some entries were acknowledged by A before it died"
+    );
+    assert!(refused > 0, "requests to A failed once it was killed");
+    assert!(acked.len() > through_a, "B went on acknowledging");
+
+    // A replica started again (a fresh process on the same database) plays every
+    // acknowledged entry back, with the id its acknowledgement gave.
+    let a2 = replica(&db, dirs[2].path());
+    for (issuer, reader) in [(&ub, &a2.url()), (&a2.url(), &ub)] {
+        let held: BTreeSet<(String, u64)> = inbox(issuer, reader, &bob).await.into_iter().collect();
+        for (key, id, _) in &acked {
+            assert!(
+                held.contains(&(key.clone(), *id)),
+                "acknowledged entry {key} (id {id}) is missing"
+            );
+        }
+        let ids: BTreeSet<u64> = held.iter().map(|(_, id)| *id).collect();
+        assert_eq!(ids.len(), held.len(), "distinct ids");
+    }
+    eprintln!(
+        "{} acknowledged ({through_a} by A before SIGKILL), {refused} refused; all played back",
+        acked.len()
+    );
+}
