@@ -4,6 +4,8 @@
 #   eval "$(bash scripts/pg-test-cluster.sh start)"   # exports MUTTR_TEST_POSTGRES
 #   bash scripts/pg-test-cluster.sh stop
 #   bash scripts/pg-test-cluster.sh available         # exit 0 when PostgreSQL is installed
+#   bash scripts/pg-test-cluster.sh down|up           # stop the server abruptly, start it again
+#                                                     # (same data, same port: an outage)
 #
 # Uses the `initdb`/`pg_ctl` on PATH, else the newest /usr/lib/postgresql/*/bin (Debian's
 # `postgresql` package; `.ci/run` installs it when missing). The cluster lives in a fresh
@@ -48,8 +50,8 @@ case "$cmd" in
   start)
     bin=$(bin_dir)
     port=${MUTTR_PG_PORT:-$(free_port)}
-    if [ -f "$state" ] && [ -d "$(cat "$state")" ]; then
-      "$0" stop >/dev/null 2>&1 || true
+    if [ -f "$state" ]; then
+      bash "$0" stop >/dev/null 2>&1 || true
     fi
     dir=${MUTTR_PG_DIR:-$(mktemp -d /tmp/muttr-pg.XXXXXX)}
     mkdir -p "$dir"
@@ -63,15 +65,24 @@ case "$cmd" in
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
       || { cat "$dir/postgres.log" >&2; exit 1; }
-    echo "$dir" >"$state"
+    echo "$dir $port" >"$state"
     echo "export MUTTR_TEST_POSTGRES=postgres://muttr@127.0.0.1:$port/postgres"
+    ;;
+  down)
+    read -r dir port <"$state"
+    as_owner "$(bin_dir)/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+    ;;
+  up)
+    read -r dir port <"$state"
+    as_owner "$(bin_dir)/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
     ;;
   stop)
     [ -f "$state" ] || exit 0
-    dir=$(cat "$state")
+    read -r dir _ <"$state"
     bin=$(bin_dir)
     as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "$dir" "$state"
     ;;
-  *) echo "usage: $0 start|stop|available" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|available|down|up" >&2; exit 2 ;;
 esac

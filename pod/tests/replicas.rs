@@ -253,3 +253,130 @@ async fn killing_one_replica_under_load_loses_no_acknowledged_entry() {
         acked.len()
     );
 }
+
+/// A PostgreSQL cluster of this test's own (`scripts/pg-test-cluster.sh` with its own state
+/// file), so that it can be taken down and brought back; stopped when dropped.
+struct OwnCluster {
+    state: std::path::PathBuf,
+    url: String,
+}
+
+impl OwnCluster {
+    fn script(&self, cmd: &str) -> std::process::Output {
+        std::process::Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../scripts/pg-test-cluster.sh"
+            ))
+            .arg(cmd)
+            .env("MUTTR_PG_STATE", &self.state)
+            .output()
+            .unwrap()
+    }
+
+    /// Starts one, or `None` (a note; a failure in CI) when PostgreSQL is not installed.
+    fn start() -> Option<OwnCluster> {
+        let mut c = OwnCluster {
+            state: std::env::temp_dir()
+                .join(format!("muttr-pg-outage-{}.state", std::process::id())),
+            url: String::new(),
+        };
+        if !c.script("available").status.success() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI has PostgreSQL installed"
+            );
+            eprintln!("PostgreSQL is not installed: outage case skipped");
+            return None;
+        }
+        let out = c.script("start");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        c.url = text
+            .trim()
+            .trim_start_matches("export MUTTR_TEST_POSTGRES=")
+            .to_string();
+        Some(c)
+    }
+
+    fn down(&self) {
+        assert!(self.script("down").status.success());
+    }
+
+    fn up(&self) {
+        let out = self.script("up");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = self.script("stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_and_the_pod_recovers_losing_nothing() {
+    let Some(cluster) = OwnCluster::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pod = replica(&cluster.url, dir.path());
+    let url = pod.url();
+    let (alice, bob) = (user("alice"), user("bob"));
+    enrol(&url, &url, &alice, "alice").await;
+    enrol(&url, &url, &bob, "bob").await;
+    let notify = |key: String| {
+        let (url, text) = (url.clone(), notify_text(&alice, "alice", &key));
+        async move { try_http("POST", &format!("{url}/inboxes/bob"), &text).await }
+    };
+    let mut acked = vec![];
+    let before = "11".repeat(20);
+    assert_eq!(notify(before.clone()).await.map(|r| r.0), Some(200));
+    acked.push(before);
+
+    cluster.down();
+    let (status, body) = notify("22".repeat(20)).await.expect("an answer");
+    assert_eq!(status, 503, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("database"), "{body}");
+    let (status, _) = try_http("GET", &format!("{url}/healthz"), "")
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "/healthz says the storage is down");
+
+    cluster.up();
+    // The pod recovers by itself: the next requests succeed (a few tries while the pool
+    // makes new connections).
+    let mut recovered = false;
+    for i in 0..50 {
+        let key = format!("33{i:038x}");
+        if let Some((200, _)) = notify(key.clone()).await {
+            acked.push(key);
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "the pod answers again once the database is back");
+    let held: BTreeSet<String> = inbox(&url, &url, &bob)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for key in &acked {
+        assert!(held.contains(key), "acknowledged {key} is missing");
+    }
+    assert!(
+        !held.contains(&"22".repeat(20)),
+        "the refused entry was not stored"
+    );
+}
