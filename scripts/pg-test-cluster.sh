@@ -11,7 +11,7 @@
 # `postgresql` package; `.ci/run` installs it when missing). The cluster lives in a fresh
 # directory under /tmp (MUTTR_PG_DIR to choose), trusts local connections, listens on
 # 127.0.0.1 (MUTTR_PG_PORT, else the first free port from 55432) and on a socket in its
-# directory, runs with fsync off (it is thrown away), and is owned by the
+# directory, runs with fsync off (it is thrown away; MUTTR_PG_FSYNC=on for benchmarks), and is owned by the
 # `postgres` user when run as root (PostgreSQL refuses to run as root), else by the caller.
 set -euo pipefail
 cmd=${1:-start}
@@ -63,7 +63,7 @@ case "$cmd" in
     as_owner "$bin/initdb" -D "$dir/data" -U muttr --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${MUTTR_PG_FSYNC:-off} -c max_connections=300" start >/dev/null \
       || { cat "$dir/postgres.log" >&2; exit 1; }
     echo "$dir $port" >"$state"
     echo "export MUTTR_TEST_POSTGRES=postgres://muttr@127.0.0.1:$port/postgres"
@@ -75,7 +75,7 @@ case "$cmd" in
   up)
     read -r dir port <"$state"
     as_owner "$(bin_dir)/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${MUTTR_PG_FSYNC:-off} -c max_connections=300" start >/dev/null
     ;;
   stop)
     [ -f "$state" ] || exit 0

@@ -182,11 +182,82 @@ pub const JOIN_ATTEMPTS: u32 = 12;
 /// Pause between attempts of [`join`].
 pub const JOIN_PAUSE: Duration = Duration::from_secs(5);
 
+/// A seed to join through: `IP:PORT`, or `NAME:PORT` resolved (again at each attempt of
+/// [`join`]) through the system's resolver — a Kubernetes service name, a compose service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PeerAddr(String);
+
+impl std::str::FromStr for PeerAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PeerAddr, String> {
+        if s.parse::<SocketAddr>().is_ok() {
+            return Ok(PeerAddr(s.to_string()));
+        }
+        match s.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty()
+                    && !host.contains(['[', ']', '/', ' '])
+                    && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+            {
+                Ok(PeerAddr(s.to_string()))
+            }
+            _ => Err(format!("{s:?} is not ADDRESS:PORT or NAME:PORT")),
+        }
+    }
+}
+
+impl TryFrom<String> for PeerAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<PeerAddr, String> {
+        s.parse()
+    }
+}
+
+impl From<PeerAddr> for String {
+    fn from(p: PeerAddr) -> String {
+        p.0
+    }
+}
+
+impl From<SocketAddr> for PeerAddr {
+    fn from(a: SocketAddr) -> PeerAddr {
+        PeerAddr(a.to_string())
+    }
+}
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PeerAddr {
+    /// The addresses it names now (a name that does not resolve yet: none, and a warning).
+    pub async fn resolve(&self) -> Vec<SocketAddr> {
+        if let Ok(a) = self.0.parse::<SocketAddr>() {
+            return vec![a];
+        }
+        match tokio::net::lookup_host(self.0.as_str()).await {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => {
+                tracing::warn!(peer = %self.0, error = %e, "bootstrap name does not resolve (yet)");
+                Vec::new()
+            }
+        }
+    }
+}
+
 /// Joins the network through `peers`, retrying while none answers (they may still be
-/// starting). Logs the outcome; returns the contacts learned (0 when every attempt failed).
-pub async fn join(seed: SeedHandle, peers: Vec<SocketAddr>) -> usize {
+/// starting, or their names not resolve yet). Logs the outcome; returns the contacts learned
+/// (0 when every attempt failed).
+pub async fn join(seed: SeedHandle, peers: Vec<PeerAddr>) -> usize {
     for attempt in 1..=JOIN_ATTEMPTS {
-        match seed.bootstrap(peers.clone()).await {
+        let mut addrs = Vec::new();
+        for p in &peers {
+            addrs.extend(p.resolve().await);
+        }
+        match seed.bootstrap(addrs).await {
             Ok(n) if n > 0 => {
                 tracing::info!(contacts = n, "joined the network");
                 return n;
@@ -205,6 +276,44 @@ pub async fn join(seed: SeedHandle, peers: Vec<SocketAddr>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_is_an_address_or_a_name_with_a_port() {
+        for ok in [
+            "127.0.0.1:4000",
+            "[::1]:4000",
+            "seed-0.muttr-seeds:4000",
+            "seed1:4000",
+        ] {
+            assert_eq!(ok.parse::<PeerAddr>().map(String::from), Ok(ok.to_string()));
+        }
+        for bad in [
+            "seed1",
+            "seed1:",
+            ":4000",
+            "seed1:0",
+            "seed1:70000",
+            "a b:1",
+            "[::1]",
+        ] {
+            assert!(bad.parse::<PeerAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_resolves_addresses_and_names() {
+        let a: PeerAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(a.resolve().await, vec!["127.0.0.1:4000".parse().unwrap()]);
+        let n: PeerAddr = "localhost:4000".parse().unwrap();
+        assert!(
+            n.resolve()
+                .await
+                .iter()
+                .all(|a| a.port() == 4000 && a.ip().is_loopback())
+        );
+        let none: PeerAddr = "no-such-host.invalid:4000".parse().unwrap();
+        assert!(none.resolve().await.is_empty());
+    }
 
     #[test]
     fn reads_own_memory_on_linux() {

@@ -47,10 +47,11 @@ struct Args {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     advertise: Option<SocketAddr>,
-    /// A seed to join the network through (repeatable).
+    /// A seed to join the network through, ADDRESS:PORT or NAME:PORT (a name is resolved at
+    /// each attempt; repeatable).
     #[arg(long = "bootstrap", value_name = "ADDR")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    bootstrap: Vec<SocketAddr>,
+    bootstrap: Vec<muttr_node::process::PeerAddr>,
     /// Keep values in this directory (SQLite) so a restarted seed still serves them; without
     /// it values live in memory only. Under systemd, `StateDirectory=` sets the default.
     #[arg(long)]
@@ -83,7 +84,7 @@ struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     advertise: Option<SocketAddr>,
     #[serde(deserialize_with = "settings::list::deserialize")]
-    bootstrap: Vec<SocketAddr>,
+    bootstrap: Vec<muttr_node::process::PeerAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -91,10 +91,11 @@ struct Args {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     seed_advertise: Option<SocketAddr>,
-    /// A seed to join the DHT through (repeatable).
+    /// A seed to join the DHT through, ADDRESS:PORT or NAME:PORT (a name is resolved at each
+    /// attempt; repeatable).
     #[arg(long = "bootstrap", value_name = "ADDR")]
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    bootstrap: Vec<SocketAddr>,
+    bootstrap: Vec<muttr_node::process::PeerAddr>,
     /// PEM certificate chain: serve HTTPS/WSS (with --tls-key).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,7 +148,7 @@ struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     seed_advertise: Option<SocketAddr>,
     #[serde(deserialize_with = "settings::list::deserialize")]
-    bootstrap: Vec<SocketAddr>,
+    bootstrap: Vec<muttr_node::process::PeerAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -146,7 +146,9 @@ async fn run(args: Args) -> Result<(), String> {
         } else {
             args.bootstrap.clone()
         };
-        let joined = muttr_node::process::join(s.handle(), peers.clone()).await;
+        let joined =
+            muttr_node::process::join(s.handle(), peers.iter().copied().map(Into::into).collect())
+                .await;
         if joined == 0 {
             return Err(format!(
                 "no seed answered at {peers:?}: use --passive to go through the pod"
