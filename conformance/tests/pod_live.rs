@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -24,6 +25,9 @@ use muttr_node::net::{Clock, TokioTransport};
 use muttr_node::store::{MemStore, Quotas};
 use muttr_pod::{AppState, PodConfig, Storage};
 use serde_json::{Value, json};
+
+#[path = "../../pod/tests/common/pg.rs"]
+mod pg;
 
 fn not_passing(cases: &[CaseResult]) -> Vec<&CaseResult> {
     cases
@@ -62,8 +66,26 @@ async fn live_pod(wrap: Option<fn(Router, AppState) -> Router>) -> LivePod {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let (seed, task) = pod_on(listener, addr.to_string(), storage, wrap).await;
+    LivePod {
+        url: format!("http://{addr}"),
+        _seed: seed,
+        _dir: dir,
+        task,
+    }
+}
+
+/// A pod serving on `listener` from `storage`, `host` its public host, with a seed of its
+/// own on a loopback port.
+async fn pod_on(
+    listener: tokio::net::TcpListener,
+    host: String,
+    storage: Storage,
+    wrap: Option<fn(Router, AppState) -> Router>,
+) -> (Seed<MemStore>, tokio::task::JoinHandle<()>) {
     let config = PodConfig {
-        public_host: addr.to_string(),
+        public_host: host,
         insecure_federation: true,
         exempt_loopback: true,
         ..PodConfig::default()
@@ -76,13 +98,7 @@ async fn live_pod(wrap: Option<fn(Router, AppState) -> Router>) -> LivePod {
     )
     .await
     .unwrap();
-    let state = AppState::new(
-        config,
-        Storage::open(dir.path()).unwrap(),
-        Some(seed.handle()),
-        Clock::system(),
-        None,
-    );
+    let state = AppState::new(config, storage, Some(seed.handle()), Clock::system(), None);
     let task = match wrap {
         None => tokio::spawn(async move {
             muttr_pod::serve(listener, state, std::future::pending())
@@ -98,12 +114,7 @@ async fn live_pod(wrap: Option<fn(Router, AppState) -> Router>) -> LivePod {
             })
         }
     };
-    LivePod {
-        url: format!("http://{addr}"),
-        _seed: seed,
-        _dir: dir,
-        task,
-    }
+    (seed, task)
 }
 
 // ------------------------------------------------------------------ our pod
@@ -780,4 +791,84 @@ async fn a_pod_that_purges_everything_fails_exactly_the_p_x1_purge_cases_of_both
         "{failing:#?}"
     );
     assert!(failing.iter().all(|c| c.rule == "P-X1"));
+}
+
+// ------------------------------------------------------------------ replicas on PostgreSQL
+
+/// The live pod suite against two replicas of this pod on one PostgreSQL database, behind a
+/// proxy that sends each connection to the other replica in turn — the suite opens a
+/// connection per request, so consecutive requests alternate: a nonce signed for one replica
+/// is a replay at the other, a token issued by one is used at the other, and a notify through
+/// one is pushed by the other to a WebSocket opened at it. Needs the PostgreSQL test cluster
+/// (`MUTTR_TEST_POSTGRES`; `scripts/test.sh` starts one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgres_pass_every_case_with_requests_alternating() {
+    let Some(db) = pg::fresh_database().await else {
+        return;
+    };
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = proxy.local_addr().unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let storage = Storage::connect(&db).await.unwrap();
+        let (seed, task) = pod_on(listener, front.to_string(), storage, None).await;
+        replicas.push((addr, seed, task));
+    }
+    let (a, b) = (replicas[0].0, replicas[1].0);
+    let served = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let counts = served.clone();
+    tokio::spawn(async move {
+        let mut next = 0usize;
+        while let Ok((mut inbound, _)) = proxy.accept().await {
+            let i = next % 2;
+            next += 1;
+            counts[i].fetch_add(1, Ordering::Relaxed);
+            let to = [a, b][i];
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+
+    let mut o = Options::new(format!("http://{front}"));
+    o.federation_host = Some("127.0.0.1:0".parse().unwrap());
+    o.rng_seed = 7;
+    let cases = pod::run(&o).await.unwrap();
+    for (_, _, task) in &replicas {
+        task.abort();
+    }
+    catalogue::check_run(Live::Pod, &cases).unwrap();
+    let bad: Vec<_> = cases
+        .iter()
+        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::NotApplicable))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    let na: BTreeSet<&str> = cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::NotApplicable)
+        .map(|c| c.id.as_str())
+        .collect();
+    let optional: BTreeSet<&str> = [
+        "pod.register.rsa",
+        "pod.token.expires-after-30s",
+        "pod.token.expires-after-30s.json-error",
+        "pod.ws.silent-10s-4401",
+        "pod.openapi.get-openapi-json",
+    ]
+    .into();
+    assert!(na.is_subset(&optional), "{na:?}");
+    let (to_a, to_b) = (
+        served[0].load(Ordering::Relaxed),
+        served[1].load(Ordering::Relaxed),
+    );
+    assert!(to_a > 100 && to_b > 100, "{to_a} / {to_b} connections");
+    eprintln!(
+        "{} cases, {} passed; {to_a} connections to one replica, {to_b} to the other",
+        cases.len(),
+        cases.iter().filter(|c| c.verdict == Verdict::Pass).count()
+    );
 }

@@ -50,24 +50,9 @@ fn replica(db: &str, dir: &Path) -> Process {
 
 /// One request; `None` when no answer came (a killed replica).
 async fn try_http(method: &str, url: &str, body: &str) -> Option<(u16, String)> {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let req = axum::http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "text/plain")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            body.to_string(),
-        )))
-        .unwrap();
-    let res = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+    common::try_http(method, url, body)
         .await
-        .ok()?
-        .ok()?;
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.ok()?.to_bytes();
-    Some((status, String::from_utf8_lossy(&bytes).into_owned()))
+        .map(|a| (a.status.as_u16(), a.body))
 }
 
 async fn ok(method: &str, url: &str, body: &str) -> Value {

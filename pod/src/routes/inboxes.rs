@@ -101,11 +101,20 @@ pub async fn notify(
     Ok(Json(json!({ "message": entry })))
 }
 
-fn token_of(query: &HashMap<String, String>) -> Result<&str, ApiError> {
-    query
+/// Spends the request's `token` (P-A6) for `method /inboxes`: the identity it was issued to.
+async fn spend(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    method: &str,
+) -> Result<String, ApiError> {
+    let token = query
         .get("token")
-        .map(String::as_str)
-        .ok_or_else(|| ApiError::unauthorized("a `token` query parameter is required (P-A6)"))
+        .ok_or_else(|| ApiError::unauthorized("a `token` query parameter is required (P-A6)"))?;
+    let now = state.clock.now_ms();
+    state
+        .tokens
+        .consume(&state.storage, token, INBOXES, method, now)
+        .await
 }
 
 /// Plays back the caller's inbox, grouped by contact (the sender's userID), oldest first.
@@ -113,16 +122,7 @@ pub async fn playback(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let owner = state
-        .tokens
-        .consume(
-            &state.storage,
-            token_of(&query)?,
-            INBOXES,
-            "GET",
-            state.clock.now_ms(),
-        )
-        .await?;
+    let owner = spend(&state, &query, "GET").await?;
     grouped(&state, &owner).await
 }
 
@@ -164,16 +164,7 @@ pub async fn purge(
 ) -> Result<Json<Value>, ApiError> {
     // A malformed `upto` is refused before the single-use token is spent.
     let upto = query.get("upto").map(|t| parse_upto(t)).transpose()?;
-    let owner = state
-        .tokens
-        .consume(
-            &state.storage,
-            token_of(&query)?,
-            INBOXES,
-            "DELETE",
-            state.clock.now_ms(),
-        )
-        .await?;
+    let owner = spend(&state, &query, "DELETE").await?;
     if let Some(upto) = upto {
         let n = state
             .storage

@@ -361,6 +361,13 @@ pub async fn live_pod_tls(config: PodConfig, rng: u64, pki: Option<&Pki>) -> Liv
 
 /// A plain HTTP client, as an independent implementation would use.
 pub async fn http(method: &str, url: &str, body: &str) -> Answer {
+    try_http(method, url, body)
+        .await
+        .unwrap_or_else(|| panic!("{method} {url}: no answer"))
+}
+
+/// [`http`], `None` when no answer comes within 10 s (a killed pod).
+pub async fn try_http(method: &str, url: &str, body: &str) -> Option<Answer> {
     use http_body_util::BodyExt;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
@@ -372,15 +379,18 @@ pub async fn http(method: &str, url: &str, body: &str) -> Answer {
             body.to_string(),
         )))
         .unwrap();
-    let res = client.request(req).await.unwrap();
+    let res = tokio::time::timeout(std::time::Duration::from_secs(10), client.request(req))
+        .await
+        .ok()?
+        .ok()?;
     let status = res.status();
     let headers = res.headers().clone();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    Answer {
+    let bytes = res.into_body().collect().await.ok()?.to_bytes();
+    Some(Answer {
         status,
         headers,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
 }
 
 /// Registers `u` at a live pod and gives it `alias`.
