@@ -104,18 +104,22 @@ impl CryptoCache {
         Ok(id)
     }
 
-    /// The sealed value of message `m` from `from` to `to` with `plaintext`: replayed, or made
-    /// by `seal` and recorded.
+    /// The sealed value of message `m` from `from` to `to` with `plaintext`, between the keys
+    /// `keys` (their fingerprints): replayed, or made by `seal` and recorded.
     pub fn seal(
         &mut self,
         from: u32,
         to: u32,
         m: u64,
+        keys: &str,
         plaintext: &[u8],
         seal: impl FnOnce() -> Result<String, String>,
     ) -> Result<String, String> {
         let digest = hex::encode(&Sha256::digest(plaintext)[..8]);
-        let name = format!("{from}>{to}#{m}:{digest}");
+        // The keys are part of the name: `keys.json` is shared by every scenario and a key
+        // can be replaced (see [`CryptoCache::identity`]); a value sealed with a replaced key
+        // would no longer decrypt or verify, so it must not be replayed.
+        let name = format!("{from}>{to}#{m}:{digest}:{keys}");
         if let Some(v) = self.seals.get(&name) {
             self.hits += 1;
             return Ok(v.clone());
@@ -156,7 +160,9 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600);
         let mut c = CryptoCache::open(Some(dir.path()), "t s", 7);
         let k1 = c.identity(3, now).unwrap().fingerprint();
-        let v1 = c.seal(1, 2, 0, b"hi", || Ok("abcd".into())).unwrap();
+        let v1 = c
+            .seal(1, 2, 0, "fa>fb", b"hi", || Ok("abcd".into()))
+            .unwrap();
         assert_eq!((c.hits, c.misses), (0, 2));
         c.save().unwrap();
         assert!(dir.path().join("seals-t_s-7.json").exists());
@@ -164,15 +170,33 @@ mod tests {
         let mut c = CryptoCache::open(Some(dir.path()), "t s", 7);
         assert_eq!(c.identity(3, now).unwrap().fingerprint(), k1);
         let v2 = c
-            .seal(1, 2, 0, b"hi", || Err("must not seal again".into()))
+            .seal(
+                1,
+                2,
+                0,
+                "fa>fb",
+                b"hi",
+                || Err("must not seal again".into()),
+            )
             .unwrap();
         assert_eq!(v1, v2);
         // Another plaintext under the same numbers is not a hit.
-        assert!(c.seal(1, 2, 0, b"ho", || Err("miss".into())).is_err());
+        assert!(
+            c.seal(1, 2, 0, "fa>fb", b"ho", || Err("miss".into()))
+                .is_err()
+        );
+        // Nor the same message between replaced keys: it would not decrypt or verify.
+        assert!(
+            c.seal(1, 2, 0, "fa>fc", b"hi", || Err("miss".into()))
+                .is_err()
+        );
         assert_eq!(c.hits, 2);
         // Another seed has its own seals.
         let mut c = CryptoCache::open(Some(dir.path()), "t s", 8);
-        assert!(c.seal(1, 2, 0, b"hi", || Err("miss".into())).is_err());
+        assert!(
+            c.seal(1, 2, 0, "fa>fb", b"hi", || Err("miss".into()))
+                .is_err()
+        );
     }
 
     #[test]

@@ -629,7 +629,12 @@ impl PodSim {
             let mut s = self.0.borrow_mut();
             let s = &mut *s;
             let text = &s.msgs[m as usize].text;
-            s.cache.seal(from, to, m, text, || {
+            let keys = format!(
+                "{}>{}",
+                &client.public_key().fingerprint()[..16],
+                &their_key.fingerprint()[..16]
+            );
+            s.cache.seal(from, to, m, &keys, text, || {
                 client.seal(&their_key, text).map_err(|e| e.to_string())
             })
         };

@@ -456,6 +456,11 @@ impl<D: Dialer> Client<D> {
         })
     }
 
+    /// Our public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
     /// Step 7: signs `text` with our key and encrypts it to `to` and to us; returns the value
     /// to store (hex of the armored message, P-V1).
     pub fn seal(&self, to: &PublicKey, text: &[u8]) -> Result<String, ClientError> {
