@@ -10,7 +10,7 @@
 //! 3. `rpcID` echo byte for byte, unknown fields ignored, the largest datagram (P-W1, P-W2);
 //! 4. bad input, all at once from fresh sockets: every datagram must go unanswered (P-W1–P-W6),
 //!    and the seed must still answer afterwards — the datagrams are rows of the case table
-//!    (`cases/seed.json`, read by [`table`]);
+//!    (`cases/seed.json`, read by the `table` module);
 //! 5. spoofed senders: replies go to the source, spoofed contacts are never learned (P-W7);
 //! 6. routing: contacts learned from each request type (P-K4), FIND_NODE / FIND_VALUE contact
 //!    lists at most 3, closest first, the true closest, never the seed, not the requester (P-W8);
