@@ -98,6 +98,11 @@ impl Reply {
         self.json.as_ref()?.get("params")?.as_object()
     }
 
+    /// The `contacts` array of a FIND_NODE / FIND_VALUE reply.
+    fn contacts(&self) -> Option<&Vec<Value>> {
+        self.params()?.get("contacts")?.as_array()
+    }
+
     fn ty(&self) -> Option<&str> {
         self.json.as_ref()?.get("type")?.as_str()
     }
@@ -935,10 +940,7 @@ impl Suite {
         let r = p.ask(t, &m, wait).await;
         self.shape("seed.find-node", "FIND_NODE_REPLY", &m, &rpc, r.as_ref());
         if let Some(r) = &r {
-            let list = r
-                .params()
-                .and_then(|p| p.get("contacts"))
-                .and_then(Value::as_array);
+            let list = r.contacts();
             self.check(
                 "seed.find-node.reply.contacts-array",
                 "P-W6",
@@ -1176,12 +1178,7 @@ impl Suite {
         let r = asker
             .ask(self.opts.target, &m, self.opts.reply_timeout)
             .await;
-        let list = r
-            .as_ref()
-            .and_then(|r| r.params())
-            .and_then(|p| p.get("contacts"))
-            .and_then(Value::as_array)
-            .cloned();
+        let list = r.as_ref().and_then(Reply::contacts).cloned();
         (m, r, list)
     }
 
@@ -1348,12 +1345,7 @@ impl Suite {
             for (key, case, strength, what) in own {
                 let (m, _) = self.request(&q, ty, json!({"key": key}));
                 let r = q.ask(t, &m, wait).await;
-                let list = r
-                    .as_ref()
-                    .and_then(|r| r.params())
-                    .and_then(|p| p.get("contacts"))
-                    .and_then(Value::as_array)
-                    .cloned();
+                let list = r.as_ref().and_then(Reply::contacts);
                 let listed = list
                     .as_ref()
                     .is_some_and(|l| l.iter().any(|c| c["nodeID"] == json!(key)));
@@ -1381,11 +1373,7 @@ impl Suite {
         sent: &Value,
         r: Option<&Reply>,
     ) {
-        let list = r
-            .and_then(|r| r.params())
-            .and_then(|p| p.get("contacts"))
-            .and_then(Value::as_array)
-            .cloned();
+        let list = r.and_then(Reply::contacts).cloned();
         let id = |s: &str| format!("{prefix}.{s}");
         let Some(list) = list else {
             self.check(

@@ -36,6 +36,25 @@ fn not_passing(cases: &[CaseResult]) -> Vec<&CaseResult> {
         .collect()
 }
 
+/// Only the optional cases (RSA, the slow ones, `GET /openapi.json`) may be not applicable
+/// in a run against this pod.
+fn assert_only_optional_cases_not_applicable(cases: &[CaseResult]) {
+    let optional: BTreeSet<&str> = [
+        "pod.register.rsa",
+        "pod.token.expires-after-30s",
+        "pod.token.expires-after-30s.json-error",
+        "pod.ws.silent-10s-4401",
+        "pod.openapi.get-openapi-json",
+    ]
+    .into();
+    let na: BTreeSet<&str> = cases
+        .iter()
+        .filter(|c| c.verdict == Verdict::NotApplicable)
+        .map(|c| c.id.as_str())
+        .collect();
+    assert!(na.is_subset(&optional), "{na:?}");
+}
+
 fn ids(cases: &[CaseResult]) -> BTreeSet<String> {
     cases.iter().map(|c| c.id.clone()).collect()
 }
@@ -130,21 +149,7 @@ async fn our_pod_in_process_passes_every_case() {
     // Every case id is distinct, and there are enough of them.
     assert_eq!(ids(&cases).len(), cases.len(), "duplicate case ids");
     assert!(cases.len() >= 100, "only {} cases", cases.len());
-    // Only the optional ones (RSA, slow) are not applicable.
-    let na: BTreeSet<&str> = cases
-        .iter()
-        .filter(|c| c.verdict == Verdict::NotApplicable)
-        .map(|c| c.id.as_str())
-        .collect();
-    let allowed: BTreeSet<&str> = [
-        "pod.register.rsa",
-        "pod.token.expires-after-30s",
-        "pod.token.expires-after-30s.json-error",
-        "pod.ws.silent-10s-4401",
-        "pod.openapi.get-openapi-json",
-    ]
-    .into();
-    assert!(na.is_subset(&allowed), "{na:?}");
+    assert_only_optional_cases_not_applicable(&cases);
     assert!(took.as_secs() < 20, "the suite took {took:?}");
     catalogue::check_run(Live::Pod, &cases).unwrap();
 }
@@ -842,25 +847,9 @@ async fn two_replicas_on_one_postgres_pass_every_case_with_requests_alternating(
         task.abort();
     }
     catalogue::check_run(Live::Pod, &cases).unwrap();
-    let bad: Vec<_> = cases
-        .iter()
-        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::NotApplicable))
-        .collect();
+    let bad = not_passing(&cases);
     assert!(bad.is_empty(), "{bad:#?}");
-    let na: BTreeSet<&str> = cases
-        .iter()
-        .filter(|c| c.verdict == Verdict::NotApplicable)
-        .map(|c| c.id.as_str())
-        .collect();
-    let optional: BTreeSet<&str> = [
-        "pod.register.rsa",
-        "pod.token.expires-after-30s",
-        "pod.token.expires-after-30s.json-error",
-        "pod.ws.silent-10s-4401",
-        "pod.openapi.get-openapi-json",
-    ]
-    .into();
-    assert!(na.is_subset(&optional), "{na:?}");
+    assert_only_optional_cases_not_applicable(&cases);
     let (to_a, to_b) = (
         served[0].load(Ordering::Relaxed),
         served[1].load(Ordering::Relaxed),

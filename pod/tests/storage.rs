@@ -290,13 +290,7 @@ async fn ids_become_visible_in_order_whichever_replica_writes() {
             let mut seen: BTreeSet<u64> = BTreeSet::new();
             let mut late: Vec<u64> = Vec::new();
             for _ in 0..200 {
-                let now: BTreeSet<u64> = s
-                    .entries("bob")
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|e| e.id.as_deref().unwrap().parse().unwrap())
-                    .collect();
+                let now: BTreeSet<u64> = ids_of(&s, "bob").await.into_iter().collect();
                 let top = seen.last().copied().unwrap_or(0);
                 late.extend(now.iter().filter(|id| **id < top && !seen.contains(id)));
                 seen.extend(now);
@@ -318,15 +312,19 @@ async fn ids_become_visible_in_order_whichever_replica_writes() {
             "ids that appeared below a seen one: {late:?}"
         );
     }
-    let ids: Vec<u64> = a
-        .entries("bob")
+    let ids = ids_of(&a, "bob").await;
+    assert_eq!(ids.len(), 4 * EACH);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "distinct, ordered");
+}
+
+/// The ids of `owner`'s entries, oldest first.
+async fn ids_of(s: &Storage, owner: &str) -> Vec<u64> {
+    s.entries(owner)
         .await
         .unwrap()
         .iter()
         .map(|e| e.id.as_deref().unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(ids.len(), 4 * EACH);
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "distinct, ordered");
+        .collect()
 }
 
 /// A token issued through one replica is spent once, whichever replicas it is offered to at
