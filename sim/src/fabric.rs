@@ -1,26 +1,15 @@
-//! The packet fabric: an event-driven scheduler over turmoil-net's router, with the network
-//! model (latency, loss, partitions) and per-node traffic counters.
-//!
-//! turmoil-net's own fixtures tick a fixed step (1 ms) and scan every host each tick. Here no
-//! tick exists: [`Fabric::run`] sleeps until either a socket rang the doorbell (a datagram was
-//! queued at some host) or the next delayed datagram is due. The runtime is paused, so when every
-//! host is idle tokio jumps virtual time straight to the next timer — a node's timeout or the
-//! fabric's next delivery — and idle time costs nothing.
-//!
-//! Determinism: all hosts run on one thread; datagrams leave hosts in host order, the model draws
-//! from its own seeded RNG in that order, and deliveries due at the same instant keep their
-//! emission order (a sequence number breaks ties).
+//! The network model (latency, loss, partitions), simulated addresses, and per-host traffic
+//! counters. The engine (the `engine` module) routes every datagram and segment through it.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use turmoil_net::{EnterGuard, Packet, Transport as Payload};
+use turmoil_net::{Packet, Transport as Payload};
 
 use crate::scenario::{Latency, Network};
 
@@ -106,21 +95,14 @@ pub fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The scheduler: pending deliveries, the model, the counters.
+/// The network model of one worker, and the counters of its hosts' traffic (the engine sums
+/// the workers' counters at the end).
 #[derive(Debug)]
 pub struct Fabric {
     doorbell: Arc<Notify>,
-    batch: Duration,
-    latency: Latency,
-    loss: f64,
+    pub(crate) latency: Latency,
+    pub(crate) loss: f64,
     partitions: Vec<ActivePartition>,
-    rng: ChaCha8Rng,
-    pending: BTreeMap<(Instant, u64), Packet>,
-    seq: u64,
-    egress: Vec<Packet>,
-    /// Per TCP flow (source, destination): when its last segment is due (segments of one
-    /// connection arrive in order; turmoil-net's receiver drops out-of-order ones).
-    tcp_due: BTreeMap<(std::net::SocketAddr, std::net::SocketAddr), Instant>,
     /// Traffic per host number.
     pub traffic: Vec<Traffic>,
     /// Totals.
@@ -128,8 +110,8 @@ pub struct Fabric {
 }
 
 impl Fabric {
-    /// A fabric for `hosts` hosts with the model of `network`; partitions are placed relative to
-    /// `workload_start`.
+    /// The model of `network` for `hosts` hosts; partitions are placed relative to
+    /// `workload_start`, their sides drawn from `rng_seed`.
     pub fn new(network: &Network, hosts: u32, rng_seed: u64, workload_start: Instant) -> Fabric {
         let partitions = network
             .partitions
@@ -144,15 +126,9 @@ impl Fabric {
             .collect();
         Fabric {
             doorbell: Arc::new(Notify::new()),
-            batch: Duration::from_millis(network.batch_ms),
             latency: network.latency.clone(),
             loss: network.loss,
             partitions,
-            rng: ChaCha8Rng::seed_from_u64(rng_seed),
-            pending: BTreeMap::new(),
-            seq: 0,
-            egress: Vec::with_capacity(1024),
-            tcp_due: BTreeMap::new(),
             traffic: vec![Traffic::default(); hosts as usize],
             stats: FabricStats::default(),
         }
@@ -163,197 +139,39 @@ impl Fabric {
         self.doorbell.clone()
     }
 
-    fn delay(&mut self) -> Duration {
-        let ms = match self.latency {
-            Latency::Fixed { ms } => ms,
-            Latency::Uniform { min_ms, max_ms } => {
-                if max_ms > min_ms {
-                    self.rng.random_range(min_ms..=max_ms)
-                } else {
-                    min_ms
-                }
-            }
-            Latency::Lognormal { median_ms, sigma } => {
-                // Box–Muller for one standard normal draw.
-                let u1: f64 = self.rng.random::<f64>().max(f64::MIN_POSITIVE);
-                let u2: f64 = self.rng.random();
-                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-                median_ms * (sigma * z).exp()
-            }
-        };
-        // Cap the tail at 10 s; whole milliseconds (tokio's timer resolution).
-        Duration::from_millis(ms.clamp(0.0, 10_000.0).round() as u64)
-    }
-
-    fn partitioned(&self, now: Instant, src: u32, dst: u32) -> bool {
+    /// Whether a partition separates `src` from `dst` at `now`.
+    pub(crate) fn partitioned(&self, now: Instant, src: u32, dst: u32) -> bool {
         self.partitions
             .iter()
             .any(|p| now >= p.start && now < p.end && p.side(src) != p.side(dst))
     }
-
-    /// One pass at the current instant: deliver what is due, then take every queued datagram
-    /// off its host and route it through the model.
-    pub fn step(&mut self, guard: &EnterGuard) {
-        self.step_with(guard, true);
-    }
-
-    /// A pass that scans the hosts' outbound queues only if `egress` (no socket rang the
-    /// doorbell since the last scan means every queue is empty: a delivery-only pass).
-    fn step_with(&mut self, guard: &EnterGuard, egress: bool) {
-        let now = Instant::now();
-        self.stats.passes += 1;
-        while let Some(entry) = self.pending.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let pkt = entry.remove();
-            self.deliver(guard, pkt);
-        }
-        if !egress {
-            return;
-        }
-        self.stats.scans += 1;
-        let mut egress = std::mem::take(&mut self.egress);
-        guard.egress_all(&mut egress);
-        for pkt in egress.drain(..) {
-            if let Payload::Tcp(seg) = &pkt.payload {
-                let flow = (
-                    std::net::SocketAddr::new(pkt.src, seg.src_port),
-                    std::net::SocketAddr::new(pkt.dst, seg.dst_port),
-                );
-                self.route_tcp(now, flow, pkt);
-                continue;
-            }
-            self.stats.sent += 1;
-            let len = payload_len(&pkt);
-            let (Some(src), Some(dst)) = (host_index(pkt.src), host_index(pkt.dst)) else {
-                self.stats.unroutable += 1;
-                continue;
-            };
-            if let Some(t) = self.traffic.get_mut(src as usize) {
-                t.datagrams_out += 1;
-                t.bytes_out += len;
-            }
-            if self.partitioned(now, src, dst) {
-                self.stats.partitioned += 1;
-                continue;
-            }
-            if self.loss > 0.0 && self.rng.random::<f64>() < self.loss {
-                self.stats.lost += 1;
-                continue;
-            }
-            // With batching, the datagram left its host up to `batch` ago: count that time
-            // as part of its latency.
-            let d = self.delay().saturating_sub(self.batch);
-            if d.is_zero() {
-                self.deliver(guard, pkt);
-            } else {
-                self.seq += 1;
-                self.pending.insert((now + d, self.seq), pkt);
-            }
-        }
-        self.egress = egress;
-    }
-
-    /// TCP: latency from the model, no random loss (the pods' HTTP and WebSocket traffic is
-    /// modelled as a reliable stream; the DHT's datagrams carry the loss), partitions apply,
-    /// and a flow's segments never overtake each other.
-    fn route_tcp(
-        &mut self,
-        now: Instant,
-        flow: (std::net::SocketAddr, std::net::SocketAddr),
-        pkt: Packet,
-    ) {
-        self.stats.tcp_segments += 1;
-        let (Some(src), Some(dst)) = (host_index(pkt.src), host_index(pkt.dst)) else {
-            return;
-        };
-        if self.partitioned(now, src, dst) {
-            self.stats.tcp_partitioned += 1;
-            return;
-        }
-        let mut due = now + self.delay().saturating_sub(self.batch);
-        if let Some(&last) = self.tcp_due.get(&flow) {
-            due = due.max(last);
-        }
-        if self.tcp_due.len() > 4096 {
-            self.tcp_due.retain(|_, t| *t > now);
-        }
-        self.tcp_due.insert(flow, due);
-        self.seq += 1;
-        self.pending.insert((due, self.seq), pkt);
-    }
-
-    fn deliver(&mut self, guard: &EnterGuard, pkt: Packet) {
-        if matches!(pkt.payload, Payload::Tcp(_)) {
-            // The receiving kernel answers (ACK, SYN-ACK, RST) at once: another pass sends it.
-            guard.deliver(pkt);
-            self.doorbell.notify_one();
-            return;
-        }
-        let Some(dst) = host_index(pkt.dst) else {
-            self.stats.unroutable += 1;
-            return;
-        };
-        if let Some(t) = self.traffic.get_mut(dst as usize) {
-            t.datagrams_in += 1;
-            t.bytes_in += payload_len(&pkt);
-        }
-        self.stats.delivered += 1;
-        guard.deliver(pkt);
-    }
-
-    /// Runs forever: a pass whenever the doorbell rings (or, with batching, `batch_ms` after
-    /// it first rang) or a delivery falls due. Only the former scan every host's outbound
-    /// queue, so with batching the scans are bounded by 1000 / `batch_ms` per simulated second
-    /// however many deliveries fall due.
-    pub async fn run(fabric: &std::cell::RefCell<Fabric>, guard: &EnterGuard) {
-        let doorbell = fabric.borrow().doorbell();
-        let batch = fabric.borrow().batch;
-        let mut pass_at: Option<Instant> = None;
-        // A socket rang since the last scan of the outbound queues. Every send rings, so when
-        // this is false every queue is empty and a pass only delivers (same result, no scan).
-        let mut dirty = false;
-        loop {
-            let due = fabric.borrow().pending.first_key_value().map(|(k, _)| k.0);
-            let next = match (due, pass_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let rang = match next {
-                Some(at) => {
-                    tokio::select! {
-                        biased;
-                        _ = doorbell.notified() => true,
-                        _ = tokio::time::sleep_until(at) => false,
-                    }
-                }
-                None => {
-                    doorbell.notified().await;
-                    true
-                }
-            };
-            dirty |= rang;
-            if rang && !batch.is_zero() {
-                pass_at.get_or_insert_with(|| Instant::now() + batch);
-                continue;
-            }
-            // With batching, the queues are scanned once per batch (when `pass_at` falls
-            // due); a delivery falling due in between only delivers.
-            let scan_due = batch.is_zero() || pass_at.is_some_and(|p| p <= Instant::now());
-            if pass_at.is_some_and(|p| p <= Instant::now()) {
-                pass_at = None;
-            }
-            let scan = dirty && scan_due;
-            fabric.borrow_mut().step_with(guard, scan);
-            if scan {
-                dirty = false;
-            }
-        }
-    }
 }
 
-fn payload_len(pkt: &Packet) -> u64 {
+/// One latency draw of the model, in whole milliseconds (tokio's timer resolution), the tail
+/// capped at 10 s.
+pub(crate) fn model_delay(latency: &Latency, rng: &mut ChaCha8Rng) -> Duration {
+    let ms = match *latency {
+        Latency::Fixed { ms } => ms,
+        Latency::Uniform { min_ms, max_ms } => {
+            if max_ms > min_ms {
+                rng.random_range(min_ms..=max_ms)
+            } else {
+                min_ms
+            }
+        }
+        Latency::Lognormal { median_ms, sigma } => {
+            // Box–Muller for one standard normal draw.
+            let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+            let u2: f64 = rng.random();
+            let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            median_ms * (sigma * z).exp()
+        }
+    };
+    // Cap the tail at 10 s; whole milliseconds (tokio's timer resolution).
+    Duration::from_millis(ms.clamp(0.0, 10_000.0).round() as u64)
+}
+
+pub(crate) fn payload_len(pkt: &Packet) -> u64 {
     match &pkt.payload {
         Payload::Udp(d) => d.payload.len() as u64,
         Payload::Tcp(s) => s.payload.len() as u64,

@@ -18,7 +18,8 @@
 //! | [`pod_host`] | a pod (unchanged `muttr_pod::serve`, embedded seed, SQLite) on a simulated host |
 //! | [`users`] | pods' users (the client library), the messaging workload, its stages and report |
 //! | [`cache`] | record/replay of OpenPGP outputs (keys, seals), for determinism |
-//! | [`fabric`] | event-driven packet scheduler, network model (latency, loss, partitions), traffic counters |
+//! | [`engine`] | the parallel deterministic engine: workers in lockstep windows, canonical delivery, jobs to seeds |
+//! | [`fabric`] | the network model (latency, loss, partitions), traffic counters, the single-runtime scheduler of the unit tests |
 //! | [`scenario`] | the TOML scenario format |
 //! | [`store`] | a value store wrapper that feeds the invariant checker's oracle |
 //! | [`memory`] | resident memory and CPU time sampled at the phase boundaries of a run |
@@ -36,6 +37,7 @@
 
 pub mod cache;
 pub mod compare;
+pub mod engine;
 pub mod fabric;
 pub mod memory;
 pub mod net;

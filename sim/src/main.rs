@@ -45,6 +45,10 @@ enum Cmd {
         /// 1 ms tick; slow: short runs only; fixed latency, no faults).
         #[arg(long, default_value = "net")]
         engine: Engine,
+        /// Worker threads of the `net` engine: seeds dealt over them, lockstep windows; the
+        /// run (its event log) is the same for every count.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
     },
     /// Runs one scenario on both engines at several sizes and compares their speed.
     CompareEngines {
@@ -207,6 +211,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
             out,
             crypto_cache,
             engine: Engine::Net,
+            threads,
         } => {
             let sc = Scenario::load(&file)?;
             let opts = RunOptions {
@@ -214,6 +219,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 progress: true,
                 crypto_cache: Some(crypto_cache),
                 scenario_file: Some(file.clone()),
+                threads: threads.into(),
             };
             let o = run_to_dir(&sc, &opts, &out)?;
             print!("{}", o.report.summary());
@@ -385,6 +391,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 progress: true,
                 crypto_cache: Some(crypto_cache),
                 scenario_file: None,
+                threads: 1,
             };
             let get = |p: &PathBuf, side: &str| -> anyhow::Result<muttr_sim::Report> {
                 if finished(p) {

@@ -110,81 +110,71 @@ impl Drop for SimSocket {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::net::{IpAddr, SocketAddr};
+    use std::time::Duration;
 
     use muttr_node::net::{DatagramSocket, Transport};
-    use turmoil_net::Net;
+    use turmoil_net::KernelConfig;
 
     use super::*;
-    use crate::fabric::{Fabric, host_ip};
+    use crate::engine;
+    use crate::fabric::host_ip;
     use crate::scenario::{Latency, Network};
 
     /// Plain `tokio::spawn`ed tasks (no host context of their own, like the seed driver) send
     /// from the right host, receive on the right host, and close their own socket on drop.
     #[test]
     fn sockets_carry_their_host_into_untagged_tasks() {
-        host_scoped_round_trip(0);
+        host_scoped_round_trip(1, 25);
     }
 
-    /// Batching delays routing by up to 1 ms but the latency seen end to end is unchanged.
+    /// A wider window keeps a longer latency; a shorter one is raised to the window (the
+    /// engine's least latency).
     #[test]
-    fn batched_fabric_keeps_the_latency() {
-        host_scoped_round_trip(1);
+    fn the_window_is_the_least_latency() {
+        host_scoped_round_trip(5, 25);
+        host_scoped_round_trip(40, 40);
     }
 
-    fn host_scoped_round_trip(batch_ms: u64) {
-        let mut net = Net::new();
-        let a = net.add_host(IpAddr::V4(host_ip(0)));
-        let b = net.add_host(IpAddr::V4(host_ip(1)));
-        let guard = net.enter();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
+    fn host_scoped_round_trip(window_ms: u64, expect_ms: u64) {
         let network = Network {
             latency: Latency::Fixed { ms: 25.0 },
-            batch_ms,
+            window_ms,
             ..Network::default()
         };
-        rt.block_on(async {
-            let fabric = RefCell::new(Fabric::new(&network, 2, 1, tokio::time::Instant::now()));
-            let bell = fabric.borrow().doorbell();
+        let ((), fabric) = engine::run_hosts(2, &network, KernelConfig::default(), || async {
+            let bell = engine::doorbell();
             let (ta, tb) = (
-                SimTransport::new(a, bell.clone()),
-                SimTransport::new(b, bell.clone()),
+                SimTransport::new(engine::host_id(0), bell.clone()),
+                SimTransport::new(engine::host_id(1), bell.clone()),
             );
             let port = 4000;
             let any: SocketAddr = (std::net::Ipv4Addr::UNSPECIFIED, port).into();
             let to_b = SocketAddr::new(IpAddr::V4(host_ip(1)), port);
-            let work = async {
-                let sb = tb.bind(any).await.unwrap();
-                let start = tokio::time::Instant::now();
-                let sender = tokio::spawn(async move {
-                    let sa = ta.bind(any).await.unwrap();
-                    sa.send_to(b"hello", to_b).await.unwrap();
-                    // Dropped here, in a task with no host: must close on host A only.
-                });
-                let mut buf = [0u8; 16];
-                let (n, from) = sb.recv_from(&mut buf).await.unwrap();
-                sender.await.unwrap();
-                assert_eq!(&buf[..n], b"hello");
-                assert_eq!(from, SocketAddr::new(IpAddr::V4(host_ip(0)), port));
-                assert_eq!(start.elapsed(), std::time::Duration::from_millis(25));
-                // B's socket is still open and A's port is free again.
-                assert_eq!(sb.local_addr().unwrap().port(), port);
-                let again = SimTransport::new(a, bell.clone()).bind(any).await;
-                assert!(again.is_ok(), "{again:?}");
-            };
-            tokio::select! {
-                biased;
-                _ = Fabric::run(&fabric, &guard) => unreachable!(),
-                _ = work => {}
-            }
-            assert_eq!(fabric.borrow().stats.delivered, 1);
-            assert_eq!(fabric.borrow().traffic[0].datagrams_out, 1);
-            assert_eq!(fabric.borrow().traffic[1].bytes_in, 5);
-        });
+            let sb = tb.bind(any).await?;
+            let start = tokio::time::Instant::now();
+            let sender = tokio::spawn(async move {
+                let sa = ta.bind(any).await.unwrap();
+                sa.send_to(b"hello", to_b).await.unwrap();
+                // Dropped here, in a task with no host: must close on host A only.
+            });
+            let mut buf = [0u8; 16];
+            let (n, from) = sb.recv_from(&mut buf).await?;
+            sender.await?;
+            assert_eq!(&buf[..n], b"hello");
+            assert_eq!(from, SocketAddr::new(IpAddr::V4(host_ip(0)), port));
+            assert_eq!(start.elapsed(), Duration::from_millis(expect_ms));
+            // B's socket is still open and A's port is free again.
+            assert_eq!(sb.local_addr()?.port(), port);
+            let again = SimTransport::new(engine::host_id(0), bell.clone())
+                .bind(any)
+                .await;
+            assert!(again.is_ok(), "{again:?}");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(fabric.stats.delivered, 1);
+        assert_eq!(fabric.traffic[0].datagrams_out, 1);
+        assert_eq!(fabric.traffic[1].bytes_in, 5);
     }
 }

@@ -203,12 +203,13 @@ pub struct Report {
     pub events: u64,
     /// SHA-256 of the event log (JSON lines), hex.
     pub events_sha256: String,
-    /// Fabric scheduler passes (deliveries due, and a scan of every host if a socket rang).
+    /// Windows of the engine: barriers the workers met at (see `crate::engine`).
     pub fabric_passes: u64,
     /// Pods' users' messages, stage by stage (absent without pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<MessageReport>,
-    /// Passes that scanned every host's outbound queue (the cost driver at scale).
+    /// Scans of the hosts' outbound queues, summed over the workers (each scans its own hosts
+    /// whenever one of them sent; depends on the thread count, so outside the determinism check).
     #[serde(default)]
     pub fabric_scans: u64,
     /// Memory and CPU by phase (not deterministic).
@@ -228,6 +229,7 @@ impl Report {
             wall_seconds: 0.0,
             sim_seconds_per_wall_second: 0.0,
             peak_rss_mib: 0.0,
+            fabric_scans: 0,
             memory: crate::memory::Memory::default(),
             provenance: None,
             ..self.clone()

@@ -131,12 +131,13 @@ pub struct Network {
     /// Partitions.
     #[serde(default)]
     pub partitions: Vec<Partition>,
-    /// 0 (default): datagrams leave their host at the instant they are sent. N > 0: the fabric
-    /// collects them for up to N ms before routing them (that wait counts towards their
-    /// latency, so it only blurs timing by < N ms). Every routing pass scans every host, so at
-    /// 10,000 hosts batching by 1 ms caps the passes at 1,000 per simulated second.
-    #[serde(default)]
-    pub batch_ms: u64,
+    /// The engine's window, ms (0, the default, means 1: tokio's timer resolution): the least
+    /// latency of any datagram or segment, and how far the workers of a parallel run go between
+    /// two barriers (see the `engine` module). Latencies drawn below it are raised to it. A wider
+    /// window means fewer barriers and a coarser least latency. (`batch_ms`, its former name,
+    /// is still read.)
+    #[serde(default, alias = "batch_ms")]
+    pub window_ms: u64,
 }
 
 /// Churn during the workload phase (Poisson events).
@@ -324,8 +325,8 @@ impl Scenario {
         if !finite_nonneg(self.bootstrap_s) || !finite_nonneg(self.duration_s) {
             return bad("bootstrap_s and duration_s must be finite and >= 0");
         }
-        if self.network.batch_ms > 1_000 {
-            return bad("network.batch_ms must be at most 1000");
+        if self.network.window_ms > 1_000 {
+            return bad("network.window_ms must be at most 1000");
         }
         if !(0.0..=1.0).contains(&self.network.loss) {
             return bad("network.loss must be in 0..=1");

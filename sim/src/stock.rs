@@ -443,6 +443,7 @@ pub fn compare_engines(
             progress: false,
             crypto_cache: None,
             scenario_file: None,
+            threads: 1,
         };
         let cpu0 = crate::memory::cpu_seconds();
         let net = crate::run(&sc, &opts)?.report;

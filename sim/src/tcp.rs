@@ -283,72 +283,54 @@ impl Dialer for SimDialer {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
     use std::net::Ipv4Addr;
 
     use axum::Router;
     use axum::routing::get;
     use muttr_node::client::http;
-    use turmoil_net::{KernelConfig, Net};
+    use turmoil_net::KernelConfig;
 
     use super::*;
-    use crate::fabric::{Fabric, host_ip};
+    use crate::engine;
+    use crate::fabric::host_ip;
     use crate::scenario::{Latency, Network};
 
     /// An unchanged `axum::serve` on host A answers a client on host B (hyper's connection
     /// task is a plain `tokio::spawn`); a closed port is refused; the latency applies.
     #[test]
     fn axum_serves_a_client_on_another_host() {
-        let mut net = Net::with_config(KernelConfig::default().retx_threshold(1_000_000));
-        let a = net.add_host(IpAddr::V4(host_ip(0)));
-        let b = net.add_host(IpAddr::V4(host_ip(1)));
-        let guard = net.enter();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
         let network = Network {
             latency: Latency::Fixed { ms: 20.0 },
             ..Network::default()
         };
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, async {
-            let fabric = RefCell::new(Fabric::new(&network, 2, 1, tokio::time::Instant::now()));
-            let bell = fabric.borrow().doorbell();
-            let work = async {
-                let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
-                let listener = SimListener::bind(a, any, bell.clone(), Duration::ZERO)
-                    .await
-                    .unwrap();
-                let app = Router::new().route("/hi", get(|| async { "hello" }));
-                let server = tokio::spawn(async move { axum::serve(listener, app).await });
-                let dialer = SimDialer::new(b, bell.clone());
-                let start = tokio::time::Instant::now();
-                let url = format!("http://{}/hi", host_ip(0));
-                let res = http::request(&dialer, "GET", &url, None, Duration::from_secs(5))
-                    .await
-                    .unwrap();
-                assert_eq!((res.status, res.body.as_str()), (200, "hello"));
-                // SYN, SYN-ACK, then request and answer: at least two round trips.
-                assert!(
-                    start.elapsed() >= Duration::from_millis(80),
-                    "{:?}",
-                    start.elapsed()
-                );
-                let closed = format!("http://{}:81/hi", host_ip(0));
-                let r = http::request(&dialer, "GET", &closed, None, Duration::from_secs(5)).await;
-                assert!(r.is_err(), "{r:?}");
-                let named = dialer.dial("pod.example", 80).await;
-                assert!(named.is_err());
-                server.abort();
-            };
-            tokio::select! {
-                biased;
-                _ = Fabric::run(&fabric, &guard) => unreachable!(),
-                _ = work => {}
-            }
-            assert!(fabric.borrow().stats.tcp_segments >= 6);
-        });
+        let kernel = KernelConfig::default().retx_threshold(1_000_000);
+        let ((), fabric) = engine::run_hosts(2, &network, kernel, || async {
+            let bell = engine::doorbell();
+            let (a, b) = (engine::host_id(0), engine::host_id(1));
+            let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
+            let listener = SimListener::bind(a, any, bell.clone(), Duration::ZERO).await?;
+            let app = Router::new().route("/hi", get(|| async { "hello" }));
+            let server = tokio::spawn(async move { axum::serve(listener, app).await });
+            let dialer = SimDialer::new(b, bell.clone());
+            let start = tokio::time::Instant::now();
+            let url = format!("http://{}/hi", host_ip(0));
+            let res = http::request(&dialer, "GET", &url, None, Duration::from_secs(5)).await?;
+            assert_eq!((res.status, res.body.as_str()), (200, "hello"));
+            // SYN, SYN-ACK, then request and answer: at least two round trips.
+            assert!(
+                start.elapsed() >= Duration::from_millis(80),
+                "{:?}",
+                start.elapsed()
+            );
+            let closed = format!("http://{}:81/hi", host_ip(0));
+            let r = http::request(&dialer, "GET", &closed, None, Duration::from_secs(5)).await;
+            assert!(r.is_err(), "{r:?}");
+            let named = dialer.dial("pod.example", 80).await;
+            assert!(named.is_err());
+            server.abort();
+            Ok(())
+        })
+        .unwrap();
+        assert!(fabric.stats.tcp_segments >= 6);
     }
 }

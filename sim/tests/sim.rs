@@ -10,6 +10,7 @@ fn quiet() -> RunOptions {
         progress: false,
         crypto_cache: None,
         scenario_file: None,
+        threads: 1,
     }
 }
 
@@ -52,8 +53,8 @@ fn few_dozen_seeds_publish_and_find() {
     );
 }
 
-/// The CI scenario (300 seeds, 2 simulated minutes) run twice with one seed gives a
-/// byte-identical event log and the same report; a different seed gives a different log.
+/// The CI scenario (300 seeds and 2 pods, 2 simulated minutes) run on 1, 2 and 3 worker
+/// threads with one seed gives one byte-identical event log and the same report.
 #[test]
 fn small_scenario_is_deterministic() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/small.toml");
@@ -67,9 +68,23 @@ fn small_scenario_is_deterministic() {
     };
     let a = run_to_dir(&sc, &opts, dir.path()).unwrap();
     assert!(cache.path().join("keys.json").is_file());
-    let b = run(&sc, &opts).unwrap();
-    assert!(a.events == b.events, "event logs differ");
-    assert_eq!(a.report.deterministic_part(), b.report.deterministic_part());
+    for threads in [2, 3] {
+        let b = run(
+            &sc,
+            &RunOptions {
+                threads,
+                ..opts.clone()
+            },
+        )
+        .unwrap();
+        assert!(
+            a.events == b.events,
+            "event logs differ on {threads} threads"
+        );
+        assert_eq!(a.report.deterministic_part(), b.report.deterministic_part());
+        let p = b.report.provenance.as_ref().expect("provenance");
+        assert_eq!(p.threads, threads as u32);
+    }
     let r = &a.report;
     // Pods: every user set up, messages between pods flowed through every stage (pod 1's
     // restart included: its users' inboxes survive it), by push and by playback.
@@ -150,7 +165,7 @@ fn seed_changes_the_run() {
 }
 
 /// Loss, a partition, replacement churn and crash/restart all happen, the run still serves
-/// most lookups, and it replays byte for byte.
+/// most lookups, and it replays byte for byte on 1, 2 and 3 worker threads.
 #[test]
 fn faults_happen_and_replay() {
     let sc = Scenario::from_toml(
@@ -178,9 +193,14 @@ fn faults_happen_and_replay() {
     )
     .unwrap();
     let a = run(&sc, &quiet()).unwrap();
-    let b = run(&sc, &quiet()).unwrap();
-    assert!(a.events == b.events, "event logs differ");
-    assert_eq!(a.report.deterministic_part(), b.report.deterministic_part());
+    for threads in [1, 2, 3] {
+        let b = run(&sc, &RunOptions { threads, ..quiet() }).unwrap();
+        assert!(
+            a.events == b.events,
+            "event logs differ on {threads} threads"
+        );
+        assert_eq!(a.report.deterministic_part(), b.report.deterministic_part());
+    }
     let r = &a.report;
     assert!(
         r.nodes.left > 0 && r.nodes.joined == r.nodes.left,

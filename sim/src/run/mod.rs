@@ -1,12 +1,12 @@
 //! One simulation run: hosts, seeds, the join phase, workload, churn, partitions, invariant
 //! checks, and the report.
 //!
-//! Everything runs on one thread: a paused current-thread tokio runtime (virtual time that jumps
-//! to the next timer when every host is idle), one [`LocalSet`] for the simulator's own tasks,
-//! and the seed drivers as ordinary `tokio::spawn`ed tasks of the unchanged node crate. Every
-//! random choice comes from a ChaCha generator seeded from the scenario's seed, collections that
-//! are iterated are ordered, and `select!`s are biased, so one seed gives one byte-identical
-//! event log.
+//! The run is a program for the [`engine`](crate::engine): its schedule (the orchestrator,
+//! the pods and their users) runs on worker 0, each seed on its worker, and the orchestrator
+//! reaches a seed only through [`engine::remote`] jobs (start, bootstrap, publish, look up,
+//! stop). Every random choice comes from a ChaCha generator seeded from the scenario's seed,
+//! collections that are iterated are ordered, and `select!`s are biased, so one seed gives one
+//! byte-identical event log, on any number of threads.
 //!
 //! | file | phase |
 //! |---|---|
@@ -18,19 +18,18 @@
 //! | `summary.rs` | the report of a finished run |
 
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
 
 use muttr_node::NodeId;
-use muttr_node::net::Clock;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tokio::task::LocalSet;
 use tokio::time::Instant;
-use turmoil_net::{HostId, KernelConfig, Net};
+use turmoil_net::KernelConfig;
 
-use crate::fabric::{Fabric, host_ip, splitmix64};
+use crate::engine::{self, EngineConfig, Layout, PanicLog};
+use crate::fabric::{host_ip, splitmix64};
 use crate::report::{self, Report};
 use crate::scenario::Scenario;
 use crate::store::Holdings;
@@ -57,6 +56,9 @@ pub struct RunOptions {
     pub crypto_cache: Option<std::path::PathBuf>,
     /// The scenario file the scenario was read from, for the report's provenance.
     pub scenario_file: Option<std::path::PathBuf>,
+    /// Worker threads of the engine ([`crate::engine`]); 0 or 1: one. The run is the same
+    /// for every count.
+    pub threads: usize,
 }
 
 /// What a run produced.
@@ -126,48 +128,52 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
         sc.duration_s,
     );
     let hosts = sc.seeds + replace_times.len() as u32;
+    let all_hosts = hosts + sc.pods * (1 + sc.users_per_pod);
 
     // Datagrams up to the P-W1 maximum must fit: MTU = payload + UDP + IPv4 headers.
-    // TCP (pods) retransmits after a count of fabric passes without progress, not after a
-    // time: passes come with every datagram anywhere, so the defaults (3 passes, 5 retries)
-    // would kill connections that merely wait for a 40 ms answer. The fabric never loses a
-    // TCP segment at random (see `Fabric`), so retransmission is only needed after a partition.
+    // TCP (pods) retransmits after a count of routing passes without progress, not after a
+    // time: the defaults (3 passes, 5 retries) would kill connections that merely wait for a
+    // 40 ms answer. The network never loses a TCP segment at random (see `Fabric`), so
+    // retransmission is only needed after a partition.
     let kernel = KernelConfig::default()
         .mtu(65_535 + 28)
         .retx_threshold(1_000_000)
         .retx_max(20);
-    let mut net = Net::with_config(kernel);
-    let host_ids: Vec<HostId> = (0..hosts)
-        .map(|i| net.add_host(IpAddr::V4(host_ip(i))))
-        .collect();
-    // Pods, then their users, after every seed host.
-    let pod_hosts: Vec<(HostId, Ipv4Addr)> = (hosts..hosts + sc.pods * (1 + sc.users_per_pod))
-        .map(|i| (net.add_host(IpAddr::V4(host_ip(i))), host_ip(i)))
-        .collect();
-    let all_hosts = hosts + pod_hosts.len() as u32;
-    let guard = net.enter();
+    let window_ms = sc.network.window_ms.max(1);
+    let ms = |s: f64| Duration::from_secs_f64(s).as_millis() as u64;
+    let workload_start_ms = ms(sc.bootstrap_s);
+    // The storage checks read every seed's holdings: at a boundary, every worker held.
+    let mut holds = std::collections::BTreeSet::new();
+    let (every, end) = (
+        ms(sc.checks.interval_s),
+        workload_start_ms + ms(sc.duration_s),
+    );
+    let mut t = workload_start_ms + every;
+    while every > 0 && t <= end {
+        holds.insert(t.div_ceil(window_ms) * window_ms);
+        t += every;
+    }
+    let cfg = EngineConfig {
+        layout: Layout {
+            workers: opts.threads.max(1),
+            seed_hosts: hosts,
+        },
+        hosts: all_hosts,
+        window_ms,
+        network: sc.network.clone(),
+        kernel,
+        seed: splitmix64(seed ^ 0xFAB),
+        workload_start_ms,
+        holds,
+    };
     install_panic_hook();
-    PANICS.with(|p| *p.borrow_mut() = Some(Vec::new()));
-
-    // tokio's own random choices (unbiased `select!`s in dependencies) from the run's seed too.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .rng_seed(tokio::runtime::RngSeed::from_bytes(
-            &splitmix64(seed ^ 0x70C1).to_le_bytes(),
-        ))
-        .build()?;
-    let local = LocalSet::new();
-    let result = rt.block_on(local.run_until(async {
+    let panic_log = PanicLog {
+        start: || PANICS.with(|p| *p.borrow_mut() = Some(Vec::new())),
+        take: || PANICS.with(|p| p.borrow_mut().take()).unwrap_or_default(),
+    };
+    let (world, results) = engine::run(cfg, EPOCH_MS, panic_log, || async {
         let t0 = Instant::now();
-        let workload_start = t0 + Duration::from_secs_f64(sc.bootstrap_s);
-        let fabric = RefCell::new(Fabric::new(
-            &sc.network,
-            all_hosts,
-            splitmix64(seed ^ 0xFAB),
-            workload_start,
-        ));
-        let doorbell = fabric.borrow().doorbell();
+        let workload_start = t0 + Duration::from_millis(workload_start_ms);
         let partitions = sc
             .network
             .partitions
@@ -179,26 +185,24 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
                 )
             })
             .collect();
-        let slots = host_ids
-            .iter()
-            .enumerate()
-            .map(|(i, &host)| {
-                let ip = host_ip(i as u32);
+        let slots = (0..hosts)
+            .map(|i| {
+                let ip = host_ip(i);
                 Slot {
-                    host,
                     ip,
                     id: NodeId::from_addr(SocketAddr::new(IpAddr::V4(ip), SEED_PORT)),
                     state: State::Unused,
-                    seed: None,
-                    kept_store: None,
                     incarnation: 0,
                 }
             })
             .collect();
+        let pod_hosts = (hosts..all_hosts)
+            .map(|i| (engine::host_id(i), host_ip(i)))
+            .collect();
         let world: W = Rc::new(RefCell::new(World {
             seed,
-            doorbell,
-            clock: Clock::starting_at(EPOCH_MS),
+            doorbell: engine::doorbell(),
+            clock: engine::clock(),
             t0,
             slots,
             live: Vec::new(),
@@ -219,22 +223,10 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
             mem: crate::memory::Memory::default(),
             sc: sc.clone(),
         }));
-        tokio::select! {
-            biased;
-            _ = Fabric::run(&fabric, &guard) => unreachable!("the fabric runs forever"),
-            r = orchestrate(world.clone(), replace_times, crash_times, opts.progress) => r?,
-        }
-        let fabric = fabric.into_inner();
-        anyhow::Ok((world, fabric))
-    }));
-    let (world, fabric) = result?;
-    // The simulator's own tasks (progress, churn, checks) still hold the world: drop them while
-    // the network is still installed.
-    drop(local);
-    drop(rt);
-    drop(guard);
-    let panics = PANICS.with(|p| p.borrow_mut().take()).unwrap_or_default();
-
+        orchestrate(world.clone(), replace_times, crash_times, opts.progress).await?;
+        anyhow::Ok(world)
+    })?;
+    let (fabric, panics) = engine::merge(results);
     let Ok(world) = Rc::try_unwrap(world) else {
         anyhow::bail!("simulation state still shared after the run");
     };
@@ -252,10 +244,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
     report.memory.cpu_seconds = crate::memory::cpu_seconds();
     let mut ran = scenario.clone();
     ran.seed = w.seed;
-    report.provenance = Some(crate::provenance::Provenance::of(
-        &ran,
-        opts.scenario_file.as_deref(),
-    ));
+    let mut provenance = crate::provenance::Provenance::of(&ran, opts.scenario_file.as_deref());
+    provenance.threads = opts.threads.max(1) as u32;
+    report.provenance = Some(provenance);
     Ok(RunOutput {
         report,
         events: std::mem::take(&mut w.log.buf),

@@ -11,10 +11,11 @@ use std::rc::Rc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+use super::nodes::on_seed;
 use super::world::*;
 
 pub(super) async fn publish_op(w: &W) {
-    let (node, h, value) = {
+    let (node, value) = {
         let mut wb = w.borrow_mut();
         let Some(node) = wb.random_live(None) else {
             return;
@@ -26,13 +27,18 @@ pub(super) async fn publish_op(w: &W) {
         let len = wb.rng.random_range(lo..=hi);
         let armored = muttr_node::value::opaque_message(&mut wb.rng, len);
         let value = muttr_node::value::to_hex(&armored);
-        (node, wb.handle(node), value)
+        (node, value)
     };
-    let Some(h) = h else { return };
     let key = muttr_node::value::key_of(&value);
     let started = Instant::now();
-    let r = h.publish(value.clone()).await;
-    let latency_ms = started.elapsed().as_millis() as u64;
+    let v = value.clone();
+    let (r, latency_ms) = on_seed(node, move |h| async move {
+        let started = Instant::now();
+        let r = h.publish(v).await;
+        (r, started.elapsed().as_millis() as u64)
+    })
+    .await
+    .unwrap_or((Err(SeedError::Stopped), 0));
     let fetch_delay = {
         let mut wb = w.borrow_mut();
         match r {
@@ -115,10 +121,13 @@ pub(super) async fn publish_op(w: &W) {
 
 /// FIND_VALUE of `key` from `node`: Some(found the exact value), None if aborted.
 pub(super) async fn find(w: &W, node: u32, key: Key, value: &str, fetch: bool) -> Option<bool> {
-    let h = w.borrow().handle(node)?;
-    let started = Instant::now();
-    let r = h.find_value_report(key).await;
-    let latency_ms = started.elapsed().as_millis() as u64;
+    let (r, latency_ms) = on_seed(node, move |h| async move {
+        let started = Instant::now();
+        let r = h.find_value_report(key).await;
+        (r, started.elapsed().as_millis() as u64)
+    })
+    .await
+    .unwrap_or((Err(SeedError::Stopped), 0));
     let mut wb = w.borrow_mut();
     match r {
         Ok(res) => {

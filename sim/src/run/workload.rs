@@ -88,9 +88,10 @@ pub(super) async fn orchestrate(
     }
 
     // Join phase: every seed starts, then joins through a random earlier one, spread evenly.
-    for i in 0..sc.seeds {
-        start_node(&w, i, None)
-            .await
+    // Every start request leaves at once (each takes a window there and one back).
+    let starts: Vec<_> = (0..sc.seeds).map(|i| start_node(&w, i, false)).collect();
+    for (i, up) in starts.into_iter().enumerate() {
+        up.await
             .map_err(|e| anyhow::anyhow!("seed {i} did not start: {e}"))?;
     }
     w.borrow_mut().mem.rss_after_start_mib = crate::memory::rss_mib();
@@ -166,18 +167,11 @@ pub(super) async fn orchestrate(
         });
     }
 
-    // Invariant checks.
+    // Invariant checks: at the boundaries the run gave the engine (`EngineConfig::holds`),
+    // with every worker held.
     {
         let w = w.clone();
-        let every = Duration::from_secs_f64(sc.checks.interval_s);
-        tokio::task::spawn_local(async move {
-            let mut next = workload_start + every;
-            while next <= workload_end {
-                tokio::time::sleep_until(next).await;
-                check_storage(&w);
-                next += every;
-            }
-        });
+        crate::engine::set_hold(move || check_storage(&w));
     }
 
     // Workload: Poisson arrivals over live nodes.

@@ -3,8 +3,7 @@
 
 use crate::report::{self};
 use crate::scenario::Scenario;
-use crate::store::{Holdings, TrackedStore};
-use muttr_node::driver::{Seed, SeedHandle};
+use crate::store::Holdings;
 use muttr_node::net::Clock;
 use muttr_node::{Key, NodeId};
 use rand::Rng;
@@ -143,13 +142,12 @@ pub(super) enum State {
     Left,
 }
 
+/// The orchestrator's view of one seed host (the seed itself lives on its worker, see
+/// `nodes.rs`).
 pub(super) struct Slot {
-    pub(super) host: HostId,
     pub(super) ip: Ipv4Addr,
     pub(super) id: NodeId,
     pub(super) state: State,
-    pub(super) seed: Option<Seed<TrackedStore>>,
-    pub(super) kept_store: Option<TrackedStore>,
     pub(super) incarnation: u64,
 }
 
@@ -270,10 +268,6 @@ impl World {
             }
         }
         via
-    }
-
-    pub(super) fn handle(&self, i: u32) -> Option<SeedHandle> {
-        self.slots[i as usize].seed.as_ref().map(|s| s.handle())
     }
 
     pub(super) fn addr(&self, i: u32) -> SocketAddr {
