@@ -49,8 +49,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
@@ -132,9 +132,51 @@ pub struct EngineConfig {
     pub holds: BTreeSet<u64>,
 }
 
+/// A barrier that spins before it yields: the workers meet up to a thousand times per simulated
+/// second, and a futex sleep and wake-up (`std::sync::Barrier`) costs more than most windows'
+/// work when each worker has a core of its own.
+struct SpinBarrier {
+    n: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn new(n: usize) -> SpinBarrier {
+        SpinBarrier {
+            n,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+
+    fn wait(&self) {
+        if self.n == 1 {
+            return;
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            // Reset before the release: nobody can arrive again until they see it.
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            if spins < 20_000 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                // More workers than free cores, or a long hold: let the others run.
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
 struct Shared {
     cfg: EngineConfig,
-    barrier: Barrier,
+    barrier: SpinBarrier,
     mail: Vec<Mutex<Mailbox>>,
     /// The boundary at which every worker stops (set by worker 0 in its hook, before that
     /// boundary's barrier, so no worker can read it at an earlier one).
@@ -551,7 +593,7 @@ where
         "the engine's window must be at least 1 ms"
     );
     let shared = Arc::new(Shared {
-        barrier: Barrier::new(n),
+        barrier: SpinBarrier::new(n),
         mail: (0..n).map(|_| Mutex::new(Mailbox::default())).collect(),
         stop_at: AtomicU64::new(u64::MAX),
         cfg,

@@ -48,15 +48,18 @@ pub(super) async fn orchestrate(
     let workload_end = workload_start + Duration::from_secs_f64(sc.duration_s);
     let total_s = sc.bootstrap_s + sc.duration_s;
 
-    // Progress: always scheduled (so the task set is the same with or without a terminal).
+    // Progress: always scheduled (so the task set is the same with or without a terminal). The
+    // bar's length includes the longest drain, so its ETA never undershoots; a drain that ends
+    // sooner just finishes the bar early.
+    let bar_s = (total_s + DRAIN_LIMIT.as_secs_f64()).ceil() as u64;
     let bar = if progress {
-        indicatif::ProgressBar::new(total_s.ceil() as u64)
+        indicatif::ProgressBar::new(bar_s)
     } else {
         indicatif::ProgressBar::hidden()
     };
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} simulated s {msg}",
+            "{elapsed_precise} [{bar:40}] {pos}/{len} simulated s (incl. up to 120 s drain), ETA {eta} {msg}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
@@ -75,12 +78,13 @@ pub(super) async fn orchestrate(
                 };
                 bar.set_position(t);
                 bar.set_message(format!("{live} live"));
-                // Not a terminal: a plain line every tenth of the run, for logs.
+                // Not a terminal: a plain line every tenth of the run, for logs, with the time
+                // left at the pace so far (the drain counted at its longest).
                 if text_progress && t % step == 0 {
+                    let spent = wall.elapsed().as_secs_f64();
+                    let left = spent / t.max(1) as f64 * bar_s.saturating_sub(t) as f64;
                     eprintln!(
-                        "muttr-sim: {t}/{} simulated s, {live} live, {:.0} wall s",
-                        total_s.ceil(),
-                        wall.elapsed().as_secs_f64()
+                        "muttr-sim: {t}/{bar_s} simulated s (incl. up to 120 s drain), {live} live, {spent:.0} wall s, about {left:.0} s left"
                     );
                 }
             }
