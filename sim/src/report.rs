@@ -203,7 +203,9 @@ pub struct Report {
     pub events: u64,
     /// SHA-256 of the event log (JSON lines), hex.
     pub events_sha256: String,
-    /// Windows of the engine: barriers the workers met at (see `crate::engine`).
+    /// Window boundaries worker 0 stopped at (every one with several workers; a lone worker
+    /// jumps over quiet ones, so this depends on the thread count and is outside the
+    /// determinism check).
     pub fabric_passes: u64,
     /// Pods' users' messages, stage by stage (absent without pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,6 +231,7 @@ impl Report {
             wall_seconds: 0.0,
             sim_seconds_per_wall_second: 0.0,
             peak_rss_mib: 0.0,
+            fabric_passes: 0,
             fabric_scans: 0,
             memory: crate::memory::Memory::default(),
             provenance: None,
