@@ -1,7 +1,7 @@
 //! One simulation run: hosts, seeds, the join phase, workload, churn, partitions, invariant
 //! checks, and the report.
 //!
-//! The run is a program for the [`engine`](crate::engine): its schedule (the orchestrator,
+//! The run is a program for the [`crate::engine`]: its schedule (the orchestrator,
 //! the pods and their users) runs on worker 0, each seed on its worker, and the orchestrator
 //! reaches a seed only through [`engine::remote`] jobs (start, bootstrap, publish, look up,
 //! stop). Every random choice comes from a ChaCha generator seeded from the scenario's seed,
@@ -38,7 +38,7 @@ use crate::store::Holdings;
 pub const SEED_PORT: u16 = 4000;
 
 /// Wall-clock time at the start of every simulation (2026-01-01T00:00:00Z), in ms since the
-/// epoch: the injected [`Clock`] starts here and follows virtual time.
+/// epoch: the injected [`muttr_node::net::Clock`] starts here and follows virtual time.
 pub const EPOCH_MS: u64 = 1_767_225_600_000;
 
 /// Longest wait, after the workload ends, for operations still in flight.
