@@ -385,25 +385,18 @@ fn summarize(samples: &[(u32, u32, f64, bool, u64)]) -> Summary {
         messages_p90: percentile(&msgs, 0.9),
         messages_p99: percentile(&msgs, 0.99),
         messages_max: *msgs.last().unwrap_or(&0),
-        wall_us_median: wall[wall.len() / 2] * 1e6,
+        wall_us_median: percentile(&wall, 0.5) * 1e6,
         datagrams_mean: samples.iter().map(|s| s.4 as f64).sum::<f64>() / samples.len() as f64,
         pings_mean: 0.0,
         wall_us_mean: samples.iter().map(|s| s.2).sum::<f64>() / samples.len() as f64 * 1e6,
     }
 }
 
-/// The `q`-quantile of sorted values (nearest rank; the median of an even count is the mean
-/// of the two middle values).
-pub fn percentile(sorted: &[u32], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    if q == 0.5 && sorted.len().is_multiple_of(2) {
-        let m = sorted.len() / 2;
-        return (sorted[m - 1] as f64 + sorted[m] as f64) / 2.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64
+/// The `q`-percentile of sorted values, 0 for none (the project's one definition,
+/// [`muttr_stats::percentile`]: nearest rank; the median of an even count is the mean of the
+/// two middle values).
+pub fn percentile<T: muttr_stats::Sample>(sorted: &[T], q: f64) -> f64 {
+    muttr_stats::percentile(sorted, q).unwrap_or(0.0)
 }
 
 /// Where the lookup statistics are saved: `lookup-stats.json` in criterion's directory.
@@ -447,7 +440,7 @@ mod tests {
         assert_eq!(percentile(&[1, 2, 3, 4], 0.5), 2.5);
         assert_eq!(percentile(&[1, 2, 3], 0.5), 2.0);
         assert_eq!(percentile(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9), 9.0);
-        assert_eq!(percentile(&[], 0.9), 0.0);
+        assert_eq!(percentile::<u32>(&[], 0.9), 0.0);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! tokio's timer resolution): the window is the network's least latency. So at each window
 //! boundary every worker has run everything before it, the workers meet at a barrier, swap what
 //! their hosts sent to each other's hosts, and run the next window independently. Seeds are
-//! dealt round-robin (host `i` on worker `i % threads`); pods, their users and the orchestrator
-//! (the run's schedule, in the `run` module) live on worker 0.
+//! interleaved over the workers; pods, their users and the orchestrator (the run's schedule, in
+//! the `run` module) live on worker 0, which takes fewer seeds for it ([`Layout::new`]).
 //!
 //! ## Why the thread count cannot change a run
 //! A host's behaviour must depend only on what reaches it and on its own timers, never on which
@@ -83,6 +83,19 @@ enum Ctl {
     Answer { req: u64, answer: Answer },
 }
 
+/// One thing for a worker's queues.
+enum Mail {
+    Packet(Packet),
+    Ctl(Ctl),
+}
+
+/// Host `host`'s network model generator, made on first use.
+fn rng_of(rngs: &mut [Option<ChaCha8Rng>], seed: u64, host: u32) -> &mut ChaCha8Rng {
+    rngs[host as usize].get_or_insert_with(|| {
+        ChaCha8Rng::seed_from_u64(splitmix64(seed ^ 0xFAB ^ ((host as u64) << 24)))
+    })
+}
+
 #[derive(Default)]
 struct Mailbox {
     packets: Vec<(Key, Packet)>,
@@ -94,18 +107,50 @@ struct Mailbox {
 pub struct Layout {
     /// Worker threads.
     pub workers: usize,
-    /// Hosts numbered below this are seeds, dealt round-robin; the rest (pods, users) live on
-    /// worker 0.
+    /// Hosts numbered below this are seeds, dealt over the workers; the rest (pods, users) live
+    /// on worker 0.
     pub seed_hosts: u32,
+    /// Of every 1,000 seeds, how many worker 0 takes (the rest are dealt round-robin over the
+    /// others). [`Layout::new`] lowers it by what worker 0 already carries.
+    pub zero_per_mille: u32,
 }
 
 impl Layout {
-    /// The worker of host `host`.
-    pub fn worker_of(&self, host: u32) -> usize {
-        if host < self.seed_hosts {
-            host as usize % self.workers
+    /// A layout that gives every worker about the same load, with worker 0 already carrying
+    /// `worker0_load` (the pods, users and schedule, counted in seeds' worth of work).
+    ///
+    /// With `s` seeds over `n` workers, worker 0 takes the share `z` of the seeds such that
+    /// `z·s + worker0_load = (1 − z)·s / (n − 1)`, i.e. `z = (s − (n − 1)·load) / (n·s)`,
+    /// at least 0. Without load that is `1/n`, an even interleave.
+    pub fn new(workers: usize, seed_hosts: u32, worker0_load: f64) -> Layout {
+        let n = workers.max(1);
+        let s = f64::from(seed_hosts.max(1));
+        let z = if n == 1 {
+            1.0
         } else {
+            ((s - (n - 1) as f64 * worker0_load) / (n as f64 * s)).clamp(0.0, 1.0)
+        };
+        Layout {
+            workers: n,
+            seed_hosts,
+            zero_per_mille: (z * 1000.0).round() as u32,
+        }
+    }
+
+    /// The worker of host `host`. Seeds are interleaved (worker 0's share spread evenly, the
+    /// rest round-robin), so every worker gets its part of each stretch of seeds that join or
+    /// churn together.
+    pub fn worker_of(&self, host: u32) -> usize {
+        if host >= self.seed_hosts || self.workers == 1 {
+            return 0;
+        }
+        let (i, z) = (u64::from(host), u64::from(self.zero_per_mille.min(1000)));
+        // Seeds of worker 0 among 0..i and 0..=i.
+        let (before, through) = (i * z / 1000, (i + 1) * z / 1000);
+        if through > before {
             0
+        } else {
+            1 + ((i - before) % (self.workers as u64 - 1)) as usize
         }
     }
 }
@@ -221,6 +266,9 @@ struct Worker {
     alarm_bell: Arc<Notify>,
     hosts: HashMap<u32, HostId>,
     clock: Clock,
+    /// Wall time spent waiting at barriers: a measurement of the engine's balance for the
+    /// report, never read by the simulation (the one use of the real clock here).
+    waited: std::time::Duration,
 }
 
 thread_local! {
@@ -245,11 +293,20 @@ impl Worker {
         self.start + Duration::from_millis(ms)
     }
 
-    fn rng(&mut self, host: u32) -> &mut ChaCha8Rng {
-        let seed = self.shared.cfg.seed;
-        self.rngs[host as usize].get_or_insert_with(|| {
-            ChaCha8Rng::seed_from_u64(splitmix64(seed ^ 0xFAB ^ ((host as u64) << 24)))
-        })
+    /// Puts `mail` into the queue of worker `to`: this worker's own, or the outbox posted at
+    /// the next boundary.
+    fn enqueue(&mut self, to: usize, key: Key, mail: Mail) {
+        let local = to == self.index;
+        match mail {
+            Mail::Packet(p) if local => {
+                self.packets.insert(key, p);
+            }
+            Mail::Packet(p) => self.outbox[to].packets.push((key, p)),
+            Mail::Ctl(c) if local => {
+                self.ctl.insert(key, c);
+            }
+            Mail::Ctl(c) => self.outbox[to].ctl.push((key, c)),
+        }
     }
 
     /// Whether a socket rang since the last look (a `Notify` permit, taken without waiting).
@@ -299,68 +356,71 @@ impl Worker {
         self.deliver_due(tick);
     }
 
-    /// Takes every host's outbound queue (all sent at `sent_at`) through the model.
+    /// Takes every host's outbound queue (all sent at `sent_at`) through the model: TCP
+    /// segments, and datagrams that went through a kernel (loopback, or to the sender itself).
     fn route(&mut self, sent_at: u64) {
         self.fabric.stats.scans += 1;
         let mut egress = std::mem::take(&mut self.egress);
         self.guard.egress_all(&mut egress);
-        let window = self.window();
-        let sent = self.at(sent_at);
         for pkt in egress.drain(..) {
-            let tcp = matches!(pkt.payload, Payload::Tcp(_));
-            let (Some(src), Some(dst)) = (host_index(pkt.src), host_index(pkt.dst)) else {
-                self.fabric.stats.unroutable += 1;
-                continue;
-            };
-            if tcp {
-                self.fabric.stats.tcp_segments += 1;
-            } else {
-                self.fabric.stats.sent += 1;
-                let len = payload_len(&pkt);
-                if let Some(t) = self.fabric.traffic.get_mut(src as usize) {
-                    t.datagrams_out += 1;
-                    t.bytes_out += len;
-                }
-            }
-            if self.fabric.partitioned(sent, src, dst) {
-                if tcp {
-                    self.fabric.stats.tcp_partitioned += 1;
-                } else {
-                    self.fabric.stats.partitioned += 1;
-                }
-                continue;
-            }
-            let loss = self.fabric.loss;
-            let latency = self.fabric.latency.clone();
-            let rng = self.rng(src);
-            if !tcp && loss > 0.0 && rng.random::<f64>() < loss {
-                self.fabric.stats.lost += 1;
-                continue;
-            }
-            let mut due = sent_at + (model_delay(&latency, rng).as_millis() as u64).max(window);
-            if let Payload::Tcp(seg) = &pkt.payload {
-                let flow = (
-                    SocketAddr::new(pkt.src, seg.src_port),
-                    SocketAddr::new(pkt.dst, seg.dst_port),
-                );
-                if let Some(&last) = self.tcp_due.get(&flow) {
-                    due = due.max(last);
-                }
-                if self.tcp_due.len() > 4096 {
-                    self.tcp_due.retain(|_, t| *t > sent_at);
-                }
-                self.tcp_due.insert(flow, due);
-            }
-            let seq = self.seqs[src as usize];
-            self.seqs[src as usize] += 1;
-            let to = self.shared.cfg.layout.worker_of(dst);
-            if to == self.index {
-                self.packets.insert((due, src, seq), pkt);
-            } else {
-                self.outbox[to].packets.push(((due, src, seq), pkt));
-            }
+            self.route_one(pkt, sent_at);
         }
         self.egress = egress;
+    }
+
+    /// Takes one packet sent at `sent_at` through the model: counters, partition, loss (a
+    /// datagram), latency (at least the window; a TCP segment never overtakes its flow), then
+    /// into the queue of the destination's worker under its canonical key.
+    fn route_one(&mut self, pkt: Packet, sent_at: u64) {
+        let tcp = matches!(pkt.payload, Payload::Tcp(_));
+        let (Some(src), Some(dst)) = (host_index(pkt.src), host_index(pkt.dst)) else {
+            self.fabric.stats.unroutable += 1;
+            return;
+        };
+        if tcp {
+            self.fabric.stats.tcp_segments += 1;
+        } else {
+            self.fabric.stats.sent += 1;
+            let len = payload_len(&pkt);
+            if let Some(t) = self.fabric.traffic.get_mut(src as usize) {
+                t.datagrams_out += 1;
+                t.bytes_out += len;
+            }
+        }
+        if self.fabric.partitioned(self.at(sent_at), src, dst) {
+            if tcp {
+                self.fabric.stats.tcp_partitioned += 1;
+            } else {
+                self.fabric.stats.partitioned += 1;
+            }
+            return;
+        }
+        let window = self.window();
+        let seed = self.shared.cfg.seed;
+        let rng = rng_of(&mut self.rngs, seed, src);
+        let fabric = &mut self.fabric;
+        if !tcp && fabric.loss > 0.0 && rng.random::<f64>() < fabric.loss {
+            fabric.stats.lost += 1;
+            return;
+        }
+        let mut due = sent_at + (model_delay(&fabric.latency, rng).as_millis() as u64).max(window);
+        if let Payload::Tcp(seg) = &pkt.payload {
+            let flow = (
+                SocketAddr::new(pkt.src, seg.src_port),
+                SocketAddr::new(pkt.dst, seg.dst_port),
+            );
+            if let Some(&last) = self.tcp_due.get(&flow) {
+                due = due.max(last);
+            }
+            if self.tcp_due.len() > 4096 {
+                self.tcp_due.retain(|_, t| *t > sent_at);
+            }
+            self.tcp_due.insert(flow, due);
+        }
+        let seq = self.seqs[src as usize];
+        self.seqs[src as usize] += 1;
+        let to = self.shared.cfg.layout.worker_of(dst);
+        self.enqueue(to, (due, src, seq), Mail::Packet(pkt));
     }
 
     /// At a boundary: post the outboxes, wait for every worker, take the inbox (and run the
@@ -378,7 +438,9 @@ impl Worker {
             mail.packets.append(&mut out.packets);
             mail.ctl.append(&mut out.ctl);
         }
+        let waiting = std::time::Instant::now();
         shared.barrier.wait();
+        self.waited += waiting.elapsed();
         if shared.cfg.holds.contains(&tick) {
             if self.index == 0
                 && let Some(mut hold) = self.hold.take()
@@ -386,7 +448,9 @@ impl Worker {
                 hold();
                 self.hold = Some(hold);
             }
+            let waiting = std::time::Instant::now();
             shared.barrier.wait();
+            self.waited += waiting.elapsed();
         }
         if shared.stop_at.load(Ordering::Acquire) == tick {
             self.stopped = true;
@@ -447,11 +511,7 @@ impl Worker {
         };
         let key = (due, src, *seq);
         *seq += 1;
-        if to == self.index {
-            self.ctl.insert(key, msg);
-        } else {
-            self.outbox[to].ctl.push((key, msg));
-        }
+        self.enqueue(to, key, Mail::Ctl(msg));
     }
 
     /// When the alarm must wake next: the first delivery due, the next hold, and — with other
@@ -551,9 +611,23 @@ pub fn clock() -> Clock {
     with_worker(|w| w.clock)
 }
 
-/// The index of the current worker.
-pub fn worker_index() -> usize {
-    with_worker(|w| w.index)
+/// Routes a datagram that a socket of this worker sends now to another simulated host (the
+/// `net` module's fast path past the kernel's outbound queue). A datagram over the kernel's
+/// MTU is refused, as the kernel would; after the stop it is dropped.
+pub fn send_datagram(pkt: Packet) -> std::io::Result<()> {
+    with_worker(|w| {
+        if pkt.size() > w.shared.cfg.kernel.mtu {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "datagram larger than the MTU",
+            ));
+        }
+        if !w.stopped {
+            let tick = w.tick;
+            w.route_one(pkt, tick);
+        }
+        Ok(())
+    })
 }
 
 /// What one worker leaves behind: its traffic counters and the panics its hosts had.
@@ -563,6 +637,8 @@ pub struct WorkerResult {
     pub fabric: Fabric,
     /// Panic messages recorded on this worker's thread.
     pub panics: Vec<String>,
+    /// Wall seconds this worker ran its hosts (not waiting at barriers for the others).
+    pub busy_seconds: f64,
 }
 
 /// What the caller's panic recording needs on every worker thread.
@@ -664,6 +740,7 @@ where
         .build()?;
     let local = LocalSet::new();
     let stopped_bell = Arc::new(Notify::new());
+    let began = std::time::Instant::now();
     let result = rt.block_on(local.run_until(async {
         let start = Instant::now();
         let workload_start = start + Duration::from_millis(cfg.workload_start_ms);
@@ -698,6 +775,7 @@ where
                 alarm_bell: Arc::new(Notify::new()),
                 hosts,
                 clock: Clock::starting_at(epoch_ms),
+                waited: std::time::Duration::ZERO,
             })
         });
         // The alarm: virtual time stops at every delivery, hold and (with several workers)
@@ -734,11 +812,16 @@ where
     drop(local);
     drop(rt);
     let state = WORKER.with(|w| w.borrow_mut().take());
-    let fabric = match state {
+    let (fabric, waited) = match state {
         Some(w) => {
-            let Worker { fabric, guard, .. } = w;
+            let Worker {
+                fabric,
+                guard,
+                waited,
+                ..
+            } = w;
             drop(guard);
-            fabric
+            (fabric, waited)
         }
         None => anyhow::bail!("worker {index} lost its state"),
     };
@@ -747,6 +830,7 @@ where
         WorkerResult {
             fabric,
             panics: (panics.take)(),
+            busy_seconds: began.elapsed().saturating_sub(waited).as_secs_f64(),
         },
     ))
 }
@@ -761,10 +845,7 @@ pub(crate) fn run_hosts<R, Fut: Future<Output = anyhow::Result<R>>>(
     main: impl FnOnce() -> Fut,
 ) -> anyhow::Result<(R, Fabric)> {
     let cfg = EngineConfig {
-        layout: Layout {
-            workers: 1,
-            seed_hosts: hosts,
-        },
+        layout: Layout::new(1, hosts, 0.0),
         hosts,
         window_ms: network.window_ms.max(1),
         network: network.clone(),
@@ -778,11 +859,23 @@ pub(crate) fn run_hosts<R, Fut: Future<Output = anyhow::Result<R>>>(
         take: Vec::new,
     };
     let (r, results) = run(cfg, 0, none, main)?;
-    Ok((r, merge(results).0))
+    Ok((r, merge(results).fabric))
+}
+
+/// The workers' results summed up.
+#[derive(Debug)]
+pub struct Merged {
+    /// Every worker's counters in one fabric's.
+    pub fabric: Fabric,
+    /// Every worker's panics, worker 0's first.
+    pub panics: Vec<String>,
+    /// Each worker's busy wall seconds, by worker index.
+    pub busy_seconds: Vec<f64>,
 }
 
 /// Sums the workers' counters into one fabric's.
-pub fn merge(mut results: Vec<WorkerResult>) -> (Fabric, Vec<String>) {
+pub fn merge(mut results: Vec<WorkerResult>) -> Merged {
+    let busy_seconds = results.iter().map(|r| r.busy_seconds).collect();
     let mut first = results.remove(0);
     for r in results {
         let (a, b) = (&mut first.fabric, &r.fabric);
@@ -804,7 +897,11 @@ pub fn merge(mut results: Vec<WorkerResult>) -> (Fabric, Vec<String>) {
         s.scans += t.scans;
         first.panics.extend(r.panics);
     }
-    (first.fabric, first.panics)
+    Merged {
+        fabric: first.fabric,
+        panics: first.panics,
+        busy_seconds,
+    }
 }
 
 impl std::fmt::Debug for Worker {
@@ -813,5 +910,63 @@ impl std::fmt::Debug for Worker {
             .field("index", &self.index)
             .field("tick", &self.tick)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(l: &Layout, hosts: u32) -> Vec<u32> {
+        let mut c = vec![0; l.workers];
+        for h in 0..hosts {
+            c[l.worker_of(h)] += 1;
+        }
+        c
+    }
+
+    /// Without load on worker 0 the seeds are shared evenly; with load, worker 0 takes fewer,
+    /// so that its seeds plus its load match each other worker's seeds; hosts past the seeds
+    /// (pods, users) are all on worker 0.
+    #[test]
+    fn layouts_balance_worker_zeros_load() {
+        assert_eq!(counts(&Layout::new(1, 100, 50.0), 120), vec![120]);
+        assert_eq!(
+            counts(&Layout::new(2, 10_000, 0.0), 10_000),
+            vec![5_000, 5_000]
+        );
+        assert_eq!(
+            counts(&Layout::new(3, 9_000, 0.0), 9_000),
+            vec![2_997, 3_002, 3_001]
+        );
+        let l = Layout::new(2, 10_000, 3_000.0);
+        assert_eq!(l.zero_per_mille, 350);
+        assert_eq!(counts(&l, 10_000), vec![3_500, 6_500]);
+        let l = Layout::new(3, 10_000, 1_000.0);
+        let c = counts(&l, 10_000);
+        // Within the per-mille rounding of worker 0's share.
+        assert!((c[0] + 1_000).abs_diff(c[1]) <= 10, "{c:?}");
+        assert!(c[1].abs_diff(c[2]) <= 1, "{c:?}");
+        // Pods and users (hosts past the seeds) stay on worker 0.
+        assert_eq!(l.worker_of(10_000), 0);
+        assert_eq!(l.worker_of(12_345), 0);
+        // More load than a fair share: worker 0 takes no seeds at all.
+        assert_eq!(
+            counts(&Layout::new(2, 1_000, 5_000.0), 1_000),
+            vec![0, 1_000]
+        );
+    }
+
+    /// Every stretch of consecutive seeds (they join and churn together) is shared in the same
+    /// proportion.
+    #[test]
+    fn layouts_interleave() {
+        let l = Layout::new(2, 10_000, 3_000.0);
+        for start in (0..9_900).step_by(700) {
+            let zero = (start..start + 100)
+                .filter(|&h| l.worker_of(h) == 0)
+                .count();
+            assert!((34..=36).contains(&zero), "{zero} of 100 from {start}");
+        }
     }
 }

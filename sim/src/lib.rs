@@ -19,7 +19,8 @@
 //! | [`users`] | pods' users (the client library), the messaging workload, its stages and report |
 //! | [`cache`] | record/replay of OpenPGP outputs (keys, seals), for determinism |
 //! | [`engine`] | the parallel deterministic engine: workers in lockstep windows, canonical delivery, jobs to seeds |
-//! | [`fabric`] | the network model (latency, loss, partitions), traffic counters, the single-runtime scheduler of the unit tests |
+//! | [`fabric`] | the network model (latency, loss, partitions), traffic counters |
+//! | [`events`] | the event log: hashed as written, in memory or streamed to `events.jsonl.gz`, read back line by line |
 //! | [`scenario`] | the TOML scenario format |
 //! | [`store`] | a value store wrapper that feeds the invariant checker's oracle |
 //! | [`memory`] | resident memory and CPU time sampled at the phase boundaries of a run |
@@ -38,6 +39,7 @@
 pub mod cache;
 pub mod compare;
 pub mod engine;
+pub mod events;
 pub mod fabric;
 pub mod memory;
 pub mod net;
@@ -58,21 +60,27 @@ pub use report::Report;
 pub use run::{RunOptions, RunOutput, run};
 pub use scenario::Scenario;
 
-/// Runs a scenario and writes `report.json`, `events.jsonl`, `hops.svg`, `latency_cdf.svg`,
-/// `timeseries.csv` and `timeseries.svg` into `out`.
+/// Runs a scenario and writes `report.json`, `events.jsonl.gz` (streamed during the run),
+/// `hops.svg`, `latency_cdf.svg`, `timeseries.csv` and `timeseries.svg` into `out`.
 pub fn run_to_dir(
     scenario: &Scenario,
     opts: &RunOptions,
     out: &std::path::Path,
 ) -> anyhow::Result<RunOutput> {
-    let output = run(scenario, opts)?;
     std::fs::create_dir_all(out)?;
+    let log = out.join("events.jsonl.gz");
+    // A plain log of an earlier run in the same directory would not describe this one.
+    let _ = std::fs::remove_file(out.join("events.jsonl"));
+    let opts = RunOptions {
+        events_file: Some(log.clone()),
+        ..opts.clone()
+    };
+    let output = run(scenario, &opts)?;
     std::fs::write(
         out.join("report.json"),
         serde_json::to_string_pretty(&output.report)? + "\n",
     )?;
-    std::fs::write(out.join("events.jsonl"), &output.events)?;
     report::write_plots(out, &output.hops, &output.latencies_ms)?;
-    timeseries::write(out, &String::from_utf8_lossy(&output.events))?;
+    events::with_lines(&log, |lines| timeseries::write(out, lines))??;
     Ok(output)
 }

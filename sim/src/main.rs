@@ -66,7 +66,7 @@ enum Cmd {
     },
     /// Redraws the plots of a finished run (hops, latency CDF, time series) from its event log.
     Plot {
-        /// The run's events.jsonl.
+        /// The run's events.jsonl.gz (or a plain events.jsonl of an older run).
         events: PathBuf,
         /// Output directory for hops.svg, latency_cdf.svg, timeseries.svg and timeseries.csv.
         #[arg(long, default_value = "sim-out")]
@@ -220,6 +220,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 crypto_cache: Some(crypto_cache),
                 scenario_file: Some(file.clone()),
                 threads: threads.into(),
+                events_file: None,
             };
             let o = run_to_dir(&sc, &opts, &out)?;
             print!("{}", o.report.summary());
@@ -307,11 +308,14 @@ fn real_main() -> anyhow::Result<ExitCode> {
             })
         }
         Cmd::Plot { events, out } => {
-            let text = std::fs::read_to_string(&events)?;
-            let (hops, lat) = muttr_sim::report::lookups_from_events(&text);
+            let (hops, lat) = muttr_sim::events::with_lines(&events, |it| {
+                muttr_sim::report::lookups_from_events(it)
+            })?;
             std::fs::create_dir_all(&out)?;
             muttr_sim::report::write_plots(&out, &hops, &lat)?;
-            muttr_sim::timeseries::write(&out, &text)?;
+            muttr_sim::events::with_lines(&events, |lines| {
+                muttr_sim::timeseries::write(&out, lines)
+            })??;
             println!("{} lookups plotted into {}", hops.len(), out.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -392,6 +396,7 @@ fn real_main() -> anyhow::Result<ExitCode> {
                 crypto_cache: Some(crypto_cache),
                 scenario_file: None,
                 threads: 1,
+                events_file: None,
             };
             let get = |p: &PathBuf, side: &str| -> anyhow::Result<muttr_sim::Report> {
                 if finished(p) {

@@ -8,31 +8,41 @@
 //! in another host's kernel would close an innocent socket there). The node crate needs no
 //! change and no `cfg` switch.
 //!
-//! A send also rings the [`Fabric`](crate::fabric::Fabric)'s doorbell so the packet leaves the
-//! host at the same virtual instant, without a fixed tick.
+//! A datagram to another simulated host skips the kernel's outbound queue: the socket builds
+//! the packet the kernel would (source address and port, MTU check) and hands it to the engine
+//! ([`engine::send_datagram`]), which routes it at once, stamped
+//! with the instant it was sent. turmoil-net can only drain *every* host's queue at once, and at
+//! 100,000 hosts a drain per sending instant cost more than the seeds' own work. Loopback and
+//! self-addressed datagrams still go through the kernel, and ring the worker's doorbell so they
+//! leave at the same instant.
 
 use std::future::{Future, poll_fn};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use muttr_node::net::{DatagramSocket, Transport};
 use tokio::sync::Notify;
-use turmoil_net::HostId;
 use turmoil_net::shim::tokio::net::UdpSocket;
+use turmoil_net::{HostId, Packet, Transport as Payload, UdpDatagram};
+
+use crate::engine;
 
 /// Binds sockets on one simulated host.
 #[derive(Debug, Clone)]
 pub struct SimTransport {
     host: HostId,
+    ip: Ipv4Addr,
     doorbell: Arc<Notify>,
 }
 
 impl SimTransport {
-    /// A transport for `host`; sends ring `doorbell` (the fabric's wake-up).
-    pub fn new(host: HostId, doorbell: Arc<Notify>) -> SimTransport {
-        SimTransport { host, doorbell }
+    /// A transport for `host`, whose address is `ip`; sends through the kernel ring `doorbell`
+    /// (the worker's wake-up).
+    pub fn new(host: HostId, ip: Ipv4Addr, doorbell: Arc<Notify>) -> SimTransport {
+        SimTransport { host, ip, doorbell }
     }
 
     /// The host this transport binds on.
@@ -58,6 +68,7 @@ impl Transport for SimTransport {
         let inner = on_host(self.host, UdpSocket::bind(addr)).await?;
         Ok(SimSocket {
             host: self.host,
+            ip: self.ip,
             inner: Some(inner),
             doorbell: self.doorbell.clone(),
         })
@@ -68,6 +79,7 @@ impl Transport for SimTransport {
 #[derive(Debug)]
 pub struct SimSocket {
     host: HostId,
+    ip: Ipv4Addr,
     /// Always `Some` until dropped (taken in `Drop` to close it with the host current).
     inner: Option<UdpSocket>,
     doorbell: Arc<Notify>,
@@ -83,6 +95,30 @@ impl SimSocket {
 
 impl DatagramSocket for SimSocket {
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        let local = self.local_addr()?;
+        let src = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => self.ip,
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        };
+        if let IpAddr::V4(dst) = target.ip()
+            && src == self.ip
+            && dst != self.ip
+            && !dst.is_loopback()
+            && local.port() != 0
+        {
+            engine::send_datagram(Packet {
+                src: IpAddr::V4(src),
+                dst: IpAddr::V4(dst),
+                ttl: 64,
+                payload: Payload::Udp(UdpDatagram {
+                    src_port: local.port(),
+                    dst_port: target.port(),
+                    payload: Bytes::copy_from_slice(buf),
+                }),
+            })?;
+            return Ok(buf.len());
+        }
         let n = on_host(self.host, self.inner()?.send_to(buf, target)).await?;
         self.doorbell.notify_one();
         Ok(n)
@@ -145,8 +181,8 @@ mod tests {
         let ((), fabric) = engine::run_hosts(2, &network, KernelConfig::default(), || async {
             let bell = engine::doorbell();
             let (ta, tb) = (
-                SimTransport::new(engine::host_id(0), bell.clone()),
-                SimTransport::new(engine::host_id(1), bell.clone()),
+                SimTransport::new(engine::host_id(0), host_ip(0), bell.clone()),
+                SimTransport::new(engine::host_id(1), host_ip(1), bell.clone()),
             );
             let port = 4000;
             let any: SocketAddr = (std::net::Ipv4Addr::UNSPECIFIED, port).into();
@@ -166,7 +202,7 @@ mod tests {
             assert_eq!(start.elapsed(), Duration::from_millis(expect_ms));
             // B's socket is still open and A's port is free again.
             assert_eq!(sb.local_addr()?.port(), port);
-            let again = SimTransport::new(engine::host_id(0), bell.clone())
+            let again = SimTransport::new(engine::host_id(0), host_ip(0), bell.clone())
                 .bind(any)
                 .await;
             assert!(again.is_ok(), "{again:?}");

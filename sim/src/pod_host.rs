@@ -209,7 +209,7 @@ pub async fn start(
     let values = SqliteStore::open(&spec.dir.join("seed"), Quotas::from_config(&spec.config))
         .map_err(|e| format!("seed store: {e}"))?;
     let seed = spawn_seed(
-        SimTransport::new(spec.host, doorbell.clone()),
+        SimTransport::new(spec.host, spec.ip, doorbell.clone()),
         SeedOptions {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), POD_SEED_PORT),
             advertise: Some(spec.seed_addr()),

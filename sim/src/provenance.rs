@@ -16,13 +16,15 @@ use serde::{Deserialize, Serialize};
 use crate::scenario::Scenario;
 
 /// The paths whose changes change what a run measures: the seed and pod code it runs
-/// unchanged, the simulator itself, and the locked dependency versions — as git pathspecs,
+/// unchanged, the simulator itself, the percentiles of its reports (`stats`), and the locked
+/// dependency versions — as git pathspecs,
 /// leaving out what runs no part of a run (tests, benchmarks, documents, and the simulator's
 /// command line, sweeps, comparisons, replicates and this module, which only start runs and read reports).
-pub const MEASURED: [&str; 15] = [
+pub const MEASURED: [&str; 16] = [
     "node",
     "pod",
     "sim/src",
+    "stats",
     "Cargo.toml",
     "Cargo.lock",
     ":(exclude,glob)**/tests/**",

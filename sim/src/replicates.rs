@@ -191,8 +191,11 @@ pub fn latency_cdf(dir: &Path, sides: [(&str, &[Outcome], &Path); 2]) -> anyhow:
     for (label, outcomes, runs) in sides {
         let mut lat: Vec<u64> = Vec::new();
         for o in outcomes {
-            if let Ok(text) = std::fs::read_to_string(runs.join(&o.run.id).join("events.jsonl")) {
-                lat.extend(crate::report::lookups_from_events(&text).1);
+            let log = crate::events::file_in(&runs.join(&o.run.id));
+            if let Ok((_, l)) =
+                crate::events::with_lines(&log, |it| crate::report::lookups_from_events(it))
+            {
+                lat.extend(l);
             }
         }
         lat.sort_unstable();

@@ -6,42 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// Percentile summary of a sample (nearest-rank percentiles).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    /// Sample size.
-    pub n: u64,
-    /// Smallest.
-    pub min: f64,
-    /// Median.
-    pub median: f64,
-    /// Mean.
-    pub mean: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-impl Summary {
-    /// Summarises `values` (any order).
-    pub fn of(values: &[f64]) -> Summary {
-        if values.is_empty() {
-            return Summary::default();
-        }
-        let mut v = values.to_vec();
-        v.sort_by(f64::total_cmp);
-        let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        Summary {
-            n: v.len() as u64,
-            min: v[0],
-            median: rank(0.5),
-            mean: v.iter().sum::<f64>() / v.len() as f64,
-            p99: rank(0.99),
-            max: v[v.len() - 1],
-        }
-    }
-}
+/// Summary of a sample (n, min, median, mean, p90, p99, max): the project's one definition of
+/// percentiles, shared with the benchmarks and the testbed.
+pub use muttr_stats::Summary;
 
 /// Node counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -217,6 +184,11 @@ pub struct Report {
     /// Memory and CPU by phase (not deterministic).
     #[serde(default)]
     pub memory: crate::memory::Memory,
+    /// Wall seconds each engine worker spent running its hosts rather than waiting at a
+    /// barrier for the others, by worker (worker 0 holds the pods, users and schedule): how
+    /// well the hosts were balanced (not deterministic).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub worker_busy_seconds: Vec<f64>,
     /// Where the report came from ([`crate::provenance`]); absent in reports made before it
     /// was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,6 +206,7 @@ impl Report {
             fabric_passes: 0,
             fabric_scans: 0,
             memory: crate::memory::Memory::default(),
+            worker_busy_seconds: Vec::new(),
             provenance: None,
             ..self.clone()
         }
@@ -266,6 +239,18 @@ impl Report {
             self.sim_seconds_per_wall_second,
             self.peak_rss_mib
         );
+        if self.worker_busy_seconds.len() > 1 {
+            let busy: Vec<String> = self
+                .worker_busy_seconds
+                .iter()
+                .map(|b| format!("{b:.1}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "engine workers busy (wall s, worker 0 first): {}",
+                busy.join(", ")
+            );
+        }
         let m = &self.memory;
         let _ = writeln!(
             s,
@@ -433,12 +418,14 @@ pub fn write_plots(dir: &Path, hops: &[u32], latencies_ms: &[u64]) -> anyhow::Re
     Ok(())
 }
 
-/// Hops and latencies of the lookups in an event log (`events.jsonl`), to re-plot a run.
-pub fn lookups_from_events(events: &str) -> (Vec<u32>, Vec<u64>) {
+/// Hops and latencies of the lookups in an event log (its lines), to re-plot a run.
+pub fn lookups_from_events<S: AsRef<str>>(
+    lines: impl IntoIterator<Item = S>,
+) -> (Vec<u32>, Vec<u64>) {
     let mut hops = Vec::new();
     let mut lat = Vec::new();
-    for line in events.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+    for line in lines {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line.as_ref()) else {
             continue;
         };
         if v["ev"] == "lookup"
@@ -456,23 +443,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        let s = Summary::of(&v);
-        assert_eq!((s.min, s.median, s.p99, s.max), (1.0, 50.0, 99.0, 100.0));
-        assert_eq!(s.mean, 50.5);
-        assert_eq!(Summary::of(&[]), Summary::default());
-        assert_eq!(Summary::of(&[3.0]).p99, 3.0);
-    }
-
-    #[test]
     fn lookups_are_read_back_from_an_event_log() {
         let log = concat!(
             "{\"t\":1,\"ev\":\"up\",\"node\":0,\"id\":\"00\"}\n",
             "{\"t\":2,\"ev\":\"lookup\",\"hops\":2,\"latency_ms\":80}\n",
             "not json\n",
         );
-        assert_eq!(lookups_from_events(log), (vec![2], vec![80]));
+        assert_eq!(lookups_from_events(log.lines()), (vec![2], vec![80]));
     }
 }
 

@@ -444,6 +444,7 @@ pub fn compare_engines(
             crypto_cache: None,
             scenario_file: None,
             threads: 1,
+            events_file: None,
         };
         let cpu0 = crate::memory::cpu_seconds();
         let net = crate::run(&sc, &opts)?.report;

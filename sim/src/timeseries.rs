@@ -21,7 +21,7 @@ pub struct Bucket {
     /// Of them, found.
     pub found: u64,
     /// Median latency of those lookups, ms.
-    pub latency_median_ms: Option<u64>,
+    pub latency_median_ms: Option<f64>,
     /// Publications that finished.
     pub publishes: u64,
     /// Messages started, notified, verified, lost.
@@ -47,11 +47,11 @@ struct Line {
     latency_ms: Option<u64>,
 }
 
-/// The buckets of an event log: about 100 intervals of a whole number of seconds.
-pub fn buckets(events: &str) -> Vec<Bucket> {
-    let parsed: Vec<Line> = events
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+/// The buckets of an event log (its lines): about 100 intervals of a whole number of seconds.
+pub fn buckets<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Vec<Bucket> {
+    let parsed: Vec<Line> = lines
+        .into_iter()
+        .filter_map(|l| serde_json::from_str(l.as_ref()).ok())
         .collect();
     let end_ms = parsed.iter().map(|v| v.t).max().unwrap_or(0);
     let width_ms = (end_ms / 100).max(1_000).div_ceil(1_000) * 1_000;
@@ -93,7 +93,7 @@ pub fn buckets(events: &str) -> Vec<Bucket> {
         b.live = live;
         let l = &mut latencies[i];
         l.sort_unstable();
-        b.latency_median_ms = (!l.is_empty()).then(|| l[l.len() / 2]);
+        b.latency_median_ms = muttr_stats::percentile(l, 0.5);
     }
     out
 }
@@ -132,9 +132,9 @@ pub fn csv(buckets: &[Bucket]) -> String {
 }
 
 /// Writes `timeseries.csv` and `timeseries.svg` into `dir`.
-pub fn write(dir: &Path, events: &str) -> anyhow::Result<()> {
+pub fn write<S: AsRef<str>>(dir: &Path, lines: impl IntoIterator<Item = S>) -> anyhow::Result<()> {
     use plotters::prelude::*;
-    let bs = buckets(events);
+    let bs = buckets(lines);
     std::fs::write(dir.join("timeseries.csv"), csv(&bs))?;
     let path = dir.join("timeseries.svg");
     let root = SVGBackend::new(&path, (800, 900)).into_drawing_area();
@@ -250,11 +250,11 @@ mod tests {
             "not json",
         ]
         .join("\n");
-        let b = buckets(&log);
+        let b = buckets(log.lines());
         assert_eq!(b.len(), 3, "{b:#?}");
         assert_eq!((b[0].live, b[1].live, b[2].live), (2, 1, 2));
         assert_eq!((b[0].lookups, b[0].found), (2, 1));
-        assert_eq!(b[0].latency_median_ms, Some(100));
+        assert_eq!(b[0].latency_median_ms, Some(70.0)); // mean of 40 and 100
         assert_eq!(b[1].latency_median_ms, None);
         assert_eq!((b[1].msg_sent, b[2].msg_verified), (1, 1));
         let text = csv(&b);
@@ -262,11 +262,11 @@ mod tests {
             text.lines()
                 .nth(1)
                 .unwrap()
-                .starts_with("0,2,2,1,0.5000,100,"),
+                .starts_with("0,2,2,1,0.5000,70,"),
             "{text}"
         );
         let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), &log).unwrap();
+        write(tmp.path(), log.lines()).unwrap();
         assert!(tmp.path().join("timeseries.svg").is_file());
     }
 }

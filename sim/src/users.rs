@@ -464,7 +464,7 @@ impl PodSim {
         if active {
             let quotas = Quotas::from_config(&config);
             let seed = spawn_seed(
-                SimTransport::new(host, bell),
+                SimTransport::new(host, ip, bell),
                 SeedOptions {
                     bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), POD_SEED_PORT),
                     advertise: Some(SocketAddr::new(IpAddr::V4(ip), POD_SEED_PORT)),

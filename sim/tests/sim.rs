@@ -11,6 +11,7 @@ fn quiet() -> RunOptions {
         crypto_cache: None,
         scenario_file: None,
         threads: 1,
+        events_file: None,
     }
 }
 
@@ -68,6 +69,13 @@ fn small_scenario_is_deterministic() {
     };
     let a = run_to_dir(&sc, &opts, dir.path()).unwrap();
     assert!(cache.path().join("keys.json").is_file());
+    // The log went to the gzip file as it was written, not into memory.
+    assert!(a.events.is_empty());
+    let a_log = muttr_sim::events::with_lines(&dir.path().join("events.jsonl.gz"), |lines| {
+        lines.map(|l| l + "\n").collect::<String>()
+    })
+    .unwrap();
+    assert_eq!(a_log.lines().count() as u64, a.report.events);
     for threads in [2, 3] {
         let b = run(
             &sc,
@@ -78,7 +86,7 @@ fn small_scenario_is_deterministic() {
         )
         .unwrap();
         assert!(
-            a.events == b.events,
+            a_log.as_bytes() == b.events,
             "event logs differ on {threads} threads"
         );
         assert_eq!(a.report.deterministic_part(), b.report.deterministic_part());
@@ -110,7 +118,7 @@ fn small_scenario_is_deterministic() {
     // The files are there.
     for f in [
         "report.json",
-        "events.jsonl",
+        "events.jsonl.gz",
         "hops.svg",
         "latency_cdf.svg",
         "timeseries.svg",

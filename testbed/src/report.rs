@@ -322,28 +322,26 @@ pub struct Messages {
     pub store_latency_ms: Latency,
 }
 
-/// A latency summary.
+/// A latency summary, ms (percentiles as defined by `muttr_stats`, shared with the simulator
+/// and the benchmarks).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     /// Median.
-    pub median: Option<u64>,
+    pub median: Option<f64>,
     /// 99th percentile.
-    pub p99: Option<u64>,
+    pub p99: Option<f64>,
     /// Largest.
-    pub max: Option<u64>,
+    pub max: Option<f64>,
 }
 
 impl Latency {
     /// Median, p99 and max of `v`.
     pub fn of(mut v: Vec<u64>) -> Latency {
         v.sort_unstable();
-        let pct = |p: f64| -> Option<u64> {
-            (!v.is_empty()).then(|| v[((v.len() as f64 - 1.0) * p).round() as usize])
-        };
         Latency {
-            median: pct(0.5),
-            p99: pct(0.99),
-            max: v.last().copied(),
+            median: muttr_stats::percentile(&v, 0.5),
+            p99: muttr_stats::percentile(&v, 0.99),
+            max: v.last().map(|&m| m as f64),
         }
     }
 }
@@ -529,8 +527,8 @@ mod tests {
         assert_eq!(r.messages.acked, 3);
         assert_eq!(r.messages.unacked, 1);
         assert_eq!(r.messages.delivered_of_acked, 1.0);
-        assert_eq!(r.messages.latency_ms.median, Some(300));
-        assert_eq!(r.messages.latency_ms.max, Some(400));
+        assert_eq!(r.messages.latency_ms.median, Some(300.0));
+        assert_eq!(r.messages.latency_ms.max, Some(400.0));
         assert!(r.text().contains("PASS"));
     }
 
@@ -609,9 +607,9 @@ mod tests {
             ..Default::default()
         };
         let r = t.report(head, vec![], None);
-        assert_eq!(r.messages.store_latency_ms.median, Some(500));
-        assert_eq!(r.messages.store_latency_ms.max, Some(7_000));
-        assert_eq!(r.messages.latency_ms.max, Some(10));
+        assert_eq!(r.messages.store_latency_ms.median, Some(500.0));
+        assert_eq!(r.messages.store_latency_ms.max, Some(7_000.0));
+        assert_eq!(r.messages.latency_ms.max, Some(10.0));
         assert!(r.text().contains("planned → acknowledged"));
     }
 

@@ -59,6 +59,9 @@ pub struct RunOptions {
     /// Worker threads of the engine ([`crate::engine`]); 0 or 1: one. The run is the same
     /// for every count.
     pub threads: usize,
+    /// Streams the event log to this gzip file ([`crate::events`]) instead of keeping it in
+    /// memory ([`RunOutput::events`] is then empty).
+    pub events_file: Option<std::path::PathBuf>,
 }
 
 /// What a run produced.
@@ -66,7 +69,7 @@ pub struct RunOptions {
 pub struct RunOutput {
     /// The report.
     pub report: Report,
-    /// The event log, JSON lines.
+    /// The event log, JSON lines (empty when streamed to [`RunOptions::events_file`]).
     pub events: Vec<u8>,
     /// Hops of every finished lookup, in completion order.
     pub hops: Vec<u32>,
@@ -154,10 +157,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
         t += every;
     }
     let cfg = EngineConfig {
-        layout: Layout {
-            workers: opts.threads.max(1),
-            seed_hosts: hosts,
-        },
+        layout: Layout::new(opts.threads.max(1), hosts, worker0_load(&sc)),
         hosts: all_hosts,
         window_ms,
         network: sc.network.clone(),
@@ -170,6 +170,11 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
     let panic_log = PanicLog {
         start: || PANICS.with(|p| *p.borrow_mut() = Some(Vec::new())),
         take: || PANICS.with(|p| p.borrow_mut().take()).unwrap_or_default(),
+    };
+    let log = match &opts.events_file {
+        Some(path) => EventLog::to_gzip(path)
+            .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?,
+        None => EventLog::in_memory(),
     };
     let (world, results) = engine::run(cfg, EPOCH_MS, panic_log, || async {
         let t0 = Instant::now();
@@ -210,7 +215,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
             next_fresh: sc.seeds,
             published: Vec::new(),
             holdings: Holdings::default(),
-            log: EventLog::default(),
+            log,
             m: Metrics::default(),
             rng: ChaCha8Rng::seed_from_u64(splitmix64(seed ^ 0x0A11)),
             inflight: 0,
@@ -226,20 +231,33 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
         orchestrate(world.clone(), replace_times, crash_times, opts.progress).await?;
         anyhow::Ok(world)
     })?;
-    let (fabric, panics) = engine::merge(results);
+    let engine::Merged {
+        fabric,
+        panics,
+        busy_seconds,
+    } = engine::merge(results);
     let Ok(world) = Rc::try_unwrap(world) else {
         anyhow::bail!("simulation state still shared after the run");
     };
     let mut w = world.into_inner();
     for p in &panics {
         let t = w.t_ms();
-        w.log.push(t, &Event::Panic { message: p.clone() });
+        push_event(&mut w.log, t, &Event::Panic { message: p.clone() });
     }
     let hops = std::mem::take(&mut w.m.hops);
     let latencies_ms = std::mem::take(&mut w.m.latencies_ms);
+    let live = w.live.len();
+    w.log(Event::End { live });
+    let log = w
+        .log
+        .finish()
+        .map_err(|e| anyhow::anyhow!("writing the event log: {e}"))?;
     let wall_seconds = wall.elapsed().as_secs_f64();
     let mut report = build_report(&mut w, &fabric, &hops, &latencies_ms, panics, wall_seconds);
+    report.events = log.lines;
+    report.events_sha256 = log.sha256;
     report.peak_rss_mib = crate::memory::peak_rss_mib();
+    report.worker_busy_seconds = busy_seconds;
     report.memory = std::mem::take(&mut w.mem);
     report.memory.cpu_seconds = crate::memory::cpu_seconds();
     let mut ran = scenario.clone();
@@ -249,8 +267,28 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOutput> 
     report.provenance = Some(provenance);
     Ok(RunOutput {
         report,
-        events: std::mem::take(&mut w.log.buf),
+        events: log.text,
         hops,
         latencies_ms,
     })
 }
+
+/// What worker 0 carries besides its seeds, in seeds' worth of work ([`Layout::new`]): each pod
+/// (its embedded seed, its HTTP server and store) counts [`POD_LOAD`], each user (its client,
+/// its crypto, and — for an active user — its own seed) [`USER_LOAD`] plus one for the seed.
+fn worker0_load(sc: &Scenario) -> f64 {
+    let users = f64::from(sc.pods * sc.users_per_pod);
+    f64::from(sc.pods) * POD_LOAD + users * (USER_LOAD + sc.messaging.active_share)
+}
+
+/// A pod's work in seeds' worth (its server, store and federation; its users are counted
+/// apart). Small beside the users' share: see [`USER_LOAD`].
+const POD_LOAD: f64 = 2.0;
+
+/// A user's client work (HTTP or WebSocket, sealing and opening, polling) in seeds' worth,
+/// besides the seed of an active user. Measured on `seeds10k-pods` on 2 threads, from the
+/// workers' busy time (`worker_busy_seconds`): with 3,950 seeds on worker 0 and 6,050 on
+/// worker 1 they were busy 276.8 s and 127.4 s, so a seed costs ≈ 21 ms there and the pods
+/// with their 2,000 users ≈ 194 s, ≈ 9,100 seeds' worth: ≈ 4.5 per user with the active
+/// users' seeds, 4 without.
+const USER_LOAD: f64 = 4.0;

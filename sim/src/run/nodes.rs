@@ -3,7 +3,7 @@
 //! ([`engine::remote`]) that runs on the seed's worker, where the seed lives in a thread-local.
 
 use crate::engine;
-use crate::fabric::splitmix64;
+use crate::fabric::{host_ip, splitmix64};
 use crate::net::SimTransport;
 use crate::report::{self, Summary};
 use crate::store::TrackedStore;
@@ -78,7 +78,7 @@ pub(super) fn start_node(
             config,
             rng_seed,
         };
-        let transport = SimTransport::new(engine::host_id(i), engine::doorbell());
+        let transport = SimTransport::new(engine::host_id(i), host_ip(i), engine::doorbell());
         let seed = spawn_seed(transport, options, store, engine::clock())
             .await
             .map_err(|e| e.to_string())?;

@@ -32,13 +32,9 @@ pub(super) async fn publish_op(w: &W) {
     let key = muttr_node::value::key_of(&value);
     let started = Instant::now();
     let v = value.clone();
-    let (r, latency_ms) = on_seed(node, move |h| async move {
-        let started = Instant::now();
-        let r = h.publish(v).await;
-        (r, started.elapsed().as_millis() as u64)
-    })
-    .await
-    .unwrap_or((Err(SeedError::Stopped), 0));
+    let (r, latency_ms) = on_seed(node, move |h| timed(async move { h.publish(v).await }))
+        .await
+        .unwrap_or((Err(SeedError::Stopped), 0));
     let fetch_delay = {
         let mut wb = w.borrow_mut();
         match r {
@@ -119,12 +115,17 @@ pub(super) async fn publish_op(w: &W) {
     }
 }
 
+/// Runs `op` (on the seed's worker) and measures it there, in virtual ms.
+async fn timed<T>(op: impl std::future::Future<Output = T>) -> (T, u64) {
+    let started = Instant::now();
+    let r = op.await;
+    (r, started.elapsed().as_millis() as u64)
+}
+
 /// FIND_VALUE of `key` from `node`: Some(found the exact value), None if aborted.
 pub(super) async fn find(w: &W, node: u32, key: Key, value: &str, fetch: bool) -> Option<bool> {
-    let (r, latency_ms) = on_seed(node, move |h| async move {
-        let started = Instant::now();
-        let r = h.find_value_report(key).await;
-        (r, started.elapsed().as_millis() as u64)
+    let (r, latency_ms) = on_seed(node, move |h| {
+        timed(async move { h.find_value_report(key).await })
     })
     .await
     .unwrap_or((Err(SeedError::Stopped), 0));

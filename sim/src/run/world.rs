@@ -1,6 +1,7 @@
 //! The state of a run: the event log, the seeds' slots, metrics, and [`World`], shared by
 //! the run's tasks as [`W`].
 
+pub(super) use crate::events::EventLog;
 use crate::report::{self};
 use crate::scenario::Scenario;
 use crate::store::Holdings;
@@ -109,29 +110,10 @@ pub(super) enum Event<'a> {
     },
 }
 
-#[derive(Default)]
-pub(super) struct EventLog {
-    pub(super) buf: Vec<u8>,
-    pub(super) lines: u64,
-}
-
-impl EventLog {
-    pub(super) fn push(&mut self, t_ms: u64, ev: &Event<'_>) {
-        let body = serde_json::to_string(ev).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-        self.push_raw(t_ms, &body);
-    }
-
-    /// Appends a serialized JSON object (`{"ev":…}`).
-    pub(super) fn push_raw(&mut self, t_ms: u64, body: &str) {
-        if !body.starts_with('{') {
-            return;
-        }
-        self.buf
-            .extend_from_slice(format!("{{\"t\":{t_ms},").as_bytes());
-        self.buf.extend_from_slice(&body.as_bytes()[1..]);
-        self.buf.push(b'\n');
-        self.lines += 1;
-    }
+/// Appends event `ev` at virtual ms `t_ms` to `log`.
+pub(super) fn push_event(log: &mut EventLog, t_ms: u64, ev: &Event<'_>) {
+    let body = serde_json::to_string(ev).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    log.push_raw(t_ms, &body);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,7 +207,7 @@ impl World {
 
     pub(super) fn log(&mut self, ev: Event<'_>) {
         let t = self.t_ms();
-        self.log.push(t, &ev);
+        push_event(&mut self.log, t, &ev);
     }
 
     pub(super) fn set_live(&mut self, i: u32, live: bool) {
