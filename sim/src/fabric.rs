@@ -58,13 +58,14 @@ pub struct FabricStats {
     pub partitioned: u64,
     /// Datagrams to an address that is no simulated host.
     pub unroutable: u64,
-    /// Scheduler passes (deliveries due, and a scan of the outbound queues if a socket rang).
+    /// Window boundaries worker 0 stopped at.
     pub passes: u64,
     /// TCP segments carried (pods and their clients; not in the datagram counts above).
     pub tcp_segments: u64,
     /// TCP segments dropped by a partition.
     pub tcp_partitioned: u64,
-    /// Passes that scanned every host's outbound queue (the cost driver at scale).
+    /// Scans of every host's outbound queue of a worker: at instants when a TCP socket (or a
+    /// loopback datagram) rang; datagrams between hosts skip the queues (the `net` module).
     pub scans: u64,
 }
 

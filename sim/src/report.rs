@@ -178,7 +178,8 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<MessageReport>,
     /// Scans of the hosts' outbound queues, summed over the workers (each scans its own hosts
-    /// whenever one of them sent; depends on the thread count, so outside the determinism check).
+    /// at instants when one of them wrote to TCP; datagrams skip the queues; depends on the
+    /// thread count, so outside the determinism check).
     #[serde(default)]
     pub fabric_scans: u64,
     /// Memory and CPU by phase (not deterministic).
